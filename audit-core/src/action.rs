@@ -1,0 +1,242 @@
+//! [`Action`]: the verb of an audit entry.
+//!
+//! In the flow request → layer → **entry** → sink → store → admin router, the layer derives an
+//! action from the HTTP method and route (`POST /api-keys/{id}/revoke` → [`Action::Revoke`]),
+//! handlers may override it, and the store keeps it as text. The text form is PascalCase
+//! (`"ToggleActive"`), and [`Display`](fmt::Display) and [`FromStr`] round-trip.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The longest custom action name accepted, in bytes.
+pub const MAX_ACTION_LEN: usize = 64;
+
+/// What was done to the entity of an audit entry.
+///
+/// The well-known verbs cover what integration and admin platforms record; anything else is
+/// [`Action::Custom`]. Parse text with [`str::parse`]; a well-known name always parses to its
+/// variant, never to `Custom`, so the text form is a faithful key for storage and filters.
+///
+/// ```
+/// use audit_core::Action;
+///
+/// let action: Action = "ToggleActive".parse().unwrap();
+/// assert_eq!(action, Action::ToggleActive);
+/// assert_eq!(action.to_string(), "ToggleActive");
+/// assert_eq!("Approve".parse::<Action>().unwrap(), Action::Custom("Approve".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Action {
+    /// An object was created.
+    Create,
+    /// An object was read (recorded only when configured, e.g. reads of the audit log itself).
+    Read,
+    /// An object was changed.
+    Update,
+    /// An object was deleted.
+    Delete,
+    /// An object was deactivated.
+    Deactivate,
+    /// An object was activated.
+    Activate,
+    /// An object's active flag was flipped.
+    ToggleActive,
+    /// A credential (such as an API key) was revoked.
+    Revoke,
+    /// A credential was rotated.
+    Rotate,
+    /// State (such as an extraction cursor) was reset.
+    Reset,
+    /// A job or run was executed.
+    Execute,
+    /// A successful sign-in.
+    Login,
+    /// A failed sign-in attempt.
+    LoginFailed,
+    /// A sign-out.
+    Logout,
+    /// Data (such as the audit log) was exported.
+    Export,
+    /// Old entries were purged by retention.
+    Purge,
+    /// An application-specific verb, in PascalCase by convention.
+    Custom(String),
+}
+
+/// Every well-known action with its text form, in declaration order.
+const KNOWN: &[(&str, Action)] = &[
+    ("Create", Action::Create),
+    ("Read", Action::Read),
+    ("Update", Action::Update),
+    ("Delete", Action::Delete),
+    ("Deactivate", Action::Deactivate),
+    ("Activate", Action::Activate),
+    ("ToggleActive", Action::ToggleActive),
+    ("Revoke", Action::Revoke),
+    ("Rotate", Action::Rotate),
+    ("Reset", Action::Reset),
+    ("Execute", Action::Execute),
+    ("Login", Action::Login),
+    ("LoginFailed", Action::LoginFailed),
+    ("Logout", Action::Logout),
+    ("Export", Action::Export),
+    ("Purge", Action::Purge),
+];
+
+impl Action {
+    /// The text form: the variant name, or the custom name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Action::Create => "Create",
+            Action::Read => "Read",
+            Action::Update => "Update",
+            Action::Delete => "Delete",
+            Action::Deactivate => "Deactivate",
+            Action::Activate => "Activate",
+            Action::ToggleActive => "ToggleActive",
+            Action::Revoke => "Revoke",
+            Action::Rotate => "Rotate",
+            Action::Reset => "Reset",
+            Action::Execute => "Execute",
+            Action::Login => "Login",
+            Action::LoginFailed => "LoginFailed",
+            Action::Logout => "Logout",
+            Action::Export => "Export",
+            Action::Purge => "Purge",
+            Action::Custom(name) => name,
+        }
+    }
+
+    /// All well-known actions (every variant but [`Action::Custom`]).
+    pub fn well_known() -> impl Iterator<Item = Action> {
+        KNOWN.iter().map(|(_, action)| action.clone())
+    }
+
+    /// Whether this is one of the well-known verbs.
+    pub fn is_well_known(&self) -> bool {
+        !matches!(self, Action::Custom(_))
+    }
+}
+
+/// Why a text could not be read as an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseActionError {
+    /// The text was empty.
+    #[error("an action name cannot be empty")]
+    Empty,
+    /// The text was longer than [`MAX_ACTION_LEN`] bytes.
+    #[error("an action name is at most {MAX_ACTION_LEN} bytes, got {0}")]
+    TooLong(usize),
+    /// The text held something other than ASCII letters, digits, `_`, `-` or `.`, or did not
+    /// start with a letter.
+    #[error(
+        "an action name starts with a letter and holds only ASCII letters, digits, '_', '-' or '.': {0:?}"
+    )]
+    Invalid(String),
+}
+
+impl FromStr for Action {
+    type Err = ParseActionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((_, action)) = KNOWN.iter().find(|(name, _)| *name == s) {
+            return Ok(action.clone());
+        }
+        if s.is_empty() {
+            return Err(ParseActionError::Empty);
+        }
+        if s.len() > MAX_ACTION_LEN {
+            return Err(ParseActionError::TooLong(s.len()));
+        }
+        let mut chars = s.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        if !starts_with_letter
+            || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ParseActionError::Invalid(s.to_owned()));
+        }
+        Ok(Action::Custom(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_well_known_action_round_trips_through_text_and_json() {
+        let mut count = 0;
+        for action in Action::well_known() {
+            let text = action.to_string();
+            assert_eq!(text.parse::<Action>().unwrap(), action);
+            let json = serde_json::to_string(&action).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
+            count += 1;
+        }
+        assert_eq!(count, 16);
+        assert_eq!(
+            serde_json::to_string(&Action::ToggleActive).unwrap(),
+            "\"ToggleActive\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Action::LoginFailed).unwrap(),
+            "\"LoginFailed\""
+        );
+    }
+
+    #[test]
+    fn custom_actions_round_trip_and_never_shadow_known_ones() {
+        let custom: Action = "Approve".parse().unwrap();
+        assert_eq!(custom, Action::Custom("Approve".into()));
+        assert_eq!(custom.to_string().parse::<Action>().unwrap(), custom);
+        assert!(!custom.is_well_known());
+        assert_eq!("Revoke".parse::<Action>().unwrap(), Action::Revoke);
+        // Case matters: the stored text is the key.
+        assert_eq!(
+            "revoke".parse::<Action>().unwrap(),
+            Action::Custom("revoke".into())
+        );
+    }
+
+    #[test]
+    fn bad_action_text_is_a_clear_error() {
+        assert_eq!("".parse::<Action>(), Err(ParseActionError::Empty));
+        assert_eq!(
+            "x".repeat(65).parse::<Action>(),
+            Err(ParseActionError::TooLong(65))
+        );
+        assert!(matches!(
+            "1abc".parse::<Action>(),
+            Err(ParseActionError::Invalid(_))
+        ));
+        assert!(matches!(
+            "Drop'; --".parse::<Action>(),
+            Err(ParseActionError::Invalid(_))
+        ));
+        assert!(serde_json::from_str::<Action>("\"a b\"").is_err());
+    }
+}
