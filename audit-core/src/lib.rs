@@ -19,6 +19,7 @@ mod change;
 mod entry;
 mod redact;
 mod sink;
+pub mod store;
 
 pub use action::{Action, MAX_ACTION_LEN, ParseActionError};
 pub use bound::{Limits, TRUNCATION_MARKER, truncate};

@@ -1,0 +1,1 @@
+//! The query side of storage (in progress).
