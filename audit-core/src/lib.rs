@@ -30,3 +30,4 @@ pub use entry::{
 };
 pub use redact::{DEFAULT_SENSITIVE, REDACTED, Redactor};
 pub use sink::{AuditSink, MemorySink, SinkError, TracingSink};
+pub use store::{AuditQuery, AuditStore, Cursor, Order, Page, Scope, StoreError};
