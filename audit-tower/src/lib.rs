@@ -1,1 +1,45 @@
-//! x
+//! Audit logging for tower and axum services: one layer records who changed what.
+//!
+//! The flow is request → layer → entry → sink → store → admin router. This crate is the
+//! capture end of it:
+//!
+//! - [`AuditLayer`] wraps an axum `Router` (with `Router::layer`) and turns every mutating
+//!   request on a matched route into an [`AuditEntry`](audit_core::AuditEntry): action and
+//!   entity from the route ([`RouteRule`] to override), actor, tenant and API key from
+//!   [resolvers](ResolveActor), client address from [`ClientIpConfig`].
+//! - [`AuditContext`] lets a handler add what only it knows: the entity's name, a summary, the
+//!   before and after values.
+//!
+//! ```
+//! use audit_core::{Actor, MemorySink};
+//! use audit_tower::{AuditContext, AuditLayer};
+//! use axum::{Router, routing::post};
+//!
+//! async fn revoke(audit: AuditContext) -> &'static str {
+//!     audit.entity_name("CI deploy key").details("revoked after the incident");
+//!     "revoked"
+//! }
+//!
+//! let sink = MemorySink::new();
+//! let app: Router = Router::new()
+//!     .route("/api-keys/{id}/revoke", post(revoke))
+//!     .layer(AuditLayer::new(sink.clone()));
+//! ```
+//!
+//! Where the layer goes: add it with `Router::layer` so it runs after routing (it needs the
+//! matched route). Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
+//! the request extensions) or inside it (put one into the response extensions); both are read.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client_ip;
+mod context;
+mod layer;
+mod resolve;
+mod route;
+
+pub use client_ip::{ClientIpConfig, ClientIpSource};
+pub use context::{AuditContext, MissingAuditContext};
+pub use layer::{AuditLayer, AuditService, ResponseFuture};
+pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint};
+pub use route::{DEFAULT_VERBS, RouteRule, entity_type_of};

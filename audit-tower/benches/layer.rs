@@ -1,0 +1,86 @@
+//! What `AuditLayer` costs per request, beside a bare router and tower-http's `TraceLayer`.
+//!
+//! Run with `cargo bench -p audit-tower --bench layer`. Each variant serves the same two routes
+//! in-process through `Router::oneshot`; the difference to `bare` is the layer's cost. The audit
+//! variant writes into a channel drained by another thread, so the figure is the capture cost,
+//! not a database's.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use audit_core::{AuditEntry, AuditSink, SinkError};
+use audit_tower::AuditLayer;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Method, Request};
+use tower::ServiceExt;
+use tower_http::trace::TraceLayer;
+
+/// Hands entries to a channel; a thread on the other end drops them.
+struct ChannelSink(mpsc::Sender<AuditEntry>);
+
+#[async_trait::async_trait]
+impl AuditSink for ChannelSink {
+    async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
+        self.0.send(entry).map_err(|e| SinkError::Unavailable(e.to_string()))
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/api-keys/{id}/revoke", post(|| async { "revoked" }))
+        .route("/api-keys/{id}", get(|| async { "key" }))
+}
+
+fn request(method: Method, uri: &'static str) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("user-agent", "bench/1.0")
+        .header("x-api-key", "sk_live_bench_key_0123456789")
+        .body(Body::empty())
+        .expect("valid request");
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 4000))));
+    req
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let (tx, rx) = mpsc::channel::<AuditEntry>();
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+
+    let variants: [(&str, Router); 3] = [
+        ("bare", routes()),
+        ("audit", routes().layer(AuditLayer::new(ChannelSink(tx)))),
+        ("trace", routes().layer(TraceLayer::new_for_http())),
+    ];
+    for (label, method, uri) in
+        [("post_revoke", Method::POST, "/api-keys/k-1/revoke"), ("get_key", Method::GET, "/api-keys/k-1")]
+    {
+        let mut group = c.benchmark_group(label);
+        group.measurement_time(Duration::from_secs(4));
+        for (name, app) in &variants {
+            group.bench_function(*name, |b| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let response = app.clone().oneshot(request(method.clone(), uri)).await;
+                            black_box(response.expect("infallible"));
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

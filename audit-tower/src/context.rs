@@ -1,0 +1,285 @@
+//! [`AuditContext`]: how a handler enriches, corrects or vetoes its own audit entry.
+//!
+//! In the flow request → **layer** → entry → sink → store → admin router, the layer drafts an
+//! entry before the handler runs (actor, API key, IP, action and entity from the route) and
+//! puts an `AuditContext` into the request extensions. The handler extracts it and adds what
+//! only it knows: the entity's name, a summary, the before and after values. When the response
+//! is ready the layer finishes the entry and hands it to the sink.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use audit_core::{Action, Actor, AuditEntry, Outcome, REDACTED, TenantRef, diff};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::layer::Config;
+
+/// The audit entry of the current request, as the handler sees it.
+///
+/// Extract it in a handler on a route under [`AuditLayer`](crate::AuditLayer). Every method
+/// takes `&self`; clones share the same entry. Values given here win over what the layer
+/// derived.
+///
+/// ```
+/// use audit_tower::AuditContext;
+/// use axum::Json;
+/// use serde_json::{json, Value};
+///
+/// async fn update_profile(audit: AuditContext, Json(body): Json<Value>) -> &'static str {
+///     let before = json!({"name": "CRM", "password": "old"}); // loaded from the database
+///     audit.entity_name("CRM");
+///     audit.details("renamed and rotated the password");
+///     audit.changes(&before, &body); // `password` is stored as "[REDACTED]"
+///     "ok"
+/// }
+/// # let _ = update_profile;
+/// ```
+///
+/// The layer drafts entries only for requests it records (mutating methods on matched routes,
+/// and routes a rule selects). In a handler that also serves `GET`, extract
+/// `Option<AuditContext>`.
+#[derive(Clone)]
+pub struct AuditContext {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuditContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditContext").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Shared {
+    config: Arc<Config>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// `None` once the entry was skipped or claimed.
+    pub draft: Option<AuditEntry>,
+    pub actor_set: bool,
+    pub tenant_set: bool,
+    pub outcome_set: bool,
+}
+
+impl AuditContext {
+    pub(crate) fn new(config: Arc<Config>, draft: AuditEntry) -> Self {
+        let state = State {
+            draft: Some(draft),
+            ..State::default()
+        };
+        AuditContext {
+            shared: Arc::new(Shared {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every write below leaves the state whole, so a poisoned lock still holds good data.
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut AuditEntry)) {
+        if let Some(draft) = self.lock().draft.as_mut() {
+            f(draft);
+        }
+    }
+
+    /// The display name of the object acted on (`Salesforce prod`).
+    pub fn entity_name(&self, name: impl Into<String>) -> &Self {
+        let name = name.into();
+        self.edit(|e| e.entity_name = Some(name));
+        self
+    }
+
+    /// The id of the object acted on, for routes whose path does not carry it (a `POST` that
+    /// creates it, say).
+    pub fn entity_id(&self, id: impl ToString) -> &Self {
+        let id = id.to_string();
+        self.edit(|e| e.entity_id = Some(id));
+        self
+    }
+
+    /// The kind of object acted on, instead of the one derived from the route.
+    pub fn entity_type(&self, entity_type: impl Into<String>) -> &Self {
+        let entity_type = entity_type.into();
+        self.edit(|e| e.entity_type = Some(entity_type));
+        self
+    }
+
+    /// A short human summary of what happened.
+    pub fn details(&self, details: impl Into<String>) -> &Self {
+        let details = details.into();
+        self.edit(|e| e.details = Some(details));
+        self
+    }
+
+    /// The action, instead of the one derived from the route.
+    pub fn action(&self, action: Action) -> &Self {
+        self.edit(|e| e.action = action);
+        self
+    }
+
+    /// The actor, instead of what the resolvers found (for example the user a login just
+    /// authenticated, or the email a failed login tried).
+    pub fn actor(&self, actor: Actor) -> &Self {
+        let mut state = self.lock();
+        if let Some(draft) = state.draft.as_mut() {
+            draft.set_actor(actor);
+            state.actor_set = true;
+        }
+        self
+    }
+
+    /// The tenant (and team), instead of what the resolvers found.
+    pub fn tenant(&self, tenant: TenantRef) -> &Self {
+        let mut state = self.lock();
+        if let Some(draft) = state.draft.as_mut() {
+            draft.tenant_id = Some(tenant.tenant_id);
+            draft.team_id = tenant.team_id;
+            state.tenant_set = true;
+        }
+        self
+    }
+
+    /// The outcome, instead of the one that follows from the response status.
+    pub fn outcome(&self, outcome: Outcome) -> &Self {
+        let mut state = self.lock();
+        if let Some(draft) = state.draft.as_mut() {
+            draft.outcome = outcome;
+            state.outcome_set = true;
+        }
+        self
+    }
+
+    /// Field-level changes between two states of the object, redacted by the layer's
+    /// [`Redactor`](audit_core::Redactor). Use `&None::<T>` (or `serde_json::Value::Null`) for
+    /// the missing side of a creation or deletion.
+    ///
+    /// A value that cannot be serialised to JSON (a map with non-string keys, say) is recorded
+    /// as a single change of the field `"<unserialisable>"` and logged.
+    pub fn changes<B: Serialize + ?Sized, A: Serialize + ?Sized>(
+        &self,
+        before: &B,
+        after: &A,
+    ) -> &Self {
+        let changes = match (serde_json::to_value(before), serde_json::to_value(after)) {
+            (Ok(before), Ok(after)) => {
+                let mut changes = diff(&before, &after);
+                self.shared.config.redactor.redact_changes(&mut changes);
+                changes
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "audit: the values given to AuditContext::changes could not be serialised");
+                vec![audit_core::Change::new(
+                    "<unserialisable>",
+                    Value::Null,
+                    Value::Null,
+                )]
+            }
+        };
+        self.edit(|e| e.changes = changes);
+        self
+    }
+
+    /// Changes for a created object: every field from `null` to its value.
+    pub fn created<A: Serialize + ?Sized>(&self, after: &A) -> &Self {
+        self.changes(&Value::Null, after)
+    }
+
+    /// Changes for a deleted object: every field from its value to `null`.
+    pub fn deleted<B: Serialize + ?Sized>(&self, before: &B) -> &Self {
+        self.changes(before, &Value::Null)
+    }
+
+    /// One application-specific metadata key; sensitive keys are redacted.
+    pub fn metadata<V: Serialize + ?Sized>(&self, key: impl Into<String>, value: &V) -> &Self {
+        let key = key.into();
+        let redactor = &self.shared.config.redactor;
+        let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+        if redactor.is_sensitive_key(&key) {
+            value = Value::String(REDACTED.to_owned());
+        } else {
+            redactor.redact_value(&mut value);
+        }
+        self.edit(|e| {
+            e.metadata.insert(key, value);
+        });
+        self
+    }
+
+    /// Records nothing for this request.
+    pub fn skip(&self) {
+        self.lock().draft = None;
+    }
+
+    /// Takes the entry as it stands, so the caller can store it itself (in its own database
+    /// transaction, say); the layer then records nothing. Returns `None` when the entry was
+    /// skipped or already claimed.
+    ///
+    /// The entry's outcome is `success` and its status unset: the response does not exist yet.
+    /// If storing it fails, give it back with [`release`](Self::release) so the layer records it.
+    pub fn claim(&self) -> Option<AuditEntry> {
+        let mut state = self.lock();
+        let mut entry = state.draft.take()?;
+        if !state.outcome_set {
+            entry.outcome = Outcome::Success;
+        }
+        entry.bound(&self.shared.config.limits);
+        Some(entry)
+    }
+
+    /// Gives back an entry taken with [`claim`](Self::claim) that could not be stored; the layer
+    /// records it when the response is ready.
+    pub fn release(&self, entry: AuditEntry) {
+        let mut state = self.lock();
+        if state.draft.is_none() {
+            state.draft = Some(entry);
+        }
+    }
+}
+
+/// The rejection when [`AuditContext`] is extracted on a route without
+/// [`AuditLayer`](crate::AuditLayer), or on a request the layer does not record.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "AuditContext is missing: add `.layer(AuditLayer::new(sink))` to this router, and extract \
+     `Option<AuditContext>` in handlers that also serve GET, HEAD or OPTIONS"
+)]
+pub struct MissingAuditContext;
+
+impl IntoResponse for MissingAuditContext {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
+    type Rejection = MissingAuditContext;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AuditContext>()
+            .cloned()
+            .ok_or(MissingAuditContext)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AuditContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<AuditContext>().cloned())
+    }
+}

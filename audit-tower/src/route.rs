@@ -1,0 +1,493 @@
+//! Deriving the action and the entity from the matched route, and the rules that override it.
+//!
+//! In the flow request → **layer** → entry → sink → store → admin router, the layer asks this
+//! module what a request means: `POST /api-keys/{id}/revoke` is [`Action::Revoke`] on an
+//! `ApiKey` whose id is the `{id}` segment. The derivation for each method and route template is
+//! computed once and cached, so the per-request cost is one map lookup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use audit_core::Action;
+use http::Method;
+
+/// The verb segments recognised at the end of a route by default, and their actions.
+pub const DEFAULT_VERBS: &[(&str, Action)] = &[
+    ("activate", Action::Activate),
+    ("deactivate", Action::Deactivate),
+    ("enable", Action::Activate),
+    ("disable", Action::Deactivate),
+    ("toggle-active", Action::ToggleActive),
+    ("toggle_active", Action::ToggleActive),
+    ("revoke", Action::Revoke),
+    ("rotate", Action::Rotate),
+    ("reset", Action::Reset),
+    ("execute", Action::Execute),
+    ("run", Action::Execute),
+    ("login", Action::Login),
+    ("logout", Action::Logout),
+    ("export", Action::Export),
+];
+
+/// An explicit rule for one route (and optionally one method), overriding the derivation.
+///
+/// A rule on a safe method (`GET`, `HEAD`, `OPTIONS`) makes that route recorded; a rule with
+/// [`skip`](Self::skip) makes a mutating route unrecorded.
+///
+/// ```
+/// use audit_core::Action;
+/// use audit_tower::RouteRule;
+/// use http::Method;
+///
+/// // `POST /sessions` is a login, not the creation of a "Session".
+/// let login = RouteRule::new(Method::POST, "/sessions").action(Action::Login).entity_type("User");
+/// // Downloads of a report are worth recording.
+/// let download = RouteRule::new(Method::GET, "/reports/{id}/download").action(Action::Export);
+/// // Health pings are not.
+/// let ping = RouteRule::any_method("/health/ping").skip();
+/// # let _ = (login, download, ping);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    method: Option<Method>,
+    route: String,
+    action: Option<Action>,
+    entity_type: Option<String>,
+    entity_id_param: Option<String>,
+    skip: bool,
+}
+
+impl RouteRule {
+    /// A rule for `method` on the route template `route` (as written in `Router::route`).
+    pub fn new(method: Method, route: impl Into<String>) -> Self {
+        RouteRule {
+            method: Some(method),
+            route: route.into(),
+            action: None,
+            entity_type: None,
+            entity_id_param: None,
+            skip: false,
+        }
+    }
+
+    /// A rule for every method on the route template `route`.
+    pub fn any_method(route: impl Into<String>) -> Self {
+        RouteRule {
+            method: None,
+            ..RouteRule::new(Method::GET, route)
+        }
+    }
+
+    /// Records this action instead of the derived one.
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// Records this entity type instead of the derived one.
+    pub fn entity_type(mut self, entity_type: impl Into<String>) -> Self {
+        self.entity_type = Some(entity_type.into());
+        self
+    }
+
+    /// Takes the entity id from the path parameter with this name (without braces).
+    pub fn entity_id_param(mut self, name: impl Into<String>) -> Self {
+        self.entity_id_param = Some(name.into());
+        self
+    }
+
+    /// Records nothing for this route.
+    pub fn skip(mut self) -> Self {
+        self.skip = true;
+        self
+    }
+
+    fn matches(&self, method: &Method) -> bool {
+        self.method.as_ref().is_none_or(|m| m == method)
+    }
+}
+
+/// What a method on a route means for the audit log; computed once per route and method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub skip: bool,
+    pub action: Action,
+    pub entity_type: Option<String>,
+    /// The position of the entity id parameter, counted from the end of the path.
+    pub id_from_end: Option<usize>,
+}
+
+/// Derivations by route template, then by method.
+type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>>;
+
+/// The route configuration of a layer: verbs, rules and the cache of derivations.
+#[derive(Debug, Clone)]
+pub(crate) struct Routes {
+    verbs: Vec<(String, Action)>,
+    rules: Vec<RouteRule>,
+    cache: Arc<RwLock<DeriveCache>>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            verbs: DEFAULT_VERBS
+                .iter()
+                .map(|(s, a)| ((*s).to_owned(), a.clone()))
+                .collect(),
+            rules: Vec::new(),
+            cache: Arc::default(),
+        }
+    }
+}
+
+/// More distinct routes than any real service has; past it derivations are not cached, so a
+/// flood of odd method names cannot grow memory.
+const CACHE_LIMIT: usize = 4096;
+
+impl Routes {
+    pub fn add_rule(&mut self, rule: RouteRule) {
+        self.rules.push(rule);
+        self.cache = Arc::default();
+    }
+
+    pub fn add_verb(&mut self, segment: String, action: Action) {
+        self.verbs.retain(|(s, _)| *s != segment);
+        self.verbs.push((segment, action));
+        self.cache = Arc::default();
+    }
+
+    /// Whether any rule could make a safe-method request recorded.
+    pub fn has_safe_method_rules(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| !r.skip && r.method.as_ref().is_none_or(is_safe))
+    }
+
+    pub fn derive(&self, method: &Method, route: &str) -> Arc<Derived> {
+        let read = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = read.get(route).and_then(|per_method| {
+            per_method
+                .iter()
+                .find(|(m, _)| m == method)
+                .map(|(_, d)| d.clone())
+        }) {
+            return found;
+        }
+        let cached = read.len();
+        drop(read);
+        let derived = Arc::new(self.compute(method, route));
+        // Method names are client input (any token is a valid method), so bound the cache.
+        if cached < CACHE_LIMIT {
+            let mut write = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            let per_method = write.entry(Box::from(route)).or_default();
+            if per_method.len() < 16 && !per_method.iter().any(|(m, _)| m == method) {
+                per_method.push((method.clone(), derived.clone()));
+            }
+        }
+        derived
+    }
+
+    fn compute(&self, method: &Method, route: &str) -> Derived {
+        let rule = self
+            .rules
+            .iter()
+            .rev()
+            .find(|r| r.route == route && r.matches(method));
+        let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+        let wildcard = segments.iter().any(|s| s.starts_with("{*"));
+        let mut resource: &[&str] = &segments;
+        let mut action = None;
+        if let Some((last, rest)) = segments.split_last()
+            && let Some((_, verb)) = self.verbs.iter().find(|(v, _)| v == last)
+        {
+            action = Some(verb.clone());
+            resource = rest;
+        }
+        let action = action.unwrap_or_else(|| method_action(method));
+        let collection = resource.iter().rposition(|s| !is_param(s));
+        let entity_type = collection.map(|i| entity_type_of(resource[i]));
+        let id_index = collection
+            .map(|i| i + 1)
+            .filter(|&i| resource.get(i).is_some_and(|s| is_param(s)));
+        let mut derived = Derived {
+            skip: false,
+            action,
+            entity_type,
+            id_from_end: id_index
+                .map(|i| segments.len() - 1 - i)
+                .filter(|_| !wildcard),
+        };
+        if let Some(rule) = rule {
+            derived.skip = rule.skip;
+            if let Some(action) = &rule.action {
+                derived.action = action.clone();
+            }
+            if let Some(entity_type) = &rule.entity_type {
+                derived.entity_type = Some(entity_type.clone());
+            }
+            if let Some(param) = &rule.entity_id_param {
+                let wanted = format!("{{{param}}}");
+                derived.id_from_end = segments
+                    .iter()
+                    .position(|s| *s == wanted)
+                    .map(|i| segments.len() - 1 - i)
+                    .filter(|_| !wildcard);
+            }
+        } else if is_safe(method) {
+            derived.skip = true;
+        }
+        derived
+    }
+}
+
+pub(crate) fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn is_param(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}') || segment.starts_with(':')
+}
+
+fn method_action(method: &Method) -> Action {
+    match *method {
+        Method::POST => Action::Create,
+        Method::PUT | Method::PATCH => Action::Update,
+        Method::DELETE => Action::Delete,
+        Method::GET | Method::HEAD => Action::Read,
+        _ => Action::Custom(pascal_case(&method.as_str().to_ascii_lowercase())),
+    }
+}
+
+/// `connection-profiles` → `ConnectionProfile`, `policies` → `Policy`.
+pub fn entity_type_of(collection: &str) -> String {
+    pascal_case(&singular(collection))
+}
+
+fn singular(word: &str) -> String {
+    let lower = word.to_ascii_lowercase();
+    if lower.ends_with("ies") && word.len() > 3 {
+        format!("{}y", &word[..word.len() - 3])
+    } else if ["sses", "shes", "ches", "xes", "zes", "uses"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
+        word[..word.len() - 2].to_owned()
+    } else if lower.ends_with('s') && !lower.ends_with("ss") && word.len() > 1 {
+        word[..word.len() - 1].to_owned()
+    } else {
+        word.to_owned()
+    }
+}
+
+fn pascal_case(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for part in word.split(['-', '_', '.', ' ']).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
+}
+
+/// The path segment at `from_end` positions before the end of `path`, percent-decoded.
+pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
+    let segment = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .rev()
+        .nth(from_end)?;
+    Some(percent_decode(segment))
+}
+
+fn percent_decode(segment: &str) -> String {
+    if !segment.contains('%') {
+        return segment.to_owned();
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn derive(method: Method, route: &str) -> Derived {
+        (*Routes::default().derive(&method, route)).clone()
+    }
+
+    #[test]
+    fn the_tracked_routes_derive_the_right_action_and_entity() {
+        let cases = [
+            (Method::POST, "/tenants", Action::Create, "Tenant", None),
+            (
+                Method::PUT,
+                "/tenants/{id}",
+                Action::Update,
+                "Tenant",
+                Some(0),
+            ),
+            (
+                Method::POST,
+                "/tenants/{id}/deactivate",
+                Action::Deactivate,
+                "Tenant",
+                Some(1),
+            ),
+            (
+                Method::POST,
+                "/tenants/{id}/toggle-active",
+                Action::ToggleActive,
+                "Tenant",
+                Some(1),
+            ),
+            (
+                Method::POST,
+                "/connection-profiles",
+                Action::Create,
+                "ConnectionProfile",
+                None,
+            ),
+            (
+                Method::PATCH,
+                "/connection-profiles/{id}",
+                Action::Update,
+                "ConnectionProfile",
+                Some(0),
+            ),
+            (
+                Method::DELETE,
+                "/mapping-configs/{id}",
+                Action::Delete,
+                "MappingConfig",
+                Some(0),
+            ),
+            (
+                Method::POST,
+                "/api-keys/{id}/revoke",
+                Action::Revoke,
+                "ApiKey",
+                Some(1),
+            ),
+            (
+                Method::POST,
+                "/extraction-cursors/{id}/reset",
+                Action::Reset,
+                "ExtractionCursor",
+                Some(1),
+            ),
+            (
+                Method::POST,
+                "/api/v1/policies",
+                Action::Create,
+                "Policy",
+                None,
+            ),
+            (
+                Method::DELETE,
+                "/tenants/{tid}/teams/{team_id}",
+                Action::Delete,
+                "Team",
+                Some(0),
+            ),
+            (Method::POST, "/boxes", Action::Create, "Box", None),
+            (Method::POST, "/addresses", Action::Create, "Address", None),
+        ];
+        for (method, route, action, entity, id) in cases {
+            let d = derive(method.clone(), route);
+            assert_eq!(d.action, action, "{method} {route}");
+            assert_eq!(d.entity_type.as_deref(), Some(entity), "{method} {route}");
+            assert_eq!(d.id_from_end, id, "{method} {route}");
+            assert!(!d.skip);
+        }
+    }
+
+    #[test]
+    fn safe_methods_are_skipped_unless_a_rule_says_otherwise() {
+        assert!(derive(Method::GET, "/tenants/{id}").skip);
+        let mut routes = Routes::default();
+        routes.add_rule(RouteRule::new(Method::GET, "/reports/{id}").action(Action::Export));
+        assert!(routes.has_safe_method_rules());
+        let d = routes.derive(&Method::GET, "/reports/{id}");
+        assert!(!d.skip);
+        assert_eq!(d.action, Action::Export);
+        assert_eq!(d.entity_type.as_deref(), Some("Report"));
+    }
+
+    #[test]
+    fn rules_override_action_entity_and_id_and_can_skip() {
+        let mut routes = Routes::default();
+        routes.add_rule(
+            RouteRule::new(Method::POST, "/sessions")
+                .action(Action::Login)
+                .entity_type("User"),
+        );
+        routes.add_rule(RouteRule::any_method("/orgs/{org}/sync/{job}").entity_id_param("org"));
+        routes.add_rule(RouteRule::any_method("/health").skip());
+        let login = routes.derive(&Method::POST, "/sessions");
+        assert_eq!(
+            (login.action.clone(), login.entity_type.as_deref()),
+            (Action::Login, Some("User"))
+        );
+        assert_eq!(
+            routes
+                .derive(&Method::POST, "/orgs/{org}/sync/{job}")
+                .id_from_end,
+            Some(2)
+        );
+        assert!(routes.derive(&Method::POST, "/health").skip);
+        assert!(!routes.derive(&Method::POST, "/other").skip);
+    }
+
+    #[test]
+    fn custom_verbs_are_recognised() {
+        let mut routes = Routes::default();
+        routes.add_verb("approve".into(), Action::Custom("Approve".into()));
+        let d = routes.derive(&Method::POST, "/invoices/{id}/approve");
+        assert_eq!(d.action, Action::Custom("Approve".into()));
+        assert_eq!(d.entity_type.as_deref(), Some("Invoice"));
+    }
+
+    #[test]
+    fn ids_are_read_from_the_end_of_the_path_and_decoded() {
+        assert_eq!(
+            segment_from_end("/api-keys/k%2042/revoke", 1).as_deref(),
+            Some("k 42")
+        );
+        assert_eq!(segment_from_end("/x/%zz", 0).as_deref(), Some("%zz"));
+        assert_eq!(segment_from_end("/x/%", 0).as_deref(), Some("%"));
+        assert_eq!(segment_from_end("/a", 3), None);
+        assert_eq!(segment_from_end("/a/%C3%A9", 0).as_deref(), Some("é"));
+        assert_eq!(segment_from_end("/a/%FF", 0).as_deref(), Some("\u{FFFD}"));
+    }
+
+    #[test]
+    fn a_verb_alone_and_wildcards_do_not_panic() {
+        let d = derive(Method::POST, "/login");
+        assert_eq!(d.action, Action::Login);
+        assert_eq!(d.entity_type, None);
+        let w = derive(Method::POST, "/files/{*path}");
+        assert_eq!(w.id_from_end, None);
+        assert_eq!(derive(Method::POST, "/").entity_type, None);
+    }
+}
