@@ -1,1 +1,45 @@
-//! SeaORM storage (in progress).
+//! SeaORM storage for tower-audit: the audit log in SQLite, PostgreSQL or MySQL/MariaDB.
+//!
+//! The flow of the project is request → layer → entry → sink → store → admin router. This
+//! crate is the **sink** and the **store**: [`SeaOrmStore`] implements
+//! [`AuditSink`](audit_core::AuditSink) (what the layer writes to) and
+//! [`AuditStore`](audit_core::AuditStore) (what the admin router reads from), on one table,
+//! `audit_log`, in the database your service already uses.
+//!
+//! - [`entity`] is the table as a SeaORM entity; [`migration::Migrator`] creates it and its
+//!   indexes, from [`SeaOrmStore::connect`] or from your own migrator.
+//! - Writes are idempotent on the entry id and batched into multi-row inserts.
+//! - [`insert_entry`] writes an entry inside your own transaction, so a change and its audit
+//!   entry commit or roll back together.
+//! - Queries are scoped, filtered and paged by keyset on `(occurred_at, id)`, served by the
+//!   migration's indexes; exports stream in chunks.
+//!
+//! ```no_run
+//! use audit_core::{AuditQuery, AuditStore, Scope};
+//! use audit_seaorm::SeaOrmStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SeaOrmStore::connect("postgres://app@localhost/app").await?;
+//! let page = store.query(&AuditQuery::new(Scope::tenant("acme")).limit(50)).await?;
+//! if let Some(cursor) = page.next_cursor {
+//!     let next = store.query(&AuditQuery::new(Scope::tenant("acme")).limit(50).cursor(cursor)).await?;
+//! #   let _ = next;
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod convert;
+pub mod entity;
+mod error;
+pub mod migration;
+mod read;
+mod store;
+mod write;
+
+pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
+pub use write::{insert_entries, insert_entry};
+
+/// Re-exported so users name the same SeaORM this crate was built with.
+pub use sea_orm;

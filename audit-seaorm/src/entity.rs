@@ -1,0 +1,94 @@
+//! The `audit_log` table as a SeaORM entity.
+//!
+//! In the flow request → layer → entry → sink → **store** → admin router, one row of this table
+//! is one [`AuditEntry`](audit_core::AuditEntry). The row is flat so that every filter column can
+//! be indexed; `changes` and `metadata` are JSON (JSONB on PostgreSQL, JSON on MySQL, text on
+//! SQLite). `action`, `actor_kind` and `outcome` hold the text forms from `audit-core`.
+//!
+//! The table is created by [`Migrator`](crate::migration::Migrator); the column list here and
+//! the migration must agree.
+
+use sea_orm::entity::prelude::*;
+
+/// One stored audit entry.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_log")]
+pub struct Model {
+    /// The entry's UUIDv7.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// When it happened (UTC, microseconds).
+    pub occurred_at: DateTimeUtc,
+    /// The tenant.
+    pub tenant_id: Option<String>,
+    /// The team within the tenant.
+    pub team_id: Option<String>,
+    /// `user`, `api_key`, `system` or `anonymous`.
+    pub actor_kind: String,
+    /// The caller's id.
+    pub actor_id: Option<String>,
+    /// The caller's display name.
+    pub actor_name: Option<String>,
+    /// The API key's id.
+    pub api_key_id: Option<String>,
+    /// The API key's name.
+    pub api_key_name: Option<String>,
+    /// The action's text form.
+    pub action: String,
+    /// The kind of object acted on.
+    pub entity_type: Option<String>,
+    /// The object's id.
+    pub entity_id: Option<String>,
+    /// The object's display name.
+    pub entity_name: Option<String>,
+    /// A short human summary.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub details: Option<String>,
+    /// The field-level changes, a JSON array of `{field, old, new}`.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub changes: Json,
+    /// `success`, `failure` or `denied`.
+    pub outcome: String,
+    /// The HTTP status.
+    pub status: Option<i32>,
+    /// The client address, as text.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The HTTP method.
+    pub method: Option<String>,
+    /// The matched route template.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub route: Option<String>,
+    /// The application's own keys, a JSON object.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub metadata: Json,
+}
+
+/// `audit_log` has no relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Column capacities, in characters, shared by the migration (which declares them) and the
+/// store (which cuts values to them in bytes, so a value always fits on every backend).
+pub(crate) mod capacity {
+    /// Ids: tenant, team, actor, API key, entity, request.
+    pub const ID: u32 = 255;
+    /// Names: actor, API key, entity; the entity type.
+    pub const NAME: u32 = 255;
+    /// The action's text form.
+    pub const ACTION: u32 = 64;
+    /// `actor_kind` and `outcome`.
+    pub const KIND: u32 = 16;
+    /// The client address.
+    pub const IP: u32 = 64;
+    /// The HTTP method.
+    pub const METHOD: u32 = 32;
+    /// `TEXT` columns (details, user agent, route): MySQL's `TEXT` holds 65,535 bytes.
+    pub const TEXT: u32 = 65_535;
+}

@@ -1,0 +1,45 @@
+//! The schema of the audit log: [`Migrator`] and its one migration.
+//!
+//! In the flow request → layer → entry → sink → **store** → admin router, this creates what the
+//! store writes to. [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs it; to run it
+//! from your own migrator instead, list the migration there:
+//!
+//! ```no_run
+//! use sea_orm_migration::prelude::*;
+//!
+//! pub struct AppMigrator;
+//!
+//! #[async_trait::async_trait]
+//! impl MigratorTrait for AppMigrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         vec![
+//!             // ... your own migrations ...
+//!             Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
+//!         ]
+//!     }
+//! }
+//! ```
+//!
+//! [`Migrator`] keeps its own bookkeeping table, `audit_seaql_migrations`, so it never trips
+//! over your migrations in `seaql_migrations` (SeaORM refuses to run when it finds applied
+//! migrations it does not know). Every step checks before it creates, so running the migration
+//! from both places, or twice, is harmless.
+
+use sea_orm_migration::prelude::*;
+
+pub mod m20260101_000001_create_audit_log;
+
+/// Creates and upgrades the `audit_log` table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20260101_000001_create_audit_log::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("audit_seaql_migrations").into_iden()
+    }
+}

@@ -1,0 +1,236 @@
+//! Reading entries: an [`AuditQuery`] as one indexed `SELECT`, keyset paging and export.
+//!
+//! In the flow request → layer → entry → sink → **store** → admin router, this is what the
+//! admin router's list, details and export endpoints end up running. Every value is bound by
+//! the query builder; the free text is matched with `LIKE … ESCAPE '\'` after escaping `\`,
+//! `%` and `_`, so it is always a literal substring.
+
+use audit_core::store::Scope;
+use audit_core::{AuditEntry, AuditQuery, Cursor, Order, Page, StoreError};
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::convert::from_model;
+use crate::entity::{Column, Entity};
+use crate::error::store_error;
+
+/// How many rows an export reads per round trip.
+pub(crate) const EXPORT_CHUNK: u32 = 1000;
+
+/// The columns free text searches.
+const TEXT_COLUMNS: [Column; 5] = [
+    Column::EntityName,
+    Column::Details,
+    Column::ActorName,
+    Column::EntityId,
+    Column::ApiKeyName,
+];
+
+/// The condition a scope imposes.
+pub(crate) fn scope_condition(scope: &Scope) -> Condition {
+    match scope {
+        Scope::All => Condition::all(),
+        Scope::Tenant(tenant) => Condition::all().add(Column::TenantId.eq(tenant.as_str())),
+        Scope::Team { tenant, team } => Condition::all()
+            .add(Column::TenantId.eq(tenant.as_str()))
+            .add(Column::TeamId.eq(team.as_str())),
+    }
+}
+
+/// `text` as a `LIKE` pattern that matches it literally anywhere, with `\` as the escape.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 8);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn in_list<T: Into<sea_orm::Value> + Clone>(column: Column, values: &[T]) -> Option<Condition> {
+    (!values.is_empty()).then(|| Condition::all().add(column.is_in(values.iter().cloned())))
+}
+
+/// Everything in `query` but the cursor, as one condition.
+pub(crate) fn filter_condition(query: &AuditQuery) -> Condition {
+    let mut cond = scope_condition(&query.scope);
+    let texts = |values: &[String]| values.to_vec();
+    for part in [
+        in_list(Column::EntityType, &texts(&query.entity_types)),
+        in_list(
+            Column::Action,
+            &query
+                .actions
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        ),
+        in_list(Column::ActorId, &texts(&query.actor_ids)),
+        in_list(
+            Column::ActorKind,
+            &query
+                .actor_kinds
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        ),
+        in_list(Column::EntityId, &texts(&query.entity_ids)),
+        in_list(
+            Column::Outcome,
+            &query
+                .outcomes
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        cond = cond.add(part);
+    }
+    if !query.api_keys.is_empty() {
+        cond = cond.add(
+            Condition::any()
+                .add(Column::ApiKeyId.is_in(query.api_keys.iter().cloned()))
+                .add(Column::ApiKeyName.is_in(query.api_keys.iter().cloned())),
+        );
+    }
+    if let Some(from) = query.from {
+        cond = cond.add(Column::OccurredAt.gte(from));
+    }
+    if let Some(to) = query.to {
+        cond = cond.add(Column::OccurredAt.lt(to));
+    }
+    if let Some(text) = query.search_text() {
+        // Lower both sides: SQLite and PostgreSQL compare case-sensitively, and MySQL does too
+        // under the table's binary collation. SQLite's LOWER folds ASCII letters only.
+        let pattern = contains_pattern(&text.to_lowercase());
+        let mut any = Condition::any();
+        for column in TEXT_COLUMNS {
+            any = any.add(
+                Func::lower(Expr::col((Entity, column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            );
+        }
+        cond = cond.add(any);
+    }
+    cond
+}
+
+/// The keyset condition "after `cursor`" in `order`.
+fn after(cursor: &Cursor, order: Order) -> Condition {
+    let at = cursor.occurred_at();
+    let id = cursor.id();
+    // Written as `t <= at AND (t < at OR id < last)` rather than a row comparison: every
+    // backend turns the first term into an index range, and MySQL does not for row values.
+    match order {
+        Order::Desc => Condition::all().add(Column::OccurredAt.lte(at)).add(
+            Condition::any()
+                .add(Column::OccurredAt.lt(at))
+                .add(Column::Id.lt(id)),
+        ),
+        Order::Asc => Condition::all().add(Column::OccurredAt.gte(at)).add(
+            Condition::any()
+                .add(Column::OccurredAt.gt(at))
+                .add(Column::Id.gt(id)),
+        ),
+    }
+}
+
+/// One page of an already validated query.
+pub(crate) async fn fetch_page(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+) -> Result<Page, StoreError> {
+    let mut cond = filter_condition(query);
+    if let Some(cursor) = &query.cursor {
+        cond = cond.add(after(cursor, query.order));
+    }
+    let direction = match query.order {
+        Order::Desc => sea_orm::Order::Desc,
+        Order::Asc => sea_orm::Order::Asc,
+    };
+    let limit = u64::from(query.limit);
+    // One row more than asked tells whether another page exists, without a COUNT.
+    let rows = Entity::find()
+        .filter(cond)
+        .order_by(Column::OccurredAt, direction.clone())
+        .order_by(Column::Id, direction)
+        .limit(limit + 1)
+        .all(db)
+        .await
+        .map_err(store_error)?;
+    let more = rows.len() as u64 > limit;
+    let mut items = rows
+        .into_iter()
+        .take(query.limit as usize)
+        .map(from_model)
+        .collect::<Result<Vec<AuditEntry>, StoreError>>()?;
+    items.shrink_to_fit();
+    let next_cursor = match items.last() {
+        Some(last) if more => Some(Cursor::after(query, last)),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The entry `id` within `scope`.
+pub(crate) async fn fetch_one(
+    db: &DatabaseConnection,
+    scope: &Scope,
+    id: Uuid,
+) -> Result<Option<AuditEntry>, StoreError> {
+    let row = Entity::find()
+        .filter(scope_condition(scope).add(Column::Id.eq(id)))
+        .one(db)
+        .await
+        .map_err(store_error)?;
+    row.map(from_model).transpose()
+}
+
+/// Every entry of an already validated query, read [`EXPORT_CHUNK`] rows at a time.
+pub(crate) fn export_stream(
+    db: DatabaseConnection,
+    mut query: AuditQuery,
+) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
+    // The page size is not part of what a cursor checks, so each chunk can be larger than
+    // the caller's page.
+    query.limit = EXPORT_CHUNK;
+    let chunks = stream::try_unfold(Some((db, query)), |state| async move {
+        let Some((db, query)) = state else {
+            return Ok(None);
+        };
+        let page = fetch_page(&db, &query).await?;
+        let next = page.next_cursor.map(|cursor| {
+            let mut query = query;
+            query.cursor = Some(cursor);
+            (db, query)
+        });
+        let items = stream::iter(page.items.into_iter().map(Ok::<_, StoreError>));
+        Ok(Some((items, next)))
+    });
+    chunks.try_flatten().boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(contains_pattern("abc"), "%abc%");
+        assert_eq!(contains_pattern("100%"), "%100\\%%");
+        assert_eq!(contains_pattern("a_b"), "%a\\_b%");
+        assert_eq!(contains_pattern("C:\\x"), "%C:\\\\x%");
+        assert_eq!(contains_pattern("'; --"), "%'; --%");
+    }
+}

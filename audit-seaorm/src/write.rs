@@ -1,0 +1,221 @@
+//! Writing entries: idempotent multi-row inserts, chunked under each backend's limits.
+//!
+//! In the flow request → layer → entry → **sink** → store → admin router, this is the sink's
+//! half of [`SeaOrmStore`](crate::SeaOrmStore), and [`insert_entry`] is what transactional
+//! recording uses to write an entry inside a handler's own transaction.
+
+use std::collections::HashSet;
+
+use audit_core::{AuditEntry, StoreError};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
+
+use crate::convert::to_active;
+use crate::entity;
+use crate::error::store_error;
+
+/// Bound parameters per row: one per column.
+const COLUMNS: usize = 23;
+/// The most rows in one statement, whatever the backend allows: past this, larger statements
+/// stop paying for themselves and only hold locks longer.
+const MAX_ROWS: usize = 1000;
+/// A rough cap on one statement's size, well under MySQL's default `max_allowed_packet`
+/// (16 MiB on MariaDB, 64 MiB on MySQL 8).
+const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most bound parameters one statement may carry on `backend`.
+fn max_parameters(backend: DbBackend) -> usize {
+    match backend {
+        // SQLITE_MAX_VARIABLE_NUMBER is 32,766 since SQLite 3.32 (the bundled driver is newer).
+        DbBackend::Sqlite => 32_766,
+        // Both count parameters in a 16-bit field.
+        _ => 65_535,
+    }
+}
+
+/// The most rows per statement on `backend`.
+pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
+    (max_parameters(backend) / COLUMNS).min(MAX_ROWS)
+}
+
+/// Roughly how many bytes `entry` adds to a statement.
+fn approx_size(entry: &AuditEntry) -> usize {
+    fn len(text: &Option<String>) -> usize {
+        text.as_deref().map_or(0, str::len)
+    }
+    fn value_len(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::String(s) => s.len() + 2,
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => value.to_string().len(),
+            _ => 8,
+        }
+    }
+    let texts = [
+        &entry.tenant_id,
+        &entry.team_id,
+        &entry.actor_id,
+        &entry.actor_name,
+        &entry.api_key_id,
+        &entry.api_key_name,
+        &entry.entity_type,
+        &entry.entity_id,
+        &entry.entity_name,
+        &entry.details,
+        &entry.user_agent,
+        &entry.request_id,
+        &entry.method,
+        &entry.route,
+    ]
+    .into_iter()
+    .map(len)
+    .sum::<usize>();
+    let changes = entry
+        .changes
+        .iter()
+        .map(|c| c.field.len() + value_len(&c.old) + value_len(&c.new) + 24)
+        .sum::<usize>();
+    let metadata = entry
+        .metadata
+        .iter()
+        .map(|(k, v)| k.len() + value_len(v) + 4)
+        .sum::<usize>();
+    // Fixed-size columns and per-value overhead.
+    128 + texts + changes + metadata
+}
+
+/// Splits `entries` into statement-sized chunks for `backend`, dropping repeated ids (the
+/// first one wins, as it would in separate inserts).
+pub(crate) fn chunks(backend: DbBackend, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
+    let max_rows = rows_per_statement(backend);
+    let mut seen = HashSet::with_capacity(entries.len());
+    let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
+    let mut current: Vec<&AuditEntry> = Vec::new();
+    let mut bytes = 0;
+    for entry in entries {
+        if !seen.insert(entry.id) {
+            continue;
+        }
+        let size = approx_size(entry);
+        if !current.is_empty() && (current.len() >= max_rows || bytes + size > MAX_STATEMENT_BYTES)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Inserts one chunk as one statement; ids that already exist are skipped.
+pub(crate) async fn insert_chunk<C: ConnectionTrait>(
+    conn: &C,
+    chunk: &[&AuditEntry],
+) -> Result<(), StoreError> {
+    let rows = chunk.iter().map(|entry| to_active(entry));
+    entity::Entity::insert_many(rows)
+        .on_conflict_do_nothing()
+        .exec_without_returning(conn)
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// Inserts one entry on any connection, a [`DatabaseTransaction`](sea_orm::DatabaseTransaction)
+/// included, so that a handler's change and its audit entry commit or roll back together.
+///
+/// Inserting an entry whose id is already stored does nothing, so a retry never duplicates it.
+/// The table must exist ([`Migrator`](crate::migration::Migrator)).
+///
+/// ```no_run
+/// use audit_core::{Action, AuditEntry};
+/// use sea_orm::{Database, TransactionTrait};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let db = Database::connect("sqlite://app.db?mode=rwc").await?;
+/// let txn = db.begin().await?;
+/// // ... change your own tables through `txn` ...
+/// let entry = AuditEntry::builder(Action::Update).tenant("acme").entity("Tenant", "7").build();
+/// audit_seaorm::insert_entry(&txn, &entry).await?;
+/// txn.commit().await?; // both the change and the entry, or neither
+/// # Ok(()) }
+/// ```
+pub async fn insert_entry<C: ConnectionTrait>(
+    conn: &C,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    insert_chunk(conn, &[entry]).await
+}
+
+/// Inserts entries on any connection in as few statements as each backend's parameter limit
+/// allows (up to 1,000 rows each), skipping ids that are already stored.
+///
+/// This opens no transaction of its own: on a plain connection, a failure after the first
+/// statement leaves the earlier chunks stored (a retry then completes the batch, since
+/// inserts are idempotent). [`AuditSink::record_batch`](audit_core::AuditSink::record_batch)
+/// on [`SeaOrmStore`](crate::SeaOrmStore) wraps a multi-statement batch in a transaction.
+pub async fn insert_entries<C: ConnectionTrait>(
+    conn: &C,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    for chunk in chunks(conn.get_database_backend(), entries) {
+        insert_chunk(conn, &chunk).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use audit_core::{Action, Change};
+
+    #[test]
+    fn chunks_respect_parameter_limits_and_drop_repeated_ids() {
+        assert!(rows_per_statement(DbBackend::Sqlite) * COLUMNS <= 32_766);
+        assert_eq!(rows_per_statement(DbBackend::Postgres), 1000);
+        let entries: Vec<AuditEntry> = (0..2500).map(|_| AuditEntry::new(Action::Create)).collect();
+        let mut with_repeats = entries.clone();
+        with_repeats.push(entries[0].clone());
+        with_repeats.insert(1, entries[0].clone());
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
+            let chunks = chunks(backend, &with_repeats);
+            let max = rows_per_statement(backend);
+            assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= max));
+            let flat: Vec<_> = chunks.iter().flatten().map(|e| e.id).collect();
+            let expected: Vec<_> = entries.iter().map(|e| e.id).collect();
+            assert_eq!(flat, expected);
+        }
+    }
+
+    #[test]
+    fn large_entries_split_statements_by_size() {
+        let big = AuditEntry::builder(Action::Update)
+            .changes(vec![Change::new(
+                "blob",
+                serde_json::Value::Null,
+                "x".repeat(60_000).into(),
+            )])
+            .limits(audit_core::Limits {
+                change_value: 100_000,
+                changes_total: 100_000,
+                ..Default::default()
+            })
+            .build();
+        let entries: Vec<AuditEntry> = (0..200)
+            .map(|_| {
+                let mut e = big.clone();
+                e.id = uuid::Uuid::now_v7();
+                e
+            })
+            .collect();
+        let chunks = chunks(DbBackend::MySql, &entries);
+        assert!(chunks.len() >= 3, "{}", chunks.len());
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(|e| approx_size(e)).sum();
+            assert!(bytes <= MAX_STATEMENT_BYTES);
+        }
+    }
+}

@@ -1,0 +1,865 @@
+//! The cases of the suite, each an async function of one backend.
+
+use std::collections::HashSet;
+
+use audit_core::store::{MAX_LIMIT, MAX_TEXT_CHARS};
+use audit_core::{
+    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditQuery, AuditSink, AuditStore, Change,
+    Cursor, Order, Outcome, Scope, StoreError,
+};
+use audit_seaorm::sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
+use audit_seaorm::{entity, insert_entry};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::support::{Backend, all_pages, ids, sorted, tenant};
+
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 6, 1, 12, 0, 0).unwrap() + Duration::microseconds(123_456)
+}
+
+/// How many rows of `tenant` are stored, counted directly in the table.
+async fn stored_rows(b: &Backend, tenant: &str) -> u64 {
+    entity::Entity::find()
+        .filter(entity::Column::TenantId.eq(tenant))
+        .count(b.store.connection())
+        .await
+        .unwrap()
+}
+
+fn invalid_parameter(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::InvalidQuery { parameter, message }) => {
+            assert!(!message.is_empty());
+            parameter
+        }
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+}
+
+pub async fn every_field_round_trips(b: &Backend) {
+    let t = tenant();
+    let mut full = AuditEntry::builder(Action::ToggleActive)
+        .actor(Actor::user("u-1", "ann@example.com"))
+        .api_key(ApiKeyRef::new("k-1", "CI deployer"))
+        .tenant(&t)
+        .team("ops")
+        .entity("ConnectionProfile", "42")
+        .entity_name("Salesforce prod — naïve ünïcödé 😀")
+        .details("toggled \"active\" for 'prod'")
+        .changes(vec![
+            Change::new("active", json!(true), json!(false)),
+            Change::new("mapping.qty", json!({"a": [1, 2.5, null]}), json!("amount")),
+        ])
+        .outcome(Outcome::Denied)
+        .ip("2001:db8::1".parse().unwrap())
+        .metadata("region", "eu-west")
+        .metadata("nested", json!({"k": [true, 1]}))
+        .occurred_at(base_time())
+        .build();
+    full.status = Some(403);
+    full.user_agent = Some("Mozilla/5.0 (X11)".into());
+    full.request_id = Some("req-7".into());
+    full.method = Some("POST".into());
+    full.route = Some("/connection-profiles/{id}/toggle-active".into());
+    let minimal = AuditEntry::builder(Action::Custom("Approve".into()))
+        .tenant(&t)
+        .occurred_at(base_time() + Duration::microseconds(1))
+        .build();
+    b.store.record(full.clone()).await.unwrap();
+    b.store.record(minimal.clone()).await.unwrap();
+
+    let scope = Scope::tenant(&t);
+    assert_eq!(
+        b.store.get(&scope, full.id).await.unwrap(),
+        Some(full.clone())
+    );
+    assert_eq!(
+        b.store.get(&scope, minimal.id).await.unwrap(),
+        Some(minimal.clone())
+    );
+    let page = b.store.query(&AuditQuery::new(scope)).await.unwrap();
+    assert_eq!(page.items, vec![minimal, full], "{}", b.name);
+    assert_eq!(page.next_cursor, None);
+}
+
+pub async fn nul_and_oversized_values_are_stored_safely(b: &Backend) {
+    let t = tenant();
+    let mut entry = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .metadata("note\0", "a\0b")
+        .changes(vec![Change::new("x", json!("\0"), json!(null))])
+        .build();
+    entry.user_agent = Some("evil\0agent".into());
+    entry.entity_name = Some("n".repeat(1000));
+    entry.actor_id = Some("é".repeat(300));
+    b.store.record(entry.clone()).await.unwrap();
+    let stored = b
+        .store
+        .get(&Scope::tenant(&t), entry.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.user_agent.as_deref(), Some("evil\u{FFFD}agent"));
+    assert_eq!(stored.metadata["note\u{FFFD}"], json!("a\u{FFFD}b"));
+    assert_eq!(stored.changes[0].old, json!("\u{FFFD}"));
+    let name = stored.entity_name.unwrap();
+    assert!(name.len() <= 255 && name.ends_with(audit_core::TRUNCATION_MARKER));
+    assert!(stored.actor_id.unwrap().len() <= 255);
+}
+
+/// Entity names (and details) chosen to catch LIKE wildcards and quoting: each search term
+/// has a decoy that an unescaped pattern would match.
+const NAMES: [&str; 12] = [
+    "100% done",
+    "1000 done",
+    "under_score",
+    "underXscore",
+    "back\\slash",
+    "backslash",
+    "O'Brien",
+    "\"double\" quoted",
+    "'; DROP TABLE audit_log; --",
+    "Salesforce Prod",
+    "naïve",
+    "plain",
+];
+
+/// A varied dataset in one tenant: every filter column cycles with a different period, and
+/// pairs of entries share a timestamp.
+fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
+    let actions = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Custom("Approve".into()),
+    ];
+    let kinds = [
+        ActorKind::User,
+        ActorKind::ApiKey,
+        ActorKind::System,
+        ActorKind::Anonymous,
+    ];
+    let types = ["ConnectionProfile", "ApiKey", "Tenant"];
+    let outcomes = [Outcome::Success, Outcome::Failure, Outcome::Denied];
+    (0..n)
+        .map(|i| {
+            let mut builder = AuditEntry::builder(actions[i % 4].clone())
+                .tenant(t)
+                .entity(types[i % 3], format!("e{}", i % 7))
+                .entity_name(NAMES[i % NAMES.len()])
+                .outcome(outcomes[(i / 2) % 3])
+                .occurred_at(base_time() + Duration::milliseconds((i / 2) as i64));
+            if i % 6 != 5 {
+                builder = builder.api_key(ApiKeyRef::new(
+                    format!("k{}", i % 6),
+                    format!("key {}", i % 6),
+                ));
+            }
+            if i % 3 != 2 {
+                builder = builder.team(format!("team{}", i % 2));
+            }
+            if i % 5 == 0 {
+                builder = builder.details(NAMES[(i / 5) % NAMES.len()]);
+            }
+            let mut entry = builder.build();
+            entry.actor_kind = kinds[i % 4];
+            entry.actor_id = Some(format!("u{}", i % 5));
+            entry.actor_name = Some(format!("User {}", i % 5));
+            entry
+        })
+        .collect()
+}
+
+/// Checks `query` against the reference semantics ([`AuditQuery::matches`]) in both orders
+/// and through several pages; returns how many entries matched.
+async fn check(b: &Backend, data: &[AuditEntry], query: AuditQuery) -> usize {
+    let mut count = None;
+    for order in [Order::Desc, Order::Asc] {
+        let query = query.clone().order(order).limit(7);
+        let expected = sorted(
+            data.iter().filter(|e| query.matches(e)).cloned().collect(),
+            order,
+        );
+        let got = all_pages(&b.store, &query).await;
+        assert_eq!(
+            ids(&got),
+            ids(&expected),
+            "{}: {query:?} returned the wrong entries",
+            b.name
+        );
+        assert_eq!(got, expected);
+        count = Some(expected.len());
+    }
+    count.unwrap_or(0)
+}
+
+pub async fn every_filter_alone_and_combined_matches_the_reference(b: &Backend) {
+    let t = tenant();
+    let data = dataset(&t, 84);
+    b.store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    let total = data.len();
+    assert_eq!(check(b, &data, q()).await, total);
+
+    // Each filter alone narrows to a proper, non-empty subset.
+    let alone = [
+        q().entity_type("ApiKey"),
+        q().action(Action::Delete),
+        q().action(Action::Custom("Approve".into())),
+        q().actor_id("u3"),
+        q().actor_kind(ActorKind::System),
+        q().api_key("k2"),
+        q().api_key("key 4"),
+        q().entity_id("e5"),
+        q().outcome(Outcome::Denied),
+        q().from(base_time() + Duration::milliseconds(10)),
+        q().to(base_time() + Duration::milliseconds(10)),
+        q().text("prod"),
+        AuditQuery::new(Scope::team(&t, "team1")),
+    ];
+    for query in alone {
+        let n = check(b, &data, query.clone()).await;
+        assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");
+    }
+    // Multi-select values are ORed; filters are ANDed.
+    let combined = [
+        q().entity_type("ApiKey").entity_type("Tenant"),
+        q().action(Action::Create).action(Action::Update),
+        q().entity_type("ConnectionProfile").action(Action::Create),
+        q().actor_id("u1").actor_id("u2").outcome(Outcome::Success),
+        q().actor_kind(ActorKind::User)
+            .actor_kind(ActorKind::ApiKey)
+            .api_key("k0")
+            .api_key("key 1"),
+        q().entity_id("e1")
+            .entity_id("e2")
+            .entity_type("Tenant")
+            .from(base_time() + Duration::milliseconds(3))
+            .to(base_time() + Duration::milliseconds(40)),
+        q().outcome(Outcome::Failure)
+            .outcome(Outcome::Denied)
+            .text("o"),
+        AuditQuery::new(Scope::team(&t, "team0"))
+            .action(Action::Delete)
+            .action(Action::Create)
+            .text("DONE"),
+    ];
+    for query in combined {
+        let n = check(b, &data, query.clone()).await;
+        assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");
+    }
+    // A filter that matches nothing.
+    assert_eq!(check(b, &data, q().entity_type("Nope")).await, 0);
+    assert_eq!(
+        check(
+            b,
+            &data,
+            q().entity_type("ApiKey")
+                .entity_id("e0")
+                .action(Action::Update)
+        )
+        .await,
+        data.iter()
+            .filter(|e| e.entity_type.as_deref() == Some("ApiKey")
+                && e.entity_id.as_deref() == Some("e0")
+                && e.action == Action::Update)
+            .count()
+    );
+}
+
+pub async fn free_text_is_literal_and_case_insensitive(b: &Backend) {
+    let t = tenant();
+    let data = dataset(&t, 48);
+    b.store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    // Term → the only entity name it may match (its decoy must not).
+    for (term, only) in [
+        ("100%", "100% done"),
+        ("under_", "under_score"),
+        ("k\\s", "back\\slash"),
+        ("O'Brien", "O'Brien"),
+        ("\"double\"", "\"double\" quoted"),
+        ("'; DROP TABLE audit_log; --", "'; DROP TABLE audit_log; --"),
+        ("SALESFORCE prod", "Salesforce Prod"),
+        ("naïve", "naïve"),
+    ] {
+        let got = all_pages(&b.store, &q().text(term)).await;
+        assert!(!got.is_empty(), "{}: {term:?} found nothing", b.name);
+        assert!(
+            got.iter()
+                .all(|e| e.entity_name.as_deref() == Some(only)
+                    || e.details.as_deref() == Some(only)),
+            "{}: {term:?} matched something other than {only:?}",
+            b.name
+        );
+        check(b, &data, q().text(term)).await;
+    }
+    // Wildcards alone match nothing, where an unescaped pattern would match everything.
+    for term in ["%", "_", "\\", "%%", "\\%"] {
+        let n = check(b, &data, q().text(term)).await;
+        assert!(n < data.len(), "{}: {term:?} matched everything", b.name);
+    }
+    // Searched columns: actor name, entity id, API key name, details.
+    assert!(check(b, &data, q().text("user 3")).await > 0);
+    assert!(check(b, &data, q().text("E6")).await > 0);
+    assert!(check(b, &data, q().text("KEY 2")).await > 0);
+    // The table survived the SQL fragment.
+    assert_eq!(stored_rows(b, &t).await, data.len() as u64);
+}
+
+pub async fn time_range_is_half_open(b: &Backend) {
+    let t = tenant();
+    let at = |ms: i64| base_time() + Duration::milliseconds(ms);
+    let entries: Vec<AuditEntry> = (0..5)
+        .map(|i| {
+            AuditEntry::builder(Action::Create)
+                .tenant(&t)
+                .occurred_at(at(i))
+                .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(1))
+        .to(at(3))
+        .order(Order::Asc);
+    let got = all_pages(&b.store, &q).await;
+    assert_eq!(ids(&got), ids(&entries[1..3]), "{}", b.name);
+    // One microsecond either side of an entry.
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(2) - Duration::microseconds(1))
+        .to(at(2) + Duration::microseconds(1));
+    assert_eq!(ids(&all_pages(&b.store, &q).await), vec![entries[2].id]);
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(2) + Duration::microseconds(1))
+        .to(at(3));
+    assert!(all_pages(&b.store, &q).await.is_empty());
+}
+
+pub async fn paging_across_equal_timestamps_in_both_orders(b: &Backend) {
+    let t = tenant();
+    let same = base_time();
+    // 23 entries at one instant, between entries before and after it.
+    let mut entries = Vec::new();
+    entries.push(
+        AuditEntry::builder(Action::Create)
+            .tenant(&t)
+            .occurred_at(same - Duration::microseconds(1))
+            .build(),
+    );
+    for _ in 0..23 {
+        entries.push(
+            AuditEntry::builder(Action::Update)
+                .tenant(&t)
+                .occurred_at(same)
+                .build(),
+        );
+    }
+    entries.push(
+        AuditEntry::builder(Action::Delete)
+            .tenant(&t)
+            .occurred_at(same + Duration::microseconds(1))
+            .build(),
+    );
+    // Stored in an order unrelated to the ids.
+    let mut shuffled = entries.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 17);
+    b.store.record_batch(shuffled).await.unwrap();
+
+    for order in [Order::Desc, Order::Asc] {
+        let expected = sorted(entries.clone(), order);
+        for limit in [1, 5, 7, 23, 24, 25, 26] {
+            let query = AuditQuery::new(Scope::tenant(&t)).order(order).limit(limit);
+            let got = all_pages(&b.store, &query).await;
+            assert_eq!(
+                ids(&got),
+                ids(&expected),
+                "{}: order {order}, limit {limit}",
+                b.name
+            );
+        }
+        // A page boundary inside the run of equal timestamps.
+        let first = b
+            .store
+            .query(&AuditQuery::new(Scope::tenant(&t)).order(order).limit(10))
+            .await
+            .unwrap();
+        assert_eq!(first.items[9].occurred_at, same);
+        let cursor = first.next_cursor.clone().unwrap();
+        assert_eq!(cursor.id(), first.items[9].id);
+        let second = b
+            .store
+            .query(
+                &AuditQuery::new(Scope::tenant(&t))
+                    .order(order)
+                    .limit(10)
+                    .cursor(cursor),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.items[0].occurred_at, same);
+        assert_eq!(ids(&second.items), ids(&expected[10..20]));
+        // The cursor also survives its text form.
+        let text = second.next_cursor.unwrap().to_string();
+        let third = b
+            .store
+            .query(
+                &AuditQuery::new(Scope::tenant(&t))
+                    .order(order)
+                    .limit(10)
+                    .cursor(text.parse().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&third.items), ids(&expected[20..]));
+        assert_eq!(third.next_cursor, None);
+    }
+    // An exactly full last page has no cursor.
+    let page = b
+        .store
+        .query(&AuditQuery::new(Scope::tenant(&t)).limit(25))
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.next_cursor), (25, None));
+}
+
+pub async fn scope_isolation_in_query_get_and_export(b: &Backend) {
+    let a = tenant();
+    let other = tenant();
+    let mk = |tenant: &str, team: Option<&str>| {
+        let mut builder = AuditEntry::builder(Action::Update)
+            .tenant(tenant)
+            .entity("Secret", "shared-id")
+            .entity_name("shared name");
+        if let Some(team) = team {
+            builder = builder.team(team);
+        }
+        builder.build()
+    };
+    let a_ops = mk(&a, Some("ops"));
+    let a_sales = mk(&a, Some("sales"));
+    let a_none = mk(&a, None);
+    let b_ops = mk(&other, Some("ops"));
+    let no_tenant = AuditEntry::builder(Action::Update)
+        .entity("Secret", "shared-id")
+        .build();
+    b.store
+        .record_batch(vec![
+            a_ops.clone(),
+            a_sales.clone(),
+            a_none.clone(),
+            b_ops.clone(),
+            no_tenant.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let scope_a = Scope::tenant(&a);
+    let listed = all_pages(&b.store, &AuditQuery::new(scope_a.clone()).text("shared")).await;
+    let listed: HashSet<_> = ids(&listed).into_iter().collect();
+    assert_eq!(listed, HashSet::from([a_ops.id, a_sales.id, a_none.id]));
+    // Filters cannot widen a scope.
+    let filtered = all_pages(
+        &b.store,
+        &AuditQuery::new(scope_a.clone()).entity_id("shared-id"),
+    )
+    .await;
+    assert!(
+        filtered
+            .iter()
+            .all(|e| e.tenant_id.as_deref() == Some(a.as_str()))
+    );
+
+    let team = Scope::team(&a, "ops");
+    assert_eq!(
+        ids(&all_pages(&b.store, &AuditQuery::new(team.clone())).await),
+        vec![a_ops.id]
+    );
+
+    for (scope, id, visible) in [
+        (&scope_a, a_ops.id, true),
+        (&scope_a, b_ops.id, false),
+        (&scope_a, no_tenant.id, false),
+        (&team, a_ops.id, true),
+        (&team, a_sales.id, false),
+        (&team, a_none.id, false),
+        (&team, b_ops.id, false),
+        (&Scope::All, b_ops.id, true),
+        (&Scope::All, no_tenant.id, true),
+    ] {
+        let got = b.store.get(scope, id).await.unwrap();
+        assert_eq!(got.is_some(), visible, "{}: get {id} in {scope:?}", b.name);
+    }
+    assert_eq!(
+        b.store.get(&scope_a, uuid::Uuid::now_v7()).await.unwrap(),
+        None
+    );
+
+    let exported: Vec<AuditEntry> = b
+        .store
+        .export(&AuditQuery::new(Scope::tenant(&other)))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(ids(&exported), vec![b_ops.id]);
+    let exported: Vec<AuditEntry> = b
+        .store
+        .export(&AuditQuery::new(team))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(ids(&exported), vec![a_ops.id]);
+}
+
+pub async fn tenant_ids_compare_exactly(b: &Backend) {
+    // Tenants whose ids differ only in case or trailing space are different tenants.
+    let base = tenant();
+    let variants = [base.clone(), base.to_uppercase(), format!("{base} ")];
+    let entries: Vec<AuditEntry> = variants
+        .iter()
+        .map(|t| AuditEntry::builder(Action::Create).tenant(t).build())
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    for (t, entry) in variants.iter().zip(&entries) {
+        let got = all_pages(&b.store, &AuditQuery::new(Scope::tenant(t))).await;
+        assert_eq!(ids(&got), vec![entry.id], "{}: tenant {t:?}", b.name);
+        for other in &entries {
+            let visible = b.store.get(&Scope::tenant(t), other.id).await.unwrap();
+            assert_eq!(visible.is_some(), other.id == entry.id);
+        }
+    }
+    // Filter values compare exactly too.
+    let t = tenant();
+    let e = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_type("ApiKey")
+        .build();
+    b.store.record(e).await.unwrap();
+    let q = AuditQuery::new(Scope::tenant(&t));
+    assert_eq!(
+        all_pages(&b.store, &q.clone().entity_type("apikey"))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        all_pages(&b.store, &q.clone().entity_type("ApiKey "))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(all_pages(&b.store, &q.entity_type("ApiKey")).await.len(), 1);
+}
+
+pub async fn reinserting_is_a_no_op(b: &Backend) {
+    let t = tenant();
+    let first = AuditEntry::builder(Action::Create).tenant(&t).build();
+    b.store.record(first.clone()).await.unwrap();
+    b.store.record(first.clone()).await.unwrap();
+    // A changed copy under the same id does not overwrite the stored entry.
+    let mut altered = first.clone();
+    altered.details = Some("tampered".into());
+    b.store.record(altered).await.unwrap();
+    let others: Vec<AuditEntry> = (0..3)
+        .map(|_| AuditEntry::builder(Action::Update).tenant(&t).build())
+        .collect();
+    let mut batch = vec![first.clone(), others[0].clone(), others[0].clone()];
+    batch.extend(others.iter().cloned());
+    b.store.record_batch(batch.clone()).await.unwrap();
+    b.store.record_batch(batch).await.unwrap();
+    b.store.record_batch(Vec::new()).await.unwrap();
+    insert_entry(b.store.connection(), &first).await.unwrap();
+    assert_eq!(stored_rows(b, &t).await, 4, "{}", b.name);
+    let stored = b.store.get(&Scope::tenant(&t), first.id).await.unwrap();
+    assert_eq!(stored, Some(first));
+}
+
+pub async fn a_batch_larger_than_one_statement_is_stored_whole(b: &Backend) {
+    let t = tenant();
+    let entries: Vec<AuditEntry> = (0..2500)
+        .map(|i| {
+            AuditEntry::builder(Action::Create)
+                .tenant(&t)
+                .entity("Row", i.to_string())
+                .occurred_at(base_time() + Duration::microseconds(i))
+                .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    assert_eq!(stored_rows(b, &t).await, 2500, "{}", b.name);
+
+    // A multi-statement batch inside a caller's transaction goes with the transaction.
+    let t2 = tenant();
+    let more: Vec<AuditEntry> = (0..1500)
+        .map(|_| AuditEntry::builder(Action::Create).tenant(&t2).build())
+        .collect();
+    let txn = b.store.connection().begin().await.unwrap();
+    audit_seaorm::insert_entries(&txn, &more).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(stored_rows(b, &t2).await, 0);
+    audit_seaorm::insert_entries(b.store.connection(), &more)
+        .await
+        .unwrap();
+    assert_eq!(stored_rows(b, &t2).await, 1500);
+}
+
+pub async fn export_streams_every_match_in_chunks(b: &Backend) {
+    let t = tenant();
+    // More than two export chunks, with runs of equal timestamps across chunk boundaries.
+    let entries: Vec<AuditEntry> = (0..2300)
+        .map(|i| {
+            AuditEntry::builder(if i % 10 == 0 {
+                Action::Delete
+            } else {
+                Action::Update
+            })
+            .tenant(&t)
+            .occurred_at(base_time() + Duration::microseconds(i / 7))
+            .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    for order in [Order::Desc, Order::Asc] {
+        let query = AuditQuery::new(Scope::tenant(&t)).order(order).limit(3);
+        let exported: Vec<AuditEntry> = b.store.export(&query).map(|r| r.unwrap()).collect().await;
+        assert_eq!(
+            ids(&exported),
+            ids(&sorted(entries.clone(), order)),
+            "{}",
+            b.name
+        );
+    }
+    // Filters apply.
+    let query = AuditQuery::new(Scope::tenant(&t)).action(Action::Delete);
+    let exported: Vec<AuditEntry> = b.store.export(&query).map(|r| r.unwrap()).collect().await;
+    assert_eq!(exported.len(), 230);
+    assert!(exported.iter().all(|e| e.action == Action::Delete));
+    // An export can continue a listing from its cursor.
+    let query = AuditQuery::new(Scope::tenant(&t)).limit(100);
+    let first = b.store.query(&query).await.unwrap();
+    let rest: Vec<AuditEntry> = b
+        .store
+        .export(&query.clone().cursor(first.next_cursor.unwrap()))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(first.items.len() + rest.len(), entries.len());
+    assert!(
+        rest.iter()
+            .all(|e| !first.items.iter().any(|f| f.id == e.id))
+    );
+    // Taking a few entries reads no further than needed, and ends cleanly.
+    let few: Vec<_> = b.store.export(&query).take(5).collect().await;
+    assert_eq!(few.len(), 5);
+}
+
+pub async fn bad_input_is_a_clear_error(b: &Backend) {
+    let t = tenant();
+    let other = tenant();
+    let entries: Vec<AuditEntry> = (0..5)
+        .map(|_| AuditEntry::builder(Action::Create).tenant(&t).build())
+        .collect();
+    b.store.record_batch(entries).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t)).limit(2);
+
+    assert_eq!(
+        invalid_parameter(b.store.query(&q().limit(0)).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(b.store.query(&q().limit(MAX_LIMIT + 1)).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(b.store.query(&q().limit(u32::MAX)).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(
+            b.store
+                .query(&q().text("x".repeat(MAX_TEXT_CHARS + 1)))
+                .await
+        ),
+        "q"
+    );
+    assert_eq!(
+        invalid_parameter(b.store.query(&q().text("a\0b")).await),
+        "q"
+    );
+
+    let cursor = b.store.query(&q()).await.unwrap().next_cursor.unwrap();
+    // Tampered: every single-character change of the text.
+    let text = cursor.to_string();
+    for i in [0, 5, text.len() / 2, text.len() - 1] {
+        let mut bytes = text.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(bytes).unwrap();
+        assert_eq!(invalid_parameter(altered.parse::<Cursor>()), "cursor");
+    }
+    assert_eq!(invalid_parameter("' OR 1=1 --".parse::<Cursor>()), "cursor");
+    // Foreign: another tenant's query, other filters, the other order.
+    for foreign in [
+        AuditQuery::new(Scope::tenant(&other)),
+        AuditQuery::new(Scope::All),
+        q().action(Action::Create),
+        q().order(Order::Asc),
+    ] {
+        let query = foreign.limit(2).cursor(cursor.clone());
+        assert_eq!(invalid_parameter(b.store.query(&query).await), "cursor");
+        let mut export = b.store.export(&query);
+        let first = export.next().await.unwrap();
+        assert_eq!(invalid_parameter(first), "cursor");
+        assert!(export.next().await.is_none());
+    }
+    // The same cursor with its own query still works.
+    let page = b.store.query(&q().cursor(cursor)).await.unwrap();
+    assert_eq!(page.items.len(), 2, "{}", b.name);
+
+    // Text full of SQL and LIKE syntax is just text.
+    for text in [
+        "'",
+        "\"",
+        "\\",
+        "%'; DELETE FROM audit_log; --",
+        "_%_",
+        ") OR (1=1",
+        "\\' OR '1'='1",
+    ] {
+        let got = b.store.query(&q().text(text)).await.unwrap();
+        assert!(got.items.is_empty(), "{}: {text:?}", b.name);
+    }
+    assert_eq!(stored_rows(b, &t).await, 5);
+}
+
+pub async fn insert_entry_commits_and_rolls_back_with_the_transaction(b: &Backend) {
+    let t = tenant();
+    let db = b.store.connection();
+    // A table of the application's own, changed in the same transaction as the entry.
+    let table = format!("app_items_{}", b.name.to_ascii_lowercase());
+    let backend = db.get_database_backend();
+    let create = format!("CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) PRIMARY KEY)");
+    db.execute_unprepared(&create).await.unwrap();
+    let item_exists = |id: String| {
+        let table = table.clone();
+        async move {
+            let placeholder = if backend == DbBackend::Postgres {
+                "$1"
+            } else {
+                "?"
+            };
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!("SELECT COUNT(*) AS n FROM {table} WHERE id = {placeholder}"),
+                    [id.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap() == 1
+        }
+    };
+    let insert_item = |id: String| {
+        let placeholder = if backend == DbBackend::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
+        Statement::from_sql_and_values(
+            backend,
+            format!("INSERT INTO {table} (id) VALUES ({placeholder})"),
+            [id.into()],
+        )
+    };
+
+    // Rolled back: neither the change nor the entry.
+    let gone_item = format!("{t}-rollback");
+    let gone = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity("Item", &gone_item)
+        .build();
+    let txn = db.begin().await.unwrap();
+    txn.execute_raw(insert_item(gone_item.clone()))
+        .await
+        .unwrap();
+    insert_entry(&txn, &gone).await.unwrap();
+    // Visible inside the transaction.
+    let inside = entity::Entity::find_by_id(gone.id).one(&txn).await.unwrap();
+    assert!(inside.is_some());
+    txn.rollback().await.unwrap();
+    assert!(!item_exists(gone_item).await);
+    assert_eq!(
+        b.store.get(&Scope::tenant(&t), gone.id).await.unwrap(),
+        None
+    );
+
+    // Dropped without commit: the same as a rollback.
+    let dropped = AuditEntry::builder(Action::Create).tenant(&t).build();
+    {
+        let txn = db.begin().await.unwrap();
+        insert_entry(&txn, &dropped).await.unwrap();
+    }
+    assert_eq!(
+        b.store.get(&Scope::tenant(&t), dropped.id).await.unwrap(),
+        None
+    );
+
+    // Committed: both.
+    let kept_item = format!("{t}-commit");
+    let kept = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity("Item", &kept_item)
+        .build();
+    let txn = db.begin().await.unwrap();
+    txn.execute_raw(insert_item(kept_item.clone()))
+        .await
+        .unwrap();
+    insert_entry(&txn, &kept).await.unwrap();
+    txn.commit().await.unwrap();
+    assert!(item_exists(kept_item).await);
+    assert_eq!(
+        b.store.get(&Scope::tenant(&t), kept.id).await.unwrap(),
+        Some(kept)
+    );
+}
+
+pub async fn migration_is_idempotent(b: &Backend) {
+    b.store.migrate().await.unwrap();
+    b.store.migrate().await.unwrap();
+    // Connecting again runs the migration again, harmlessly.
+    let again = audit_seaorm::SeaOrmStore::connect(&b.url).await.unwrap();
+    let t = tenant();
+    again
+        .record(AuditEntry::builder(Action::Create).tenant(&t).build())
+        .await
+        .unwrap();
+    assert_eq!(stored_rows(b, &t).await, 1);
+}
+
+pub async fn unscoped_queries_see_every_tenant(b: &Backend) {
+    // Other tests write to the same database, so narrow by a unique entity id.
+    let marker = tenant();
+    let entries: Vec<AuditEntry> = [Some(tenant()), Some(tenant()), None]
+        .into_iter()
+        .map(|t| {
+            let mut builder = AuditEntry::builder(Action::Update).entity("Marker", &marker);
+            if let Some(t) = t {
+                builder = builder.tenant(t);
+            }
+            builder.build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    let got = all_pages(
+        &b.store,
+        &AuditQuery::new(Scope::All).entity_id(&marker).limit(2),
+    )
+    .await;
+    assert_eq!(ids(&got), ids(&sorted(entries, Order::Desc)), "{}", b.name);
+}
