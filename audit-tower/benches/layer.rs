@@ -2,12 +2,11 @@
 //!
 //! Run with `cargo bench -p audit-tower --bench layer`. Each variant serves the same two routes
 //! in-process through `Router::oneshot`; the difference to `bare` is the layer's cost. The audit
-//! variant writes into a channel drained by another thread, so the figure is the capture cost,
+//! variant writes into a channel drained by a task on the same runtime, so the figure is the capture cost,
 //! not a database's.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use audit_core::{AuditEntry, AuditSink, SinkError};
@@ -21,13 +20,16 @@ use http::{Method, Request};
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-/// Hands entries to a channel; a thread on the other end drops them.
-struct ChannelSink(mpsc::Sender<AuditEntry>);
+/// Hands entries to a tokio channel; a task on the same runtime drains it whenever the
+/// benchmark loop yields, as a batching writer would.
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<AuditEntry>);
 
 #[async_trait::async_trait]
 impl AuditSink for ChannelSink {
     async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
-        self.0.send(entry).map_err(|e| SinkError::Unavailable(e.to_string()))
+        self.0
+            .send(entry)
+            .map_err(|e| SinkError::Unavailable(e.to_string()))
     }
 }
 
@@ -45,23 +47,31 @@ fn request(method: Method, uri: &'static str) -> Request<Body> {
         .header("x-api-key", "sk_live_bench_key_0123456789")
         .body(Body::empty())
         .expect("valid request");
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 4000))));
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 4000))));
     req
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let (tx, rx) = mpsc::channel::<AuditEntry>();
-    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditEntry>();
+    runtime.spawn(async move {
+        while let Some(entry) = rx.recv().await {
+            drop(black_box(entry));
+        }
+    });
 
     let variants: [(&str, Router); 3] = [
         ("bare", routes()),
         ("audit", routes().layer(AuditLayer::new(ChannelSink(tx)))),
         ("trace", routes().layer(TraceLayer::new_for_http())),
     ];
-    for (label, method, uri) in
-        [("post_revoke", Method::POST, "/api-keys/k-1/revoke"), ("get_key", Method::GET, "/api-keys/k-1")]
-    {
+    for (label, method, uri) in [
+        ("post_revoke", Method::POST, "/api-keys/k-1/revoke"),
+        ("get_key", Method::GET, "/api-keys/k-1"),
+    ] {
         let mut group = c.benchmark_group(label);
         group.measurement_time(Duration::from_secs(4));
         for (name, app) in &variants {
@@ -69,7 +79,11 @@ fn bench(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     runtime.block_on(async {
                         let start = Instant::now();
-                        for _ in 0..iters {
+                        for i in 0..iters {
+                            // Every variant yields as often, so the drain task gets its turn.
+                            if i % 256 == 0 {
+                                tokio::task::yield_now().await;
+                            }
                             let response = app.clone().oneshot(request(method.clone(), uri)).await;
                             black_box(response.expect("infallible"));
                         }

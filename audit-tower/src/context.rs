@@ -60,15 +60,16 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 pub(crate) struct State {
-    /// `None` once the entry was skipped or claimed.
-    pub draft: Option<AuditEntry>,
+    /// `None` once the entry was skipped or claimed. Boxed because the entry is large and
+    /// moves several times between the layer, the context and the sink.
+    pub draft: Option<Box<AuditEntry>>,
     pub actor_set: bool,
     pub tenant_set: bool,
     pub outcome_set: bool,
 }
 
 impl AuditContext {
-    pub(crate) fn new(config: Arc<Config>, draft: AuditEntry) -> Self {
+    pub(crate) fn new(config: Arc<Config>, draft: Box<AuditEntry>) -> Self {
         let state = State {
             draft: Some(draft),
             ..State::default()
@@ -233,7 +234,7 @@ impl AuditContext {
             entry.outcome = Outcome::Success;
         }
         entry.bound(&self.shared.config.limits);
-        Some(entry)
+        Some(*entry)
     }
 
     /// Gives back an entry taken with [`claim`](Self::claim) that could not be stored; the layer
@@ -241,7 +242,7 @@ impl AuditContext {
     pub fn release(&self, entry: AuditEntry) {
         let mut state = self.lock();
         if state.draft.is_none() {
-            state.draft = Some(entry);
+            state.draft = Some(Box::new(entry));
         }
     }
 }

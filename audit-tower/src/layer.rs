@@ -24,6 +24,8 @@ use crate::context::AuditContext;
 use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint};
 use crate::route::{RouteRule, Routes, is_safe, segment_from_end};
 
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// API key values longer than this are not looked up (they are still fingerprinted).
 const MAX_API_KEY_BYTES: usize = 512;
 
@@ -185,8 +187,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AuditService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuditService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -197,9 +198,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The clone that was driven to readiness is the one to call (tower's usual dance).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner service is called right here, not from a later future, so the service that
+        // `poll_ready` readied is the one called and no clone is needed.
+        let inner = &mut self.inner;
         if is_safe(req.method()) && !self.config.record_safe_methods {
             return ResponseFuture::passthrough(inner.call(req));
         }
@@ -221,14 +222,14 @@ where
 }
 
 /// The entry as far as the request tells, or `None` when the request is not recorded.
-fn draft<B>(config: &Config, req: &Request<B>) -> Option<AuditEntry> {
+fn draft<B>(config: &Config, req: &Request<B>) -> Option<Box<AuditEntry>> {
     let route = req.extensions().get::<MatchedPath>()?.as_str();
     let derived = config.routes.derive(req.method(), route);
     if derived.skip {
         return None;
     }
     let (headers, extensions) = (req.headers(), req.extensions());
-    let mut entry = AuditEntry::new(derived.action.clone());
+    let mut entry = Box::new(AuditEntry::new(derived.action.clone()));
     entry.entity_type = derived.entity_type.clone();
     entry.entity_id = derived
         .id_from_end
@@ -236,12 +237,13 @@ fn draft<B>(config: &Config, req: &Request<B>) -> Option<AuditEntry> {
     entry.route = Some(route.to_owned());
     entry.method = Some(req.method().as_str().to_owned());
     entry.ip = config.client_ip.client_ip(headers, extensions);
-    entry.user_agent = headers
-        .get(http::header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    entry.user_agent = headers.get(http::header::USER_AGENT).map(|v| match v.to_str() {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+    });
     entry.request_id = Some(
         headers
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= config.limits.id)
             .map_or_else(|| entry.id.to_string(), str::to_owned),
@@ -317,7 +319,7 @@ struct Pending {
 
 impl Pending {
     /// The finished entry, or `None` when the handler skipped or claimed it.
-    fn finish<B>(self, response: Option<&Response<B>>) -> Option<(AuditEntry, Arc<Config>)> {
+    fn finish<B>(self, response: Option<&Response<B>>) -> Option<(Box<AuditEntry>, Arc<Config>)> {
         let mut state = self.context.lock();
         let mut entry = state.draft.take()?;
         let (actor_set, tenant_set, outcome_set) =
@@ -348,11 +350,12 @@ impl Pending {
 
 type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-fn write(entry: AuditEntry, config: Arc<Config>) -> Write {
+fn write(entry: Box<AuditEntry>, config: Arc<Config>) -> Write {
     Box::pin(async move {
-        let (id, action) = (entry.id, entry.action.clone());
-        if let Err(error) = config.sink.record(entry).await {
-            tracing::error!(%error, entry_id = %id, %action, "audit: the sink failed to record an entry");
+        let id = entry.id;
+        // Through the trait object directly: calling on the `Arc` would box the future twice.
+        if let Err(error) = config.sink.as_ref().record(*entry).await {
+            tracing::error!(%error, entry_id = %id, "audit: the sink failed to record an entry");
         }
     })
 }
