@@ -237,6 +237,50 @@ impl AuditContext {
         Some(*entry)
     }
 
+    /// Claims the entry and stores it with `write` (typically an insert inside the handler's own
+    /// database transaction), so the change and its audit entry commit or roll back together.
+    /// The layer then records nothing. If `write` fails, the entry is given back and the layer
+    /// records it when the response is ready, so a failed attempt is still in the log.
+    ///
+    /// Does nothing and returns `Ok(())` when the entry was skipped or already claimed.
+    /// `audit-seaorm` wraps this as `audit.record_in(&txn)`.
+    ///
+    /// ```
+    /// use audit_core::AuditEntry;
+    /// use audit_tower::AuditContext;
+    ///
+    /// async fn handler(audit: AuditContext) -> Result<(), std::io::Error> {
+    ///     // let txn = db.begin().await?; ...change data...
+    ///     audit
+    ///         .record_with(|entry: AuditEntry| async move {
+    ///             // insert `entry` through `txn` here
+    ///             let _ = entry;
+    ///             Ok::<(), std::io::Error>(())
+    ///         })
+    ///         .await?;
+    ///     // txn.commit().await?;
+    ///     Ok(())
+    /// }
+    /// # let _ = handler;
+    /// ```
+    pub async fn record_with<F, Fut, E>(&self, write: F) -> Result<(), E>
+    where
+        F: FnOnce(AuditEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let Some(entry) = self.claim() else {
+            return Ok(());
+        };
+        let kept = entry.clone();
+        match write(entry).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.release(kept);
+                Err(error)
+            }
+        }
+    }
+
     /// Gives back an entry taken with [`claim`](Self::claim) that could not be stored; the layer
     /// records it when the response is ready.
     pub fn release(&self, entry: AuditEntry) {

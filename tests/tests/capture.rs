@@ -668,3 +668,62 @@ async fn over_real_tcp_the_peer_address_comes_from_connect_info() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn record_with_stores_the_entry_once_and_gives_it_back_on_failure() {
+    let sink = MemorySink::new();
+    let written = MemorySink::new();
+    let written_by_handler = written.clone();
+    let app = Router::new()
+        .route(
+            "/mapping-configs/{id}",
+            put(move |audit: AuditContext, headers: http::HeaderMap| {
+                let written = written_by_handler.clone();
+                async move {
+                    audit.entity_name("Orders mapping");
+                    let fail = headers.contains_key("x-fail");
+                    let result = audit
+                        .record_with(|entry| async move {
+                            if fail {
+                                return Err("database is down");
+                            }
+                            audit_core::AuditSink::record(&written, entry)
+                                .await
+                                .map_err(|_| "sink")
+                        })
+                        .await;
+                    match result {
+                        Ok(()) => StatusCode::OK,
+                        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    }
+                }
+            }),
+        )
+        .layer(AuditLayer::new(sink.clone()));
+    let ok_req = request(Method::PUT, "/mapping-configs/m1")
+        .header("authorization", "Bearer u1")
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, ok_req).await.0, StatusCode::OK);
+    assert!(
+        sink.is_empty(),
+        "the layer must not write a claimed entry a second time"
+    );
+    let e = only(&written);
+    assert_eq!(
+        (e.action, e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Action::Update, Some("m1"), Some("Orders mapping"))
+    );
+    assert_eq!(e.ip, Some("198.51.100.7".parse().unwrap()));
+    assert_eq!(e.route.as_deref(), Some("/mapping-configs/{id}"));
+
+    let failing = request(Method::PUT, "/mapping-configs/m1")
+        .header("x-fail", "1")
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, failing).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(written.is_empty());
+    let e = only(&sink);
+    assert_eq!((e.outcome, e.status), (Outcome::Failure, Some(503)));
+    assert_eq!(e.entity_name.as_deref(), Some("Orders mapping"));
+}
