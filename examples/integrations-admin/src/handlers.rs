@@ -1,0 +1,653 @@
+//! The configuration API. Every mutating route is audited by the one `AuditLayer` in
+//! `lib.rs`; handlers only add what the layer cannot know: the object's name and its values
+//! before and after the change.
+
+use audit_core::{Action, Actor, TenantRef};
+use audit_tower::AuditContext;
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
+    TransactionTrait,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, new_secret, password_hash, sha256_hex};
+use crate::error::ApiError;
+use crate::model::{
+    api_key, connection_profile, extraction_cursor, mapping_config, session, tenant, user,
+};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn bounded(field: &'static str, value: &str, max: usize) -> ApiResult<()> {
+    if value.trim().is_empty() || value.len() > max {
+        return Err(ApiError::Invalid(format!(
+            "`{field}` must be 1 to {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+/// `POST /login` body.
+#[derive(Deserialize)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+/// Signs in. The layer records `Login` (the route's verb); a failure is turned into
+/// `LoginFailed` with the attempted email as the actor's name — never the password.
+pub async fn login(
+    State(state): State<AppState>,
+    audit: AuditContext,
+    Json(body): Json<Login>,
+) -> ApiResult<Json<Value>> {
+    audit.entity_type("User");
+    let email: String = body.email.chars().take(254).collect();
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let user = match found {
+        Some(user) if user.password_hash == password_hash(&user.salt, &body.password) => user,
+        other => {
+            audit
+                .action(Action::LoginFailed)
+                .actor(Actor::anonymous_named(email));
+            if let Some(user) = other {
+                // The attempt is shown in the tenant's log, next to its changes.
+                audit
+                    .tenant(TenantRef::new(user.tenant_id))
+                    .entity_id(user.id);
+            }
+            return Err(ApiError::BadLogin);
+        }
+    };
+    let token = new_secret("tok_");
+    session::ActiveModel {
+        token_hash: Set(sha256_hex(&token)),
+        user_id: Set(user.id.clone()),
+    }
+    .insert(&state.db)
+    .await?;
+    audit
+        .actor(Actor::user(user.id.clone(), user.email.clone()))
+        .tenant(TenantRef::new(user.tenant_id.clone()))
+        .entity_id(&user.id)
+        .entity_name(&user.email);
+    Ok(Json(
+        json!({"token": token, "user_id": user.id, "tenant_id": user.tenant_id, "role": user.role}),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants (administrators only)
+
+/// `POST /tenants` and `PUT /tenants/{id}` body.
+#[derive(Deserialize)]
+pub struct TenantInput {
+    name: Option<String>,
+    plan: Option<String>,
+}
+
+fn tenant_json(t: &tenant::Model) -> Value {
+    json!({"name": t.name, "plan": t.plan, "active": t.active})
+}
+
+/// `GET /tenants`: the caller's own tenant.
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let tenants = tenant::Entity::find_by_id(caller.tenant_id)
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!(tenants)))
+}
+
+/// `POST /tenants`.
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Json(input): Json<TenantInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    let name = input.name.unwrap_or_default();
+    bounded("name", &name, 200)?;
+    let model = tenant::ActiveModel {
+        id: Set(new_id()),
+        name: Set(name),
+        plan: Set(input.plan.unwrap_or_else(|| "starter".into())),
+        active: Set(true),
+    }
+    .insert(&state.db)
+    .await?;
+    audit
+        .entity_id(&model.id)
+        .entity_name(&model.name)
+        .created(&tenant_json(&model));
+    Ok((StatusCode::CREATED, Json(json!(model))))
+}
+
+async fn own_tenant(state: &AppState, caller: &Caller, id: &str) -> ApiResult<tenant::Model> {
+    if id != caller.tenant_id {
+        return Err(ApiError::NotFound("tenant"));
+    }
+    tenant::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))
+}
+
+/// `PUT /tenants/{id}`.
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+    Json(input): Json<TenantInput>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let before = own_tenant(&state, &caller, &id).await?;
+    audit.entity_name(&before.name);
+    let mut model = before.clone().into_active_model();
+    if let Some(name) = input.name {
+        bounded("name", &name, 200)?;
+        model.name = Set(name);
+    }
+    if let Some(plan) = input.plan {
+        bounded("plan", &plan, 50)?;
+        model.plan = Set(plan);
+    }
+    let after = model.update(&state.db).await?;
+    audit
+        .entity_name(&after.name)
+        .changes(&tenant_json(&before), &tenant_json(&after));
+    Ok(Json(json!(after)))
+}
+
+async fn set_active(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+    id: &str,
+    active: impl FnOnce(bool) -> bool,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let before = own_tenant(state, caller, id).await?;
+    audit.entity_name(&before.name);
+    let mut model = before.clone().into_active_model();
+    model.active = Set(active(before.active));
+    let after = model.update(&state.db).await?;
+    audit.changes(&tenant_json(&before), &tenant_json(&after));
+    Ok(Json(json!(after)))
+}
+
+/// `POST /tenants/{id}/deactivate`.
+pub async fn deactivate_tenant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_active(&state, &caller, &audit, &id, |_| false).await
+}
+
+/// `POST /tenants/{id}/toggle-active`.
+pub async fn toggle_tenant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_active(&state, &caller, &audit, &id, |active| !active).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection profiles
+
+/// `POST /connection-profiles` and `PUT /connection-profiles/{id}` body.
+#[derive(Deserialize)]
+pub struct ProfileInput {
+    name: Option<String>,
+    kind: Option<String>,
+    host: Option<String>,
+    username: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The values recorded in the audit log; `client_secret` is included on purpose: the layer's
+/// redactor replaces it by its name.
+fn profile_json(p: &connection_profile::Model) -> Value {
+    json!({"name": p.name, "kind": p.kind, "host": p.host, "username": p.username, "client_secret": p.client_secret})
+}
+
+/// `GET /connection-profiles`.
+pub async fn list_profiles(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let rows = connection_profile::Entity::find()
+        .filter(connection_profile::Column::TenantId.eq(caller.tenant_id))
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!(rows)))
+}
+
+async fn find_profile(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<connection_profile::Model> {
+    connection_profile::Entity::find_by_id(id)
+        .filter(connection_profile::Column::TenantId.eq(caller.tenant_id.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("connection profile"))
+}
+
+/// `GET /connection-profiles/{id}`.
+pub async fn get_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(find_profile(&state, &caller, &id).await?)))
+}
+
+/// `POST /connection-profiles`.
+pub async fn create_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Json(input): Json<ProfileInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = input.name.unwrap_or_default();
+    bounded("name", &name, 200)?;
+    let model = connection_profile::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(caller.tenant_id.clone()),
+        name: Set(name),
+        kind: Set(input.kind.unwrap_or_else(|| "rest".into())),
+        host: Set(input.host.unwrap_or_default()),
+        username: Set(input.username.unwrap_or_default()),
+        client_secret: Set(input.client_secret.unwrap_or_default()),
+    }
+    .insert(&state.db)
+    .await?;
+    audit
+        .entity_id(&model.id)
+        .entity_name(&model.name)
+        .created(&profile_json(&model));
+    Ok((StatusCode::CREATED, Json(json!(model))))
+}
+
+/// `PUT /connection-profiles/{id}`.
+pub async fn update_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+    Json(input): Json<ProfileInput>,
+) -> ApiResult<Json<Value>> {
+    let before = find_profile(&state, &caller, &id).await?;
+    audit.entity_name(&before.name);
+    let mut model = before.clone().into_active_model();
+    if let Some(name) = input.name {
+        bounded("name", &name, 200)?;
+        model.name = Set(name);
+    }
+    if let Some(kind) = input.kind {
+        model.kind = Set(kind);
+    }
+    if let Some(host) = input.host {
+        model.host = Set(host);
+    }
+    if let Some(username) = input.username {
+        model.username = Set(username);
+    }
+    if let Some(secret) = input.client_secret {
+        model.client_secret = Set(secret);
+    }
+    let after = model.update(&state.db).await?;
+    audit
+        .entity_name(&after.name)
+        .changes(&profile_json(&before), &profile_json(&after));
+    Ok(Json(json!(after)))
+}
+
+/// `DELETE /connection-profiles/{id}`.
+pub async fn delete_profile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let before = find_profile(&state, &caller, &id).await?;
+    audit
+        .entity_name(&before.name)
+        .deleted(&profile_json(&before));
+    before.delete(&state.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping configs
+
+/// `POST /mapping-configs` and `PUT /mapping-configs/{id}` body.
+#[derive(Deserialize)]
+pub struct MappingInput {
+    name: Option<String>,
+    mapping: Option<Value>,
+}
+
+fn mapping_json(m: &mapping_config::Model) -> Value {
+    json!({"name": m.name, "mapping": m.mapping})
+}
+
+/// `GET /mapping-configs`.
+pub async fn list_mappings(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let rows = mapping_config::Entity::find()
+        .filter(mapping_config::Column::TenantId.eq(caller.tenant_id))
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!(rows)))
+}
+
+async fn find_mapping<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<mapping_config::Model> {
+    mapping_config::Entity::find_by_id(id)
+        .filter(mapping_config::Column::TenantId.eq(caller.tenant_id.as_str()))
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("mapping config"))
+}
+
+/// `GET /mapping-configs/{id}`.
+pub async fn get_mapping(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(find_mapping(&state.db, &caller, &id).await?)))
+}
+
+fn check_mapping(mapping: &Value) -> ApiResult<()> {
+    if !mapping.is_object() {
+        return Err(ApiError::Invalid(
+            "`mapping` must be a JSON object of source field → target field".into(),
+        ));
+    }
+    if mapping.to_string().len() > 64 * 1024 {
+        return Err(ApiError::Invalid("`mapping` is limited to 64 KiB".into()));
+    }
+    Ok(())
+}
+
+/// `POST /mapping-configs`.
+pub async fn create_mapping(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Json(input): Json<MappingInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = input.name.unwrap_or_default();
+    bounded("name", &name, 200)?;
+    let mapping = input.mapping.unwrap_or_else(|| json!({}));
+    check_mapping(&mapping)?;
+    let model = mapping_config::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(caller.tenant_id.clone()),
+        name: Set(name),
+        mapping: Set(mapping),
+    }
+    .insert(&state.db)
+    .await?;
+    audit
+        .entity_id(&model.id)
+        .entity_name(&model.name)
+        .created(&mapping_json(&model));
+    Ok((StatusCode::CREATED, Json(json!(model))))
+}
+
+/// `PUT /mapping-configs/{id}`: the change and its audit entry are written in one transaction,
+/// so they commit or roll back together.
+pub async fn update_mapping(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+    Json(input): Json<MappingInput>,
+) -> ApiResult<Json<Value>> {
+    let txn = state.db.begin().await?;
+    let before = find_mapping(&txn, &caller, &id).await?;
+    let mut model = before.clone().into_active_model();
+    if let Some(name) = input.name {
+        bounded("name", &name, 200)?;
+        model.name = Set(name);
+    }
+    if let Some(mapping) = input.mapping {
+        check_mapping(&mapping)?;
+        model.mapping = Set(mapping);
+    }
+    let after = model.update(&txn).await?;
+    audit
+        .entity_name(&after.name)
+        .changes(&mapping_json(&before), &mapping_json(&after));
+    let conn = &txn;
+    audit
+        .record_with(|entry| async move { audit_seaorm::insert_entry(conn, &entry).await })
+        .await?;
+    txn.commit().await?;
+    Ok(Json(json!(after)))
+}
+
+/// `DELETE /mapping-configs/{id}`.
+pub async fn delete_mapping(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let before = find_mapping(&state.db, &caller, &id).await?;
+    audit
+        .entity_name(&before.name)
+        .deleted(&mapping_json(&before));
+    before.delete(&state.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys (administrators only)
+
+/// `POST /api-keys` body.
+#[derive(Deserialize)]
+pub struct KeyInput {
+    name: String,
+}
+
+/// `GET /api-keys`.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let rows = api_key::Entity::find()
+        .filter(api_key::Column::TenantId.eq(caller.tenant_id))
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!(rows)))
+}
+
+/// `POST /api-keys`: the secret is in this response and nowhere else.
+pub async fn create_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Json(input): Json<KeyInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    bounded("name", &input.name, 100)?;
+    let secret = new_secret("sk_live_");
+    let model = api_key::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(caller.tenant_id.clone()),
+        name: Set(input.name),
+        prefix: Set(secret.chars().take(12).collect()),
+        key_hash: Set(sha256_hex(&secret)),
+        revoked: Set(false),
+    }
+    .insert(&state.db)
+    .await?;
+    audit
+        .entity_id(&model.id)
+        .entity_name(&model.name)
+        .details(format!("key {}… created", model.prefix))
+        .created(&json!({"name": model.name, "prefix": model.prefix}));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": model.id, "name": model.name, "prefix": model.prefix, "key": secret})),
+    ))
+}
+
+async fn find_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<api_key::Model> {
+    api_key::Entity::find_by_id(id)
+        .filter(api_key::Column::TenantId.eq(caller.tenant_id.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("API key"))
+}
+
+/// `POST /api-keys/{id}/revoke`.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    let before = find_key(&state, &caller, &id).await?;
+    audit.entity_name(&before.name);
+    let mut model = before.clone().into_active_model();
+    model.revoked = Set(true);
+    let after = model.update(&state.db).await?;
+    audit.changes(
+        &json!({"revoked": before.revoked}),
+        &json!({"revoked": after.revoked}),
+    );
+    Ok(Json(json!(after)))
+}
+
+/// `DELETE /api-keys/{id}`.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let before = find_key(&state, &caller, &id).await?;
+    audit
+        .entity_name(&before.name)
+        .deleted(&json!({"name": before.name, "prefix": before.prefix}));
+    before.delete(&state.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extraction cursors
+
+/// `POST /extraction-cursors/{id}/reset` body (optional).
+#[derive(Deserialize, Default)]
+pub struct ResetInput {
+    position: Option<String>,
+}
+
+/// `GET /extraction-cursors`.
+pub async fn list_cursors(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let rows = extraction_cursor::Entity::find()
+        .filter(extraction_cursor::Column::TenantId.eq(caller.tenant_id))
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!(rows)))
+}
+
+async fn find_cursor(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<extraction_cursor::Model> {
+    extraction_cursor::Entity::find_by_id(id)
+        .filter(extraction_cursor::Column::TenantId.eq(caller.tenant_id.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound("extraction cursor"))
+}
+
+/// `POST /extraction-cursors/{id}/reset`: back to the start, or to `position`.
+pub async fn reset_cursor(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+    body: Option<Json<ResetInput>>,
+) -> ApiResult<Json<Value>> {
+    let input = body.map(|Json(b)| b).unwrap_or_default();
+    let before = find_cursor(&state, &caller, &id).await?;
+    audit.entity_name(&before.name);
+    let mut model = before.clone().into_active_model();
+    let position = input.position.unwrap_or_default();
+    if position.len() > 200 {
+        return Err(ApiError::Invalid(
+            "`position` is limited to 200 bytes".into(),
+        ));
+    }
+    model.position = Set(position);
+    let after = model.update(&state.db).await?;
+    audit
+        .details(format!(
+            "cursor moved from {:?} to {:?}",
+            before.position, after.position
+        ))
+        .changes(
+            &json!({"position": before.position}),
+            &json!({"position": after.position}),
+        );
+    Ok(Json(json!(after)))
+}
+
+/// `DELETE /extraction-cursors/{id}`.
+pub async fn delete_cursor(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let before = find_cursor(&state, &caller, &id).await?;
+    audit
+        .entity_name(&before.name)
+        .deleted(&json!({"name": before.name, "position": before.position}));
+    before.delete(&state.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

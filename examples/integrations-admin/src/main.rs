@@ -1,0 +1,99 @@
+//! `cargo run -p integrations-admin`: the demo service on SQLite, seeded on first start.
+//!
+//! `--addr HOST:PORT` or `ADDR` picks the address (default `127.0.0.1:3000`); `DATABASE_URL`
+//! picks the database (default: the SQLite file `integrations-admin.db` in the working
+//! directory); `DEMO_ADMIN_TOKEN` fixes a bearer token for the demo administrator.
+
+use std::net::SocketAddr;
+
+use tracing_subscriber::EnvFilter;
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+const DEFAULT_DATABASE: &str = "sqlite://integrations-admin.db?mode=rwc";
+
+fn addr_from_args() -> Result<SocketAddr, String> {
+    let mut args = std::env::args().skip(1);
+    let mut addr = std::env::var("ADDR").ok();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => {
+                addr = Some(
+                    args.next()
+                        .ok_or("--addr needs a value such as 127.0.0.1:3000")?,
+                )
+            }
+            other if other.starts_with("--addr=") => {
+                addr = Some(other["--addr=".len()..].to_owned())
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: integrations-admin [--addr HOST:PORT]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, RUST_LOG"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:3000"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let addr = addr_from_args()?;
+    let database_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
+    let state = integrations_admin::connect(&database_url).await?;
+    let token = std::env::var("DEMO_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let demo = integrations_admin::seed_demo(&state, token.as_deref()).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+
+    println!("integrations-admin listening on http://{local}");
+    println!(
+        "audit log viewer: http://{local}/admin/audit-log/ (sign in as an administrator below)"
+    );
+    match demo {
+        Some(demo) => {
+            println!("seeded demo data; accounts (email / password / role):");
+            for t in &demo.tenants {
+                for u in [&t.admin, &t.member] {
+                    println!(
+                        "  {:<24} {:<22} {} of {}",
+                        u.email, u.password, u.role, t.name
+                    );
+                }
+                println!("  API key {} ({})", t.api_key.0, t.api_key.1);
+            }
+        }
+        None => println!(
+            "database already seeded; demo accounts are admin@acme.example / acme-admin-demo and friends"
+        ),
+    }
+    if let Some(token) = &token {
+        println!(
+            "DEMO_ADMIN_TOKEN is set: `Authorization: Bearer {token}` acts as admin@acme.example"
+        );
+    }
+
+    let app = integrations_admin::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            println!("shutting down");
+        }
+    })
+    .await?;
+    Ok(())
+}
