@@ -8,6 +8,7 @@
 //! - [`diff`] turns before/after values into field-level [`Change`]s and [`Redactor`] keeps
 //!   secrets out of them; [`Limits`] bounds every field.
 //! - [`AuditSink`] receives entries; [`MemorySink`] and [`TracingSink`] are ready-made sinks.
+//!   [`MemorySink`] is also an [`AuditStore`], for tests and trials of the admin router.
 //!
 //! `audit-tower` makes entries from requests; `audit-seaorm` stores and queries them.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ mod action;
 mod bound;
 mod change;
 mod entry;
+mod memory_store;
 mod redact;
 mod sink;
 pub mod store;

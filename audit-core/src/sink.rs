@@ -75,7 +75,7 @@ impl MemorySink {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<AuditEntry>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<AuditEntry>> {
         // A panic while holding the lock cannot leave the Vec half-written, so the data is
         // still good after poisoning.
         self.entries

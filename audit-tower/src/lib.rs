@@ -9,6 +9,8 @@
 //!   [resolvers](ResolveActor), client address from [`ClientIpConfig`].
 //! - [`AuditContext`] lets a handler add what only it knows: the entity's name, a summary, the
 //!   before and after values.
+//! - [`admin`] (feature `admin`, on by default) is the reading end: a router that lists,
+//!   filters, exports and shows the log to administrators, within the scope a guard grants.
 //!
 //! ```
 //! use audit_core::{Actor, MemorySink};
@@ -32,6 +34,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod client_ip;
 mod context;
 mod layer;

@@ -1,0 +1,122 @@
+//! Streaming exports: CSV, a JSON array, and NDJSON, written chunk by chunk as the store yields
+//! entries, so the memory held does not grow with the number of rows.
+
+use audit_core::{AuditEntry, StoreError};
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use http::HeaderValue;
+use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+
+use super::csv;
+use super::response::common_headers;
+
+/// Entries that are ready together are written into one body chunk, up to this many.
+const CHUNK_ENTRIES: usize = 256;
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+impl Format {
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Json => "application/json",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    fn head(self) -> Vec<u8> {
+        match self {
+            Format::Csv => {
+                let mut out = Vec::new();
+                csv::write_header(&mut out);
+                out
+            }
+            Format::Json => b"[".to_vec(),
+            Format::Ndjson => Vec::new(),
+        }
+    }
+
+    fn tail(self) -> &'static [u8] {
+        match self {
+            Format::Json => b"\n]\n",
+            Format::Csv | Format::Ndjson => b"",
+        }
+    }
+
+    fn write(self, out: &mut Vec<u8>, entry: &AuditEntry, first: bool) -> serde_json::Result<()> {
+        match self {
+            Format::Csv => csv::write_row(out, entry),
+            Format::Json => {
+                out.extend_from_slice(if first { b"\n" } else { b",\n" });
+                serde_json::to_writer(&mut *out, entry)
+            }
+            Format::Ndjson => {
+                serde_json::to_writer(&mut *out, entry)?;
+                out.push(b'\n');
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The streamed response for `entries` in `format`, offered as a file named `file_stem` plus
+/// the format's extension.
+///
+/// A store error after the first bytes were sent cannot change the status any more; the body
+/// then ends with an error, which aborts the transfer, so the client sees a failed download
+/// (and a JSON array that never closes) rather than a silently short file.
+pub(crate) fn response(
+    format: Format,
+    file_stem: &str,
+    entries: BoxStream<'static, Result<AuditEntry, StoreError>>,
+) -> Response {
+    let mut first = true;
+    let rows = entries.ready_chunks(CHUNK_ENTRIES).map(move |chunk| {
+        let mut out = Vec::with_capacity(chunk.len() * 512);
+        for item in chunk {
+            let entry = item.inspect_err(|error| {
+                tracing::error!(%error, "audit admin: the store failed during an export");
+            })?;
+            format
+                .write(&mut out, &entry, first)
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+            first = false;
+        }
+        Ok::<_, StoreError>(Bytes::from(out))
+    });
+    let body = stream::once(async move { Ok(Bytes::from(format.head())) })
+        .chain(rows)
+        .chain(stream::once(async move {
+            Ok(Bytes::from_static(format.tail()))
+        }));
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    let disposition = format!(
+        "attachment; filename=\"{file_stem}.{}\"",
+        format.extension()
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(CONTENT_DISPOSITION, value);
+    }
+    common_headers(headers);
+    response
+}

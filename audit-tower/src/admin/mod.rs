@@ -1,0 +1,177 @@
+//! The admin router: list, filter, page, inspect and export the audit log, with access control,
+//! an OpenAPI document and a viewer page (feature `admin`, on by default).
+//!
+//! The flow of the project is request → layer → entry → sink → store → **admin router**. This
+//! module is the reading end: administrators and auditors ask an [`AuditStore`] questions
+//! through HTTP, within the [`Scope`](audit_core::store::Scope) a pluggable [`AdminGuard`]
+//! grants them, and every read and export they make is itself written back through the same
+//! store's [`AuditSink`] side, so the log records who looked at it.
+//!
+//! | endpoint | what it answers |
+//! |---|---|
+//! | `GET /` | the viewer page (HTML, no build step): table, filters, details, export buttons |
+//! | `GET /entries` | one page of entries as JSON: `{"items": [...], "next_cursor": ...}` |
+//! | `GET /entries/{id}` | one entry, with its `changes`; 404 when it is outside your scope |
+//! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file |
+//! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
+//!
+//! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,
+//! `actor_kind`, `api_key`, `entity_id`, `outcome` (each repeatable: values combine with OR),
+//! `from` and `to` (RFC 3339; the range is `[from, to)`), `q` (free text) and `order`
+//! (`desc`, the default, or `asc`); the list also takes `limit` (1 to 1000, default 100) and
+//! `cursor`. A bad or unknown parameter is a 400 whose JSON body names it.
+//!
+//! # Access
+//!
+//! Nothing is shown until you configure a guard: the default, [`DenyAll`], answers every data
+//! endpoint with 403. A guard is any `Fn(&http::request::Parts) -> Access`; its answer becomes
+//! the store query's scope (applied inside the query, never by filtering results), so a tenant
+//! administrator cannot list, export or even confirm the existence of another tenant's entries.
+//! The viewer page and the OpenAPI document hold no data and are served to everyone; the page
+//! shows the guard's message when the data endpoints answer 403.
+//!
+//! # Recording reads
+//!
+//! A successful list or fetch is recorded as [`Action::Read`](audit_core::Action::Read) and an
+//! export as [`Action::Export`](audit_core::Action::Export), on entity type `AuditLog`, with the
+//! filter in the entry's `metadata`; a request the guard denies is recorded as `Read` with the
+//! outcome `denied`. The actor, tenant and API key come from the request extensions
+//! ([`Actor`](audit_core::Actor), [`TenantRef`](audit_core::TenantRef),
+//! [`ApiKeyRef`](audit_core::ApiKeyRef)) as for [`AuditLayer`](crate::AuditLayer); without a
+//! `TenantRef`, the tenant (and team) of the granted scope is used, so a tenant administrator
+//! sees their own reads in their own log. The client address comes from [`ClientIpConfig`]
+//! (the TCP peer by default). As in the layer, a failure to record is logged, never turned into
+//! a failed request.
+//!
+//! ```
+//! use audit_core::{MemorySink, TenantRef};
+//! use audit_tower::admin::{self, Access};
+//! use axum::Router;
+//!
+//! let store = MemorySink::new(); // or audit_seaorm::SeaOrmStore
+//! let audit_admin = admin::router(store)
+//!     .guard(|parts: &http::request::Parts| match parts.extensions.get::<TenantRef>() {
+//!         Some(tenant) => Access::tenant(&tenant.tenant_id),
+//!         None => Access::denied("sign in as an administrator to read the audit log"),
+//!     })
+//!     .into_router();
+//! let app: Router = Router::new().nest("/admin/audit-log", audit_admin);
+//! // The viewer is at GET /admin/audit-log.
+//! ```
+
+mod csv;
+mod error;
+mod export;
+mod guard;
+mod handlers;
+mod openapi;
+mod params;
+mod record;
+mod response;
+mod viewer;
+
+use std::sync::Arc;
+
+use audit_core::{AuditSink, AuditStore};
+use axum::Router;
+use axum::routing::get;
+
+use crate::client_ip::ClientIpConfig;
+
+pub use error::AdminError;
+pub use guard::{Access, AdminGuard, DenyAll, NO_GUARD_MESSAGE};
+
+/// The entity type under which reads and exports of the log are recorded.
+pub const AUDIT_LOG_ENTITY: &str = "AuditLog";
+
+/// An admin router for `store`, to configure and then turn into an axum `Router` with
+/// [`AdminRouter::into_router`]. The same as [`AdminRouter::new`].
+pub fn router<S: AuditStore + AuditSink>(store: S) -> AdminRouter<S> {
+    AdminRouter::new(store)
+}
+
+/// The admin router's configuration: the store, the guard and where client addresses come from.
+///
+/// See the [module documentation](self) for the endpoints and an example.
+pub struct AdminRouter<S> {
+    store: S,
+    guard: Arc<dyn AdminGuard>,
+    client_ip: ClientIpConfig,
+    entity_types: Vec<String>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for AdminRouter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRouter")
+            .field("store", &self.store)
+            .field("client_ip", &self.client_ip)
+            .field("entity_types", &self.entity_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AuditStore + AuditSink> AdminRouter<S> {
+    /// An admin router reading from `store` and recording reads into it, with the [`DenyAll`]
+    /// guard: configure a [`guard`](Self::guard) before anyone can read.
+    pub fn new(store: S) -> Self {
+        AdminRouter {
+            store,
+            guard: Arc::new(DenyAll),
+            client_ip: ClientIpConfig::default(),
+            entity_types: Vec::new(),
+        }
+    }
+
+    /// Decides who may read how much of the log (default: [`DenyAll`]).
+    ///
+    /// **Warning:** a guard that answers [`Access::All`] to every request publishes every
+    /// tenant's audit log to anyone who can reach the router. Decide from authenticated data
+    /// in the request extensions, never from a header the client can set.
+    pub fn guard(mut self, guard: impl AdminGuard) -> Self {
+        self.guard = Arc::new(guard);
+        self
+    }
+
+    /// Where the client address of a recorded read comes from (default: the TCP peer, as in
+    /// [`AuditLayer`](crate::AuditLayer); use the same configuration as your layer).
+    pub fn client_ip(mut self, config: ClientIpConfig) -> Self {
+        self.client_ip = config;
+        self
+    }
+
+    /// Entity types the viewer offers in its entity type filter before any entry is loaded
+    /// (it also offers every type it has seen). Only a convenience of the page: the filter
+    /// itself accepts any type.
+    pub fn entity_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.entity_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The axum router, to mount with `Router::nest("/admin/audit-log", ..)` (any prefix
+    /// works; the viewer finds its endpoints relative to its own address).
+    pub fn into_router<T>(self) -> Router<T>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let shared = Arc::new(handlers::Shared {
+            viewer: viewer::Page::new(&self.entity_types),
+            openapi: openapi::document(),
+            store: self.store,
+            guard: self.guard,
+            client_ip: self.client_ip,
+        });
+        Router::new()
+            .route("/", get(viewer::page::<S>))
+            .route("/openapi.json", get(openapi::serve::<S>))
+            .route("/entries", get(handlers::list::<S>))
+            .route("/entries/{id}", get(handlers::entry::<S>))
+            .route("/export.csv", get(handlers::export_csv::<S>))
+            .route("/export.json", get(handlers::export_json::<S>))
+            .route("/export.ndjson", get(handlers::export_ndjson::<S>))
+            .with_state(shared)
+    }
+}

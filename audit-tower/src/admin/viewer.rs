@@ -1,0 +1,136 @@
+//! `GET /`: the viewer page, one static HTML file with its CSS and script inline.
+//!
+//! The page holds no data: it fetches `entries`, `entries/{id}` and links the exports relative
+//! to its own address, so it works under any mount prefix. Every value from the log is put into
+//! the page with `textContent`, never parsed as HTML; as a second line of defence the
+//! `Content-Security-Policy` allows only this page's own script and style (by hash) and
+//! requests to its own origin.
+
+use audit_core::{Action, AuditSink, AuditStore};
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderValue;
+use http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_FRAME_OPTIONS};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::handlers::AppState;
+use super::response::common_headers;
+
+const TEMPLATE: &str = include_str!("viewer.html");
+const CONFIG_SLOT: &str = "{{CONFIG}}";
+
+/// The rendered page and its security policy.
+pub(crate) struct Page {
+    html: String,
+    csp: HeaderValue,
+}
+
+impl Page {
+    pub(crate) fn new(entity_types: &[String]) -> Self {
+        let config = json!({
+            "actions": Action::well_known().map(|a| a.as_str().to_owned()).collect::<Vec<_>>(),
+            "entity_types": entity_types,
+        });
+        // Inside a <script type="application/json"> block only `</script` could end it early;
+        // escaping every `<` rules that out whatever the entity types say.
+        let config = config.to_string().replace('<', "\\u003c");
+        let html = TEMPLATE.replace(CONFIG_SLOT, &config);
+        let script = element_body(TEMPLATE, "<script>", "</script>");
+        let style = element_body(TEMPLATE, "<style>", "</style>");
+        let csp = format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; \
+             connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'",
+            sha256_base64(script),
+            sha256_base64(style),
+        );
+        Page {
+            html,
+            csp: HeaderValue::from_str(&csp)
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
+        }
+    }
+}
+
+/// The text between the first `open` tag and the next `close` tag (what a CSP hash covers).
+fn element_body<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    html.split_once(open)
+        .and_then(|(_, rest)| rest.split_once(close))
+        .map_or("", |(body, _)| body)
+}
+
+fn sha256_base64(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(44);
+    for chunk in digest.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Serves the page.
+pub(crate) async fn page<S: AuditStore + AuditSink>(State(shared): AppState<S>) -> Response {
+    let mut response = Response::new(Body::from(shared.viewer.html.clone()));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CONTENT_SECURITY_POLICY, shared.viewer.csp.clone());
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    common_headers(headers);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_has_one_script_and_style_and_no_html_sinks() {
+        assert!(!element_body(TEMPLATE, "<script>", "</script>").is_empty());
+        assert!(!element_body(TEMPLATE, "<style>", "</style>").is_empty());
+        assert_eq!(TEMPLATE.matches("<script>").count(), 1);
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!TEMPLATE.contains(sink), "the viewer must not use {sink}");
+        }
+        assert!(TEMPLATE.contains(CONFIG_SLOT));
+    }
+
+    #[test]
+    fn hashes_are_standard_base64() {
+        // SHA-256 of the empty string.
+        assert_eq!(
+            sha256_base64(""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+    }
+
+    #[test]
+    fn config_cannot_close_its_script_block() {
+        let page = Page::new(&["</script><script>alert(1)</script>".to_owned()]);
+        assert_eq!(page.html.matches("</script>").count(), 2);
+    }
+}
