@@ -1,0 +1,457 @@
+//! The example service over real TCP, on every backend: each tracked action leaves the entry a
+//! user of the audit log expects, and no secret reaches the audit table.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use audit_core::{Action, ActorKind, AuditEntry, AuditQuery, AuditStore, Outcome, Scope};
+use audit_seaorm::sea_orm::EntityTrait;
+use audit_tests::{Backend, RunningExample, start_example};
+use chrono::{DateTime, Utc};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Session {
+    client: Client,
+    base: String,
+    auth: (&'static str, String),
+}
+
+impl Session {
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header(self.auth.0, &self.auth.1);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+async fn login(app: &RunningExample, email: &str, password: &str) -> (StatusCode, Value) {
+    let response = Client::new()
+        .post(format!("{}/login", app.base))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn user_session(app: &RunningExample, email: &str, password: &str) -> Session {
+    let (status, body) = login(app, email, password).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    Session {
+        client: Client::new(),
+        base: app.base.clone(),
+        auth: ("authorization", format!("Bearer {token}")),
+    }
+}
+
+/// The newest entry of `tenant` with this action on this entity type.
+async fn newest(
+    app: &RunningExample,
+    tenant: &str,
+    action: Action,
+    entity_type: &str,
+) -> AuditEntry {
+    let query = AuditQuery::new(Scope::tenant(tenant))
+        .action(action.clone())
+        .entity_type(entity_type)
+        .limit(1);
+    let page = app.state.store.query(&query).await.unwrap();
+    page.items
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {action} {entity_type} entry"))
+}
+
+fn assert_recent(entry: &AuditEntry, since: DateTime<Utc>) {
+    assert!(
+        entry.occurred_at >= since - chrono::Duration::milliseconds(5),
+        "{entry:?}"
+    );
+    assert!(entry.occurred_at <= Utc::now(), "{entry:?}");
+    assert_eq!(entry.ip, Some("127.0.0.1".parse().unwrap()));
+}
+
+fn change<'a>(entry: &'a AuditEntry, field: &str) -> (&'a Value, &'a Value) {
+    let c = entry
+        .changes
+        .iter()
+        .find(|c| c.field == field)
+        .unwrap_or_else(|| panic!("no change of {field}: {entry:?}"));
+    (&c.old, &c.new)
+}
+
+async fn every_tracked_action_is_recorded(backend: Backend) {
+    let Some(app) = start_example(backend).await else {
+        return;
+    };
+    let acme = &app.demo.tenants[0];
+    let admin = user_session(&app, &acme.admin.email, &acme.admin.password).await;
+    let key = Session {
+        client: Client::new(),
+        base: app.base.clone(),
+        auth: ("x-api-key", acme.api_key.0.clone()),
+    };
+    let start = Utc::now();
+
+    // Login and LoginFailed.
+    let e = newest(&app, "acme", Action::Login, "User").await;
+    assert_recent(&e, start - chrono::Duration::seconds(5));
+    assert_eq!(
+        (e.actor_kind, e.actor_name.as_deref()),
+        (ActorKind::User, Some(acme.admin.email.as_str()))
+    );
+    assert_eq!(e.outcome, Outcome::Success);
+    let (status, _) = login(&app, &acme.admin.email, "wrong-password-123").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let e = newest(&app, "acme", Action::LoginFailed, "User").await;
+    assert_recent(&e, start);
+    assert_eq!(
+        (e.actor_kind, e.actor_name.as_deref()),
+        (ActorKind::Anonymous, Some(acme.admin.email.as_str()))
+    );
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(401)));
+
+    // Tenant.
+    let (status, created) = admin
+        .send(
+            Method::POST,
+            "/tenants",
+            Some(json!({"name": "Initech", "plan": "pro"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let e = newest(&app, "acme", Action::Create, "Tenant").await;
+    assert_recent(&e, start);
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (created["id"].as_str(), Some("Initech"))
+    );
+    assert_eq!(change(&e, "plan"), (&Value::Null, &json!("pro")));
+    assert_eq!(
+        (e.actor_name.as_deref(), e.api_key_name.as_deref()),
+        (Some(acme.admin.email.as_str()), None)
+    );
+
+    let (status, _) = admin
+        .send(
+            Method::PUT,
+            "/tenants/acme",
+            Some(json!({"plan": "enterprise-plus"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let e = newest(&app, "acme", Action::Update, "Tenant").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some("acme"), Some("Acme Logistics"))
+    );
+    assert_eq!(
+        change(&e, "plan"),
+        (&json!("enterprise"), &json!("enterprise-plus"))
+    );
+    assert_eq!(e.changes.len(), 1);
+
+    assert_eq!(
+        admin
+            .send(Method::POST, "/tenants/acme/toggle-active", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let e = newest(&app, "acme", Action::ToggleActive, "Tenant").await;
+    assert_eq!(change(&e, "active"), (&json!(true), &json!(false)));
+    assert_eq!(
+        admin
+            .send(Method::POST, "/tenants/acme/toggle-active", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin
+            .send(Method::POST, "/tenants/acme/deactivate", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let e = newest(&app, "acme", Action::Deactivate, "Tenant").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some("acme"), Some("Acme Logistics"))
+    );
+    assert_eq!(change(&e, "active"), (&json!(true), &json!(false)));
+
+    // Connection profile, through the API key: the key's name is the actor.
+    let (status, profile) = key
+        .send(
+            Method::POST,
+            "/connection-profiles",
+            Some(json!({"name": "HubSpot", "kind": "hubspot", "host": "api.hubspot.example", "client_secret": "cs-created-0001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let id = profile["id"].as_str().unwrap().to_owned();
+    let e = newest(&app, "acme", Action::Create, "ConnectionProfile").await;
+    assert_recent(&e, start);
+    assert_eq!(
+        (e.actor_kind, e.actor_name.as_deref()),
+        (ActorKind::ApiKey, Some(acme.api_key.1.as_str()))
+    );
+    assert_eq!(e.api_key_name.as_deref(), Some(acme.api_key.1.as_str()));
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some(id.as_str()), Some("HubSpot"))
+    );
+    assert_eq!(
+        change(&e, "client_secret"),
+        (&json!("[REDACTED]"), &json!("[REDACTED]"))
+    );
+    assert_eq!(
+        change(&e, "host"),
+        (&Value::Null, &json!("api.hubspot.example"))
+    );
+
+    let update = json!({"host": "eu.hubspot.example", "client_secret": "cs-rotated-0002"});
+    assert_eq!(
+        admin
+            .send(
+                Method::PUT,
+                &format!("/connection-profiles/{id}"),
+                Some(update)
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let e = newest(&app, "acme", Action::Update, "ConnectionProfile").await;
+    assert_eq!(e.entity_name.as_deref(), Some("HubSpot"));
+    assert_eq!(
+        change(&e, "host"),
+        (&json!("api.hubspot.example"), &json!("eu.hubspot.example"))
+    );
+    assert_eq!(
+        change(&e, "client_secret"),
+        (&json!("[REDACTED]"), &json!("[REDACTED]"))
+    );
+    assert_eq!(e.changes.len(), 2);
+
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("/connection-profiles/{id}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let e = newest(&app, "acme", Action::Delete, "ConnectionProfile").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some(id.as_str()), Some("HubSpot"))
+    );
+    assert_eq!(
+        change(&e, "host"),
+        (&json!("eu.hubspot.example"), &Value::Null)
+    );
+
+    // Mapping config: the update is recorded in the handler's own transaction.
+    let (status, mapping) = admin
+        .send(
+            Method::POST,
+            "/mapping-configs",
+            Some(json!({"name": "Invoices", "mapping": {"inv_no": "InvoiceNo"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mid = mapping["id"].as_str().unwrap().to_owned();
+    let e = newest(&app, "acme", Action::Create, "MappingConfig").await;
+    assert_eq!(
+        change(&e, "mapping.inv_no"),
+        (&Value::Null, &json!("InvoiceNo"))
+    );
+    let body = json!({"mapping": {"inv_no": "InvoiceNumber", "due": "DueDate"}});
+    assert_eq!(
+        admin
+            .send(Method::PUT, &format!("/mapping-configs/{mid}"), Some(body))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let updates = app
+        .state
+        .store
+        .query(
+            &AuditQuery::new(Scope::tenant("acme"))
+                .action(Action::Update)
+                .entity_id(mid.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updates.items.len(),
+        1,
+        "the transactional entry is written once, not again by the layer"
+    );
+    let e = &updates.items[0];
+    assert_recent(e, start);
+    assert_eq!(e.entity_name.as_deref(), Some("Invoices"));
+    assert_eq!(
+        change(e, "mapping.inv_no"),
+        (&json!("InvoiceNo"), &json!("InvoiceNumber"))
+    );
+    assert_eq!(change(e, "mapping.due"), (&Value::Null, &json!("DueDate")));
+    assert_eq!(e.route.as_deref(), Some("/mapping-configs/{id}"));
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("/mapping-configs/{mid}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let e = newest(&app, "acme", Action::Delete, "MappingConfig").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some(mid.as_str()), Some("Invoices"))
+    );
+
+    // API keys: the secret is returned once and recorded nowhere.
+    let (status, created_key) = admin
+        .send(
+            Method::POST,
+            "/api-keys",
+            Some(json!({"name": "nightly-export"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let kid = created_key["id"].as_str().unwrap().to_owned();
+    let e = newest(&app, "acme", Action::Create, "ApiKey").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some(kid.as_str()), Some("nightly-export"))
+    );
+    assert!(
+        e.details
+            .as_deref()
+            .is_some_and(|d| d.starts_with("key sk_live_")),
+        "{e:?}"
+    );
+    assert_eq!(
+        admin
+            .send(Method::POST, &format!("/api-keys/{kid}/revoke"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let e = newest(&app, "acme", Action::Revoke, "ApiKey").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some(kid.as_str()), Some("nightly-export"))
+    );
+    assert_eq!(change(&e, "revoked"), (&json!(false), &json!(true)));
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("/api-keys/{kid}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let e = newest(&app, "acme", Action::Delete, "ApiKey").await;
+    assert_eq!(e.entity_id.as_deref(), Some(kid.as_str()));
+
+    // Extraction cursors.
+    let (status, _) = key
+        .send(
+            Method::POST,
+            "/extraction-cursors/ec-acme-0/reset",
+            Some(json!({"position": "2026-11-20"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let e = newest(&app, "acme", Action::Reset, "ExtractionCursor").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some("ec-acme-0"), Some("Orders since last sync"))
+    );
+    assert_eq!(
+        e.details.as_deref(),
+        Some("cursor moved from \"2026-11-01T00:00:00Z\" to \"2026-11-20\"")
+    );
+    assert_eq!(e.api_key_name.as_deref(), Some(acme.api_key.1.as_str()));
+    assert_eq!(
+        admin
+            .send(Method::DELETE, "/extraction-cursors/ec-acme-1", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let e = newest(&app, "acme", Action::Delete, "ExtractionCursor").await;
+    assert_eq!(
+        (e.entity_id.as_deref(), e.entity_name.as_deref()),
+        (Some("ec-acme-1"), Some("Customers delta"))
+    );
+
+    // A member's admin-only change is refused and recorded as denied.
+    let member = user_session(&app, &acme.member.email, &acme.member.password).await;
+    let (status, body) = member
+        .send(Method::POST, "/api-keys/k-acme-ci/revoke", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let e = newest(&app, "acme", Action::Revoke, "ApiKey").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(403)));
+    assert_eq!(
+        (e.actor_name.as_deref(), e.entity_id.as_deref()),
+        (Some(acme.member.email.as_str()), Some("k-acme-ci"))
+    );
+
+    // No secret in any column of any row: passwords, keys, tokens, connection secrets.
+    let token = admin.auth.1.trim_start_matches("Bearer ").to_owned();
+    let mut secrets = vec![
+        token,
+        created_key["key"].as_str().unwrap().to_owned(),
+        "cs-created-0001".into(),
+        "cs-rotated-0002".into(),
+        "wrong-password-123".into(),
+    ];
+    for t in &app.demo.tenants {
+        secrets.extend([
+            t.admin.password.clone(),
+            t.member.password.clone(),
+            t.api_key.0.clone(),
+        ]);
+    }
+    secrets.extend(["demo-secret-acme-0".into(), "demo-secret-globex-1".into()]);
+    let rows = audit_seaorm::entity::Entity::find()
+        .all(app.state.store.connection())
+        .await
+        .unwrap();
+    assert!(rows.len() > 240, "{}", rows.len());
+    for row in &rows {
+        let text = format!("{row:?}");
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "secret {secret} found in {text}"
+            );
+        }
+    }
+}
+
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(audit_tests::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(audit_tests::Backend::Postgres).await } )* }
+        mod mysql { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(audit_tests::Backend::Mysql).await } )* }
+    };
+}
+
+on_every_backend!(every_tracked_action_is_recorded);
