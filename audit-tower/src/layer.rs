@@ -237,10 +237,12 @@ fn draft<B>(config: &Config, req: &Request<B>) -> Option<Box<AuditEntry>> {
     entry.route = Some(route.to_owned());
     entry.method = Some(req.method().as_str().to_owned());
     entry.ip = config.client_ip.client_ip(headers, extensions);
-    entry.user_agent = headers.get(http::header::USER_AGENT).map(|v| match v.to_str() {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-    });
+    entry.user_agent = headers
+        .get(http::header::USER_AGENT)
+        .map(|v| match v.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        });
     entry.request_id = Some(
         headers
             .get(&X_REQUEST_ID)
