@@ -446,6 +446,99 @@ async fn every_tracked_action_is_recorded(backend: Backend) {
     }
 }
 
+async fn admins_see_only_their_own_tenant(backend: Backend) {
+    let Some(app) = start_example(backend).await else {
+        return;
+    };
+    let (acme, globex) = (&app.demo.tenants[0], &app.demo.tenants[1]);
+    let acme_admin = user_session(&app, &acme.admin.email, &acme.admin.password).await;
+    let globex_admin = user_session(&app, &globex.admin.email, &globex.admin.password).await;
+
+    let (status, page) = acme_admin
+        .send(Method::GET, "/admin/audit-log/entries?limit=1000", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert!(items.len() > 100, "{}", items.len());
+    assert!(
+        items.iter().all(|e| e["tenant_id"] == "acme"),
+        "an acme admin saw another tenant's entry"
+    );
+
+    // An entry of the other tenant is 404 by id, and absent from every export.
+    let (_, other) = globex_admin
+        .send(Method::GET, "/admin/audit-log/entries?limit=1", None)
+        .await;
+    let other_id = other["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(other["items"][0]["tenant_id"], "globex");
+    let (status, body) = acme_admin
+        .send(
+            Method::GET,
+            &format!("/admin/audit-log/entries/{other_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        globex_admin
+            .send(
+                Method::GET,
+                &format!("/admin/audit-log/entries/{other_id}"),
+                None
+            )
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for format in ["csv", "json", "ndjson"] {
+        let (status, body) = acme_admin
+            .send(
+                Method::GET,
+                &format!("/admin/audit-log/export.{format}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let text = body.to_string();
+        assert!(
+            !text.contains("globex") && !text.contains(&other_id),
+            "{format} export leaked another tenant"
+        );
+        assert!(text.contains("acme"), "{format} export is empty");
+    }
+
+    // Members and callers without a session are refused.
+    let member = user_session(&app, &acme.member.email, &acme.member.password).await;
+    let (status, body) = member
+        .send(Method::GET, "/admin/audit-log/entries", None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("access_denied"))
+    );
+    let anonymous = Client::new()
+        .get(format!("{}/admin/audit-log/entries", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The reads themselves are in the reader's log.
+    let reads = app
+        .state
+        .store
+        .query(&AuditQuery::new(Scope::tenant("acme")).action(Action::Export))
+        .await
+        .unwrap();
+    assert_eq!(reads.items.len(), 3);
+    assert!(
+        reads
+            .items
+            .iter()
+            .all(|e| e.actor_name.as_deref() == Some(acme.admin.email.as_str()))
+    );
+}
+
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(audit_tests::Backend::Sqlite).await } )* }
@@ -454,4 +547,7 @@ macro_rules! on_every_backend {
     };
 }
 
-on_every_backend!(every_tracked_action_is_recorded);
+on_every_backend!(
+    every_tracked_action_is_recorded,
+    admins_see_only_their_own_tenant
+);

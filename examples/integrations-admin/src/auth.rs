@@ -77,7 +77,11 @@ fn is_public(path: &str) -> bool {
 /// Authenticates the request or answers 401.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Headers only: a `&Request` held across an await would make this future not `Send`.
-    let identified = identify(&state, req.headers()).await;
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let identified = identify(&state, req.headers(), safe).await;
     match identified {
         Ok(Some((caller, key))) => {
             let actor = match (&caller.user_id, &key) {
@@ -102,10 +106,52 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
 }
 
+/// The name of the cookie `POST /login` sets for the browser (the audit viewer).
+pub const SESSION_COOKIE: &str = "ia_session";
+
+/// The session cookie's token, if the request carries one.
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, token)| token)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+}
+
+async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let session = session::Entity::find_by_id(sha256_hex(token))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let user = user::Entity::find_by_id(session.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Caller {
+        tenant_id: user.tenant_id,
+        role: user.role,
+        user_id: Some(user.id),
+        name: user.email,
+    })
+}
+
+/// Finds the caller. The session cookie counts only on safe methods (the viewer's reads):
+/// changes need an `Authorization` or `x-api-key` header, which another site cannot make a
+/// browser send, so cookies open no cross-site request forgery.
 async fn identify(
     state: &AppState,
     headers: &axum::http::HeaderMap,
+    safe: bool,
 ) -> Result<Option<(Caller, Option<ApiKeyRef>)>, ApiError> {
+    if let Some(token) = session_cookie(headers).filter(|_| safe) {
+        return caller_for_token(state, token)
+            .await
+            .map(|caller| Some((caller, None)));
+    }
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let token = value
             .to_str()

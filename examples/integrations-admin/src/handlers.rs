@@ -53,7 +53,7 @@ pub async fn login(
     State(state): State<AppState>,
     audit: AuditContext,
     Json(body): Json<Login>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<([(axum::http::HeaderName, String); 1], Json<Value>)> {
     audit.entity_type("User");
     let email: String = body.email.chars().take(254).collect();
     let found = user::Entity::find()
@@ -87,9 +87,19 @@ pub async fn login(
         .tenant(TenantRef::new(user.tenant_id.clone()))
         .entity_id(&user.id)
         .entity_name(&user.email);
-    Ok(Json(
-        json!({"token": token, "user_id": user.id, "tenant_id": user.tenant_id, "role": user.role}),
-    ))
+    // The cookie is for the browser (the audit viewer); API clients use the token.
+    let cookie = format!(
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+        crate::auth::SESSION_COOKIE
+    );
+    let body =
+        json!({"token": token, "user_id": user.id, "tenant_id": user.tenant_id, "role": user.role});
+    Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(body)))
+}
+
+/// `GET /login`: a sign-in form for the browser, which then opens the audit viewer.
+pub async fn login_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("login.html"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ pub mod seed;
 
 use audit_seaorm::SeaOrmStore;
 use audit_tower::AuditLayer;
+use audit_tower::admin::Access;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post, put};
@@ -61,12 +62,29 @@ pub async fn connect(database_url: &str) -> Result<AppState, SetupError> {
     Ok(AppState { db, store })
 }
 
+/// The audit log viewer and API, for administrators of the caller's tenant.
+fn admin_router(state: &AppState) -> Router<AppState> {
+    audit_tower::admin::router(state.store.clone())
+        .guard(
+            |parts: &axum::http::request::Parts| match parts.extensions.get::<auth::Caller>() {
+                Some(caller) if caller.role == auth::ADMINISTRATOR => {
+                    Access::tenant(&caller.tenant_id)
+                }
+                Some(_) => Access::denied("the audit log is for administrators"),
+                None => {
+                    Access::denied("sign in at /login as an administrator to read the audit log")
+                }
+            },
+        )
+        .into_router()
+}
+
 /// The service's routes, audited.
 pub fn router(state: AppState) -> Router {
     use handlers::*;
     Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/login", post(login))
+        .route("/login", get(login_page).post(login))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{id}", put(update_tenant))
         .route("/tenants/{id}/deactivate", post(deactivate_tenant))
@@ -93,6 +111,12 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(delete_cursor),
         )
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
+        // Administrators read their own tenant's log; everyone else is refused.
+        .nest("/admin/audit-log", admin_router(&state))
+        .route(
+            "/admin/audit-log/",
+            get(|| async { axum::response::Redirect::permanent("/admin/audit-log") }),
+        )
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store. Authentication runs outside it (the next layer) and hands it the caller.
         .layer(AuditLayer::new(state.store.clone()))
