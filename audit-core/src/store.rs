@@ -69,6 +69,21 @@ impl Scope {
         }
     }
 
+    /// Checks the scope's ids like filter values (at most [`MAX_FILTER_VALUE_LEN`] bytes, no
+    /// control characters), so an id taken from a request can never reach a database as
+    /// something it refuses. [`AuditQuery::validate`] calls this; stores call it in
+    /// [`AuditStore::get`].
+    pub fn validate(&self) -> Result<(), StoreError> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Tenant(tenant) => check_values("scope", std::slice::from_ref(tenant)),
+            Scope::Team { tenant, team } => {
+                check_values("scope", std::slice::from_ref(tenant))?;
+                check_values("scope", std::slice::from_ref(team))
+            }
+        }
+    }
+
     /// Whether `entry` lies within this scope.
     ///
     /// ```
@@ -301,6 +316,7 @@ impl AuditQuery {
     /// range, and that the cursor was made by this same query (same scope, filters, range, text
     /// and order; only the limit may change between pages).
     pub fn validate(&self) -> Result<(), StoreError> {
+        self.scope.validate()?;
         if self.limit == 0 || self.limit > MAX_LIMIT {
             return Err(StoreError::invalid(
                 "limit",
@@ -327,6 +343,9 @@ impl AuditQuery {
         check_values("api_key", &self.api_keys)?;
         check_values("entity_id", &self.entity_ids)?;
         check_count("action", self.actions.len())?;
+        // Parsed actions are always clean, but `Action::Custom` can be built directly.
+        let actions: Vec<String> = self.actions.iter().map(|a| a.as_str().to_owned()).collect();
+        check_values("action", &actions)?;
         check_count("actor_kind", self.actor_kinds.len())?;
         check_count("outcome", self.outcomes.len())?;
         if let (Some(from), Some(to)) = (self.from, self.to)
@@ -742,7 +761,7 @@ pub enum StoreError {
     /// A query parameter is out of bounds or malformed.
     #[error("invalid query parameter `{parameter}`: {message}")]
     InvalidQuery {
-        /// The parameter's name: `limit`, `q`, `cursor`, `to`, `order`, `entity_type`,
+        /// The parameter's name: `scope`, `limit`, `q`, `cursor`, `to`, `order`, `entity_type`,
         /// `action`, `actor_id`, `actor_kind`, `api_key`, `entity_id` or `outcome`.
         parameter: String,
         /// What is wrong and how to fix it.
@@ -998,6 +1017,18 @@ mod tests {
             .to(at + chrono::Duration::microseconds(1))
             .validate()
             .unwrap();
+        assert_eq!(
+            invalid_parameter(AuditQuery::new(Scope::tenant("a\0")).validate()),
+            "scope"
+        );
+        assert_eq!(
+            invalid_parameter(Scope::team("acme", "x".repeat(300)).validate()),
+            "scope"
+        );
+        assert_eq!(
+            invalid_parameter(base().action(Action::Custom("a\nb".into())).validate()),
+            "action"
+        );
         assert_eq!(base().text("   ").search_text(), None);
         assert_eq!(base().text(" Acme ").search_text(), Some("Acme"));
     }

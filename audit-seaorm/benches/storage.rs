@@ -1,2 +1,538 @@
-//! Storage benchmark (being written).
-fn main() {}
+//! Storage benchmark: insert throughput and query latency of `SeaOrmStore`.
+//!
+//! Run with `cargo bench -p audit-seaorm --bench storage` (release profile). SQLite always runs,
+//! on a temporary file; PostgreSQL and MySQL run when `AUDIT_BENCH_POSTGRES_URL` /
+//! `AUDIT_BENCH_MYSQL_URL` are set. **The bench drops and recreates `audit_log` in those
+//! databases**, so point them at a database of its own.
+//!
+//! Settings (environment):
+//! - `AUDIT_BENCH_ROWS`: entries in the query dataset (default 1,000,000), over
+//!   `AUDIT_BENCH_TENANTS` tenants (default 50);
+//! - `AUDIT_BENCH_INSERT_ROWS`: entries per insert measurement (default 20,000; a tenth of
+//!   that for single-entry inserts);
+//! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200).
+//!
+//! Either size set to 0 skips that part. Arguments filter backends by name:
+//! `cargo bench -p audit-seaorm --bench storage -- sqlite`.
+//!
+//! Inserts are measured through the store (`record` / `record_batch`, all indexes in place)
+//! beside a raw SQLx multi-row insert of the same rows into the same table, each into an
+//! emptied table. Queries are timed through `AuditStore::query` on one tenant, after warm-up,
+//! and reported as p50 and p99.
+
+use std::time::{Duration, Instant};
+
+use audit_core::{
+    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditQuery, AuditSink, AuditStore, Change,
+    Order, Outcome, Scope,
+};
+use audit_seaorm::SeaOrmStore;
+use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend};
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use sea_orm::sqlx;
+use serde_json::json;
+use uuid::{NoContext, Timestamp, Uuid};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator, so every backend gets the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const ENTITY_TYPES: [&str; 12] = [
+    "ConnectionProfile",
+    "ApiKey",
+    "Tenant",
+    "Team",
+    "User",
+    "Mapping",
+    "Schedule",
+    "Job",
+    "ExtractionCursor",
+    "Webhook",
+    "Secret",
+    "Role",
+];
+const SYSTEMS: [&str; 10] = [
+    "Salesforce",
+    "HubSpot",
+    "NetSuite",
+    "Zendesk",
+    "Shopify",
+    "Stripe",
+    "Workday",
+    "Jira",
+    "SAP",
+    "Marketo",
+];
+const STAGES: [&str; 4] = ["prod", "staging", "dev", "sandbox"];
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// Entries `range` of a timeline of `total` realistic entries over `tenants` tenants, in time
+/// order across one year, with UUIDv7 ids made from their own timestamps. Slices of one
+/// timeline can be made one at a time, so a large dataset never sits in memory whole.
+fn dataset(
+    range: std::ops::Range<usize>,
+    total: usize,
+    tenants: usize,
+    seed: u64,
+) -> Vec<AuditEntry> {
+    let mut rng = Rng((seed ^ (range.start as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+    let year_micros: i64 = 365 * 24 * 3600 * 1_000_000;
+    let step = (year_micros / total.max(1) as i64).max(1);
+    range
+        .map(|i| {
+            let at = start()
+                + ChronoDuration::microseconds(step * i as i64 + (rng.next() % step as u64) as i64);
+            let tenant = rng.below(tenants);
+            let action = match rng.below(20) {
+                0..=5 => Action::Update,
+                6..=9 => Action::Create,
+                10..=11 => Action::Delete,
+                12 => Action::Revoke,
+                13 => Action::ToggleActive,
+                14 => Action::Reset,
+                15..=16 => Action::Execute,
+                17 => Action::Login,
+                18 => Action::LoginFailed,
+                _ => Action::Export,
+            };
+            let entity_type = ENTITY_TYPES[rng.below(ENTITY_TYPES.len())];
+            let system = SYSTEMS[rng.below(SYSTEMS.len())];
+            let stage = STAGES[rng.below(STAGES.len())];
+            let user = rng.below(400);
+            let mut builder = AuditEntry::builder(action.clone())
+                .tenant(format!("tenant-{tenant:02}"))
+                .team(format!("team-{}", rng.below(5)))
+                .entity(entity_type, format!("{}", rng.below(20_000)))
+                .entity_name(format!("{system} {stage}"))
+                .details(format!(
+                    "{action} {entity_type} {system} {stage} via admin console"
+                ))
+                .outcome(match rng.below(50) {
+                    0 => Outcome::Denied,
+                    1..=2 => Outcome::Failure,
+                    _ => Outcome::Success,
+                })
+                .occurred_at(at)
+                .ip(std::net::IpAddr::from([
+                    10,
+                    0,
+                    rng.below(256) as u8,
+                    rng.below(256) as u8,
+                ]));
+            builder = if rng.below(5) == 0 {
+                let key = rng.below(30);
+                builder
+                    .actor(Actor::api_key(
+                        format!("key-{key}"),
+                        format!("deployer {key}"),
+                    ))
+                    .api_key(ApiKeyRef::new(
+                        format!("key-{key}"),
+                        format!("deployer {key}"),
+                    ))
+            } else {
+                builder.actor(Actor::user(
+                    format!("user-{user}"),
+                    format!("user{user}@example.com"),
+                ))
+            };
+            if matches!(action, Action::Update) {
+                builder = builder.changes(vec![
+                    Change::new(
+                        "name",
+                        json!(format!("{system} {stage}")),
+                        json!(format!("{system} {stage} v2")),
+                    ),
+                    Change::new("active", json!(true), json!(false)),
+                ]);
+            }
+            let mut entry = builder.build();
+            let secs = at.timestamp() as u64;
+            entry.id = Uuid::new_v7(Timestamp::from_unix(
+                NoContext,
+                secs,
+                at.timestamp_subsec_nanos(),
+            ));
+            entry.status = Some(200);
+            entry.method = Some("POST".into());
+            entry.route = Some(format!("/{}/{{id}}", entity_type.to_lowercase()));
+            entry.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into());
+            entry.request_id = Some(entry.id.to_string());
+            if entry.actor_kind == ActorKind::Anonymous {
+                entry.actor_name = Some("anonymous".into());
+            }
+            entry
+        })
+        .collect()
+}
+
+/// One multi-row `INSERT … ON CONFLICT DO NOTHING` per batch, written with SQLx's
+/// `QueryBuilder` and bound values: what a hand-written sink would do.
+macro_rules! raw_insert {
+    ($db:ty, $pool:expr, $rows:expr, $conflict:expr) => {{
+        let mut qb = sqlx::QueryBuilder::<$db>::new(
+            "INSERT INTO audit_log (id, occurred_at, tenant_id, team_id, actor_kind, actor_id, \
+             actor_name, api_key_id, api_key_name, action, entity_type, entity_id, entity_name, \
+             details, changes, outcome, status, ip, user_agent, request_id, method, route, \
+             metadata) ",
+        );
+        qb.push_values($rows, |mut b, e: &AuditEntry| {
+            b.push_bind(e.id)
+                .push_bind(e.occurred_at)
+                .push_bind(e.tenant_id.as_deref())
+                .push_bind(e.team_id.as_deref())
+                .push_bind(e.actor_kind.as_str())
+                .push_bind(e.actor_id.as_deref())
+                .push_bind(e.actor_name.as_deref())
+                .push_bind(e.api_key_id.as_deref())
+                .push_bind(e.api_key_name.as_deref())
+                .push_bind(e.action.as_str())
+                .push_bind(e.entity_type.as_deref())
+                .push_bind(e.entity_id.as_deref())
+                .push_bind(e.entity_name.as_deref())
+                .push_bind(e.details.as_deref())
+                .push_bind(sqlx::types::Json(&e.changes))
+                .push_bind(e.outcome.as_str())
+                .push_bind(e.status.map(i32::from))
+                .push_bind(e.ip.map(|ip| ip.to_string()))
+                .push_bind(e.user_agent.as_deref())
+                .push_bind(e.request_id.as_deref())
+                .push_bind(e.method.as_deref())
+                .push_bind(e.route.as_deref())
+                .push_bind(sqlx::types::Json(&e.metadata));
+        });
+        qb.push($conflict);
+        qb.build().execute($pool).await.map(|_| ())
+    }};
+}
+
+async fn raw_batch(store: &SeaOrmStore, rows: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    let db = store.connection();
+    match db.get_database_backend() {
+        DbBackend::Sqlite => raw_insert!(
+            sqlx::Sqlite,
+            db.get_sqlite_connection_pool(),
+            rows.iter(),
+            " ON CONFLICT (id) DO NOTHING"
+        ),
+        DbBackend::Postgres => raw_insert!(
+            sqlx::Postgres,
+            db.get_postgres_connection_pool(),
+            rows.iter(),
+            " ON CONFLICT (id) DO NOTHING"
+        ),
+        _ => raw_insert!(
+            sqlx::MySql,
+            db.get_mysql_connection_pool(),
+            rows.iter(),
+            " ON DUPLICATE KEY UPDATE id = id"
+        ),
+    }
+}
+
+async fn exec(store: &SeaOrmStore, sql: &str) {
+    if let Err(e) = store.connection().execute_unprepared(sql).await {
+        panic!("{sql}: {e}");
+    }
+}
+
+/// Empties the table between measurements.
+async fn empty(store: &SeaOrmStore) {
+    match store.connection().get_database_backend() {
+        DbBackend::Sqlite => {
+            exec(store, "DELETE FROM audit_log").await;
+            exec(store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+        }
+        _ => exec(store, "TRUNCATE TABLE audit_log").await,
+    }
+}
+
+/// A fresh, empty, migrated table.
+async fn fresh(url: &str) -> SeaOrmStore {
+    let store = SeaOrmStore::connect(url).await.expect("connect");
+    exec(&store, "DROP TABLE IF EXISTS audit_log").await;
+    exec(&store, "DROP TABLE IF EXISTS audit_seaql_migrations").await;
+    store.migrate().await.expect("migrate");
+    store
+}
+
+fn rate(rows: usize, elapsed: Duration) -> f64 {
+    rows as f64 / elapsed.as_secs_f64()
+}
+
+async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
+    println!("\n### {name}: insert throughput (entries/s, all indexes in place)\n");
+    println!("| batch size | rows | SeaOrmStore | raw SQLx multi-row insert | store / raw |");
+    println!("|---:|---:|---:|---:|---:|");
+    for batch in [1usize, 100, 1000] {
+        let rows = if batch == 1 {
+            (insert_rows / 10).max(1)
+        } else {
+            insert_rows
+        };
+        let data = dataset(0..rows, rows, 50, 0x5eed + batch as u64);
+        // Store first, then raw, each into an emptied table; then once more in the other
+        // order, keeping the better of the two, so neither gets the warmer cache.
+        let mut store_best = f64::MIN;
+        let mut raw_best = f64::MIN;
+        for round in 0..2 {
+            for which in if round == 0 { [0, 1] } else { [1, 0] } {
+                empty(store).await;
+                let started = Instant::now();
+                for chunk in data.chunks(batch) {
+                    if which == 0 {
+                        if batch == 1 {
+                            store.record(chunk[0].clone()).await.expect("record");
+                        } else {
+                            store
+                                .record_batch(chunk.to_vec())
+                                .await
+                                .expect("record_batch");
+                        }
+                    } else {
+                        raw_batch(store, chunk).await.expect("raw insert");
+                    }
+                }
+                let r = rate(rows, started.elapsed());
+                if which == 0 {
+                    store_best = store_best.max(r);
+                } else {
+                    raw_best = raw_best.max(r);
+                }
+            }
+        }
+        println!(
+            "| {batch} | {rows} | {store_best:.0} | {raw_best:.0} | {:.2} |",
+            store_best / raw_best
+        );
+    }
+    empty(store).await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn time_query(
+    store: &SeaOrmStore,
+    query: &AuditQuery,
+    samples: usize,
+) -> (Duration, Duration, usize) {
+    let mut items = 0;
+    for _ in 0..samples.min(10) {
+        items = store.query(query).await.expect("query").items.len();
+    }
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        let page = store.query(query).await.expect("query");
+        times.push(started.elapsed());
+        items = page.items.len();
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99), items)
+}
+
+async fn bench_queries(
+    name: &str,
+    store: &SeaOrmStore,
+    rows: usize,
+    tenants: usize,
+    samples: usize,
+) {
+    empty(store).await;
+    let started = Instant::now();
+    let mut loaded = 0;
+    // Generated and loaded in slices, so the dataset never sits in memory whole.
+    let slice = 100_000;
+    while loaded < rows {
+        let n = slice.min(rows - loaded);
+        let part = dataset(loaded..loaded + n, rows, tenants, 0xdead_beef);
+        for chunk in part.chunks(1000) {
+            store.record_batch(chunk.to_vec()).await.expect("load");
+        }
+        loaded += n;
+    }
+    let load = started.elapsed();
+    match store.connection().get_database_backend() {
+        DbBackend::Sqlite => exec(store, "ANALYZE").await,
+        DbBackend::Postgres => exec(store, "VACUUM ANALYZE audit_log").await,
+        _ => exec(store, "ANALYZE TABLE audit_log").await,
+    }
+    println!(
+        "\n### {name}: query latency on {loaded} entries over {tenants} tenants (one tenant, ~{} entries)\n",
+        loaded / tenants.max(1)
+    );
+    println!(
+        "Loaded through `record_batch` in batches of 1000 at {:.0} entries/s ({:.1} s).\n",
+        rate(loaded, load),
+        load.as_secs_f64()
+    );
+    println!("| query | rows returned | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|");
+    let tenant = "tenant-07";
+    let base = || AuditQuery::new(Scope::tenant(tenant));
+    let mid = start() + ChronoDuration::days(180);
+    let cases: Vec<(&str, AuditQuery)> = vec![
+        ("first page (100, newest first)", base()),
+        ("first page, oldest first", base().order(Order::Asc)),
+        (
+            "entity type + action",
+            base()
+                .entity_type("ConnectionProfile")
+                .action(Action::Update),
+        ),
+        (
+            "time range (one week, mid-year)",
+            base().from(mid).to(mid + ChronoDuration::days(7)),
+        ),
+        ("actor id", base().actor_id("user-17")),
+        ("entity id", base().entity_id("1234")),
+        ("team scope", AuditQuery::new(Scope::team(tenant, "team-3"))),
+        (
+            "free text, common (\"salesforce prod\")",
+            base().text("salesforce prod"),
+        ),
+        (
+            "free text, no match (scans the tenant)",
+            base().text("no such text"),
+        ),
+    ];
+    for (label, query) in &cases {
+        let (p50, p99, n) = time_query(store, query, samples).await;
+        println!("| {label} | {n} | {} | {} |", ms(p50), ms(p99));
+    }
+    // Deep pages: walk to them once by cursor, then time the page itself.
+    for (label, limit, page_number) in [
+        ("first page at limit 20", 20u32, 1usize),
+        ("page 1000 at limit 20, by cursor", 20, 1000),
+        ("last page at limit 100, by cursor", 100, usize::MAX),
+    ] {
+        let mut query = base().limit(limit);
+        let mut reached = 1;
+        while reached < page_number {
+            let page = store.query(&query).await.expect("walk");
+            match page.next_cursor {
+                Some(cursor) => {
+                    query.cursor = Some(cursor);
+                    reached += 1;
+                }
+                None => break,
+            }
+        }
+        let (p50, p99, n) = time_query(store, &query, samples).await;
+        println!(
+            "| {label} (page {reached}) | {n} | {} | {} |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+}
+
+async fn run(
+    name: &str,
+    url: &str,
+    rows: usize,
+    tenants: usize,
+    insert_rows: usize,
+    samples: usize,
+) {
+    let store = fresh(url).await;
+    if insert_rows > 0 {
+        bench_inserts(name, &store, insert_rows).await;
+    }
+    if rows > 0 {
+        bench_queries(name, &store, rows, tenants, samples).await;
+    }
+}
+
+fn main() {
+    let rows = env_usize("AUDIT_BENCH_ROWS", 1_000_000);
+    let tenants = env_usize("AUDIT_BENCH_TENANTS", 50);
+    let insert_rows = env_usize("AUDIT_BENCH_INSERT_ROWS", 20_000);
+    let samples = env_usize("AUDIT_BENCH_SAMPLES", 200);
+    // `cargo bench` passes `--bench`; a name filter picks backends.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| {
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| name.to_lowercase().contains(&f.to_lowercase()))
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        println!(
+            "rows={rows} tenants={tenants} insert_rows={insert_rows} samples={samples} cpus={}",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        if wanted("sqlite") {
+            let path =
+                std::env::temp_dir().join(format!("audit-seaorm-bench-{}.db", Uuid::now_v7()));
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            run(
+                "SQLite (file, WAL)",
+                &url,
+                rows,
+                tenants,
+                insert_rows,
+                samples,
+            )
+            .await;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        for (name, var) in [
+            ("PostgreSQL", "AUDIT_BENCH_POSTGRES_URL"),
+            ("MySQL", "AUDIT_BENCH_MYSQL_URL"),
+        ] {
+            match std::env::var(var) {
+                Ok(url) if wanted(name) => {
+                    run(name, &url, rows, tenants, insert_rows, samples).await
+                }
+                Ok(_) => {}
+                Err(_) => println!("\n({name} skipped: {var} is not set)"),
+            }
+        }
+    });
+}

@@ -8,9 +8,10 @@
 use audit_core::store::Scope;
 use audit_core::{AuditEntry, AuditQuery, Cursor, Order, Page, StoreError};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -60,7 +61,7 @@ fn in_list<T: Into<sea_orm::Value> + Clone>(column: Column, values: &[T]) -> Opt
 }
 
 /// Everything in `query` but the cursor, as one condition.
-pub(crate) fn filter_condition(query: &AuditQuery) -> Condition {
+pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condition {
     let mut cond = scope_condition(&query.scope);
     let texts = |values: &[String]| values.to_vec();
     for part in [
@@ -111,15 +112,25 @@ pub(crate) fn filter_condition(query: &AuditQuery) -> Condition {
         cond = cond.add(Column::OccurredAt.lt(to));
     }
     if let Some(text) = query.search_text() {
-        // Lower both sides: SQLite and PostgreSQL compare case-sensitively, and MySQL does too
-        // under the table's binary collation. SQLite's LOWER folds ASCII letters only.
-        let pattern = contains_pattern(&text.to_lowercase());
+        let pattern = contains_pattern(text);
         let mut any = Condition::any();
         for column in TEXT_COLUMNS {
-            any = any.add(
-                Func::lower(Expr::col((Entity, column)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
-            );
+            any = any.add(match backend {
+                // SQLite's LIKE already ignores ASCII case, and skipping LOWER saves a string
+                // per column and row on a scan. Its LOWER folds only ASCII too, so the result
+                // is the same: `é` and `É` differ there.
+                DbBackend::Sqlite => {
+                    Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+                }
+                // PostgreSQL compares case-sensitively, and so does MySQL under the table's
+                // binary collation. Both sides go through the database's own LOWER, so a text
+                // always matches itself whatever the locale folds.
+                _ => Func::lower(Expr::col((Entity, column))).binary(
+                    BinOper::Like,
+                    Func::lower(Expr::val(pattern.clone()))
+                        .binary(BinOper::Escape, Expr::Constant('\\'.into())),
+                ),
+            });
         }
         cond = cond.add(any);
     }
@@ -151,7 +162,7 @@ pub(crate) async fn fetch_page(
     db: &DatabaseConnection,
     query: &AuditQuery,
 ) -> Result<Page, StoreError> {
-    let mut cond = filter_condition(query);
+    let mut cond = filter_condition(query, db.get_database_backend());
     if let Some(cursor) = &query.cursor {
         cond = cond.add(after(cursor, query.order));
     }
@@ -232,5 +243,32 @@ mod tests {
         assert_eq!(contains_pattern("a_b"), "%a\\_b%");
         assert_eq!(contains_pattern("C:\\x"), "%C:\\\\x%");
         assert_eq!(contains_pattern("'; --"), "%'; --%");
+    }
+
+    #[test]
+    fn free_text_is_bound_and_escaped_on_every_backend() {
+        use sea_orm::QueryTrait;
+        let query = AuditQuery::new(Scope::tenant("acme")).text("50%_off");
+        for (backend, lower) in [
+            (DbBackend::Sqlite, false),
+            (DbBackend::Postgres, true),
+            (DbBackend::MySql, true),
+        ] {
+            let statement = Entity::find()
+                .filter(filter_condition(&query, backend))
+                .build(backend);
+            let sql = statement.sql.clone();
+            assert!(
+                !sql.contains("50"),
+                "{backend:?}: the text is not inlined: {sql}"
+            );
+            assert_eq!(sql.matches("ESCAPE").count(), 5, "{sql}");
+            assert_eq!(sql.contains("LOWER("), lower, "{sql}");
+            let values = statement.values.map(|v| v.0).unwrap_or_default();
+            assert!(
+                values.contains(&sea_orm::Value::from("%50\\%\\_off%".to_owned())),
+                "{values:?}"
+            );
+        }
     }
 }

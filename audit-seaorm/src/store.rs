@@ -26,6 +26,9 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Cloning is cheap and clones share the connection pool.
 ///
+/// Free text matches case-insensitively by lowering both sides; SQLite's `LOWER` folds ASCII
+/// letters only, so there `É` and `é` differ, while PostgreSQL and MySQL fold all letters.
+///
 /// ```no_run
 /// use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
 /// use audit_seaorm::SeaOrmStore;
@@ -128,6 +131,7 @@ impl AuditStore for SeaOrmStore {
     }
 
     async fn get(&self, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
+        scope.validate()?;
         read::fetch_one(&self.db, scope, id).await
     }
 

@@ -50,6 +50,7 @@ suite!(
     every_filter_alone_and_combined_matches_the_reference,
     free_text_is_literal_and_case_insensitive,
     time_range_is_half_open,
+    timestamps_of_any_precision_sort_and_filter,
     paging_across_equal_timestamps_in_both_orders,
     scope_isolation_in_query_get_and_export,
     tenant_ids_compare_exactly,
