@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("integrations-admin listening on http://{local}");
     println!(
-        "audit log viewer: http://{local}/admin/audit-log/ (sign in as an administrator below)"
+        "audit log viewer: http://{local}/login (sign in as an administrator; the viewer opens)"
     );
     match demo {
         Some(demo) => {
