@@ -159,21 +159,9 @@ async fn identify(
             .and_then(|v| v.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ApiError::Unauthorized)?;
-        let session = session::Entity::find_by_id(sha256_hex(token))
-            .one(&state.db)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        let user = user::Entity::find_by_id(session.user_id)
-            .one(&state.db)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        let caller = Caller {
-            tenant_id: user.tenant_id,
-            role: user.role,
-            user_id: Some(user.id),
-            name: user.email,
-        };
-        return Ok(Some((caller, None)));
+        return caller_for_token(state, token)
+            .await
+            .map(|caller| Some((caller, None)));
     }
     if let Some(value) = headers.get("x-api-key") {
         let raw = value
