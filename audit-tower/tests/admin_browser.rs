@@ -9,7 +9,8 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
 //! chromedriver the test prints a notice and passes, except under `CI=true`, where it fails.
-//! `CHROMEDRIVER` and `CHROME_BIN` override where they are looked for.
+//! `CHROMEDRIVER` and `CHROME_BIN` override where they are looked for;
+//! `AUDIT_VIEWER_SCREENSHOTS=<dir>` saves screenshots of the page there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
@@ -203,6 +204,14 @@ async fn click_row_button(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// With `AUDIT_VIEWER_SCREENSHOTS=<dir>`, saves a PNG of the page, for looking at the layout.
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("AUDIT_VIEWER_SCREENSHOTS") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 async fn eval(client: &Client, script: &str) -> Value {
     client.execute(script, vec![]).await.unwrap()
 }
@@ -267,6 +276,8 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         !names.to_string().contains("GLOBEX"),
         "another tenant's entries"
     );
+
+    screenshot(client, "list").await;
 
     // 2. Filters: entity type and action (multi-selects), applied with the button.
     let entity_type = client.find(Locator::Id("f-entity-type")).await.unwrap();
@@ -358,6 +369,7 @@ async fn the_viewer_flow(client: &Client, base: &str) {
          document.querySelector('#changes td.change-old') !== null",
     )
     .await;
+    screenshot(client, "details").await;
     let old = client
         .find(Locator::Css("#changes td.change-old"))
         .await
