@@ -821,8 +821,13 @@ async fn reads_and_exports_are_recorded_with_actor_tenant_and_filter() {
     assert_eq!(recorded[4].status, Some(403));
     assert_eq!(recorded[4].ip, Some("203.0.113.7".parse().unwrap()));
 
-    // Refused input is not a read.
+    // Refused input is not a read, nor is a HEAD request, which gets no body.
     get(&f.app, "all", "/entries?limit=0").await;
+    let head = Request::head("/export.csv")
+        .header("x-test-access", "all")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&f.app, head).await.status, StatusCode::OK);
     assert_eq!(audit_log_entries().await.len(), 5);
 
     // The recorded reads are in the log like any entry, visible to their tenant.

@@ -52,6 +52,10 @@ impl Read {
         scope: Option<&Scope>,
     ) {
         let mut entry = self.entry;
+        // axum answers HEAD with the GET handler and drops the body: nothing was read.
+        if parts.method == http::Method::HEAD && entry.outcome == Outcome::Success {
+            return;
+        }
         let extensions = &parts.extensions;
         if let Some(actor) = extensions.get::<Actor>() {
             entry.set_actor(actor.clone());
