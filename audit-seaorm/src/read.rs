@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(contains_pattern("'; --"), "%'; --%");
     }
 
-    /// The plan SQLite chooses for `query` on an empty, analysed-by-default table: the migration's
+    /// The plan SQLite chooses for `query` on a fresh table: the migration's
     /// indexes must serve every listing without a temporary sort.
     async fn sqlite_plan(db: &DatabaseConnection, query: &AuditQuery) -> String {
         use sea_orm::{ConnectionTrait, QueryTrait, Statement};
