@@ -120,12 +120,19 @@ fn exporting_200_000_entries_grows_memory_by_less_than_64_mib() {
     }
     let dir = tempfile::tempdir().unwrap();
     let url = url_for(dir.path());
-    let status = Command::new(std::env::current_exe().unwrap())
+    // Its output is kept apart, so its own test summary does not mix with this one's.
+    let output = Command::new(std::env::current_exe().unwrap())
         .args(["seed_only", "--exact", "--ignored", "--test-threads=1"])
         .env(SEED_ENV, &url)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "seeding failed: {status}");
+    assert!(
+        output.status.success(),
+        "seeding failed: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
