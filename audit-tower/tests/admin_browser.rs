@@ -4,8 +4,9 @@
 //! It loads the viewer, checks that hostile text renders literally, applies filters, follows
 //! "load more", checks that the export links carry the filters (and that the linked file holds
 //! what the filter selects), opens an entry's details and checks the old and new values and
-//! their colours, copies the entry, sees the access-denied message from a router without a
-//! guard, and loads 1,000 rows to check that the page stays responsive.
+//! their colours, copies the entry, reloads with the filters kept in the address, loads 1,000
+//! rows to check that the page stays responsive, and sees the access-denied message from a
+//! router without a guard.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
 //! chromedriver the test prints a notice and passes, except under `CI=true`, where it fails.
@@ -420,6 +421,22 @@ async fn the_viewer_flow(client: &Client, base: &str) {
     )
     .await;
 
+    // The applied filters are in the address: a reload (or a shared link) keeps them.
+    let address = client.current_url().await.unwrap();
+    let query = address.query().unwrap_or("");
+    assert!(query.contains("entity_type=ConnectionProfile"), "{address}");
+    client.refresh().await.unwrap();
+    wait_until(
+        client,
+        "the reloaded, still filtered page",
+        &format!(
+            "{READY} && {ROWS} === 100 && {only_profiles} && \
+             document.getElementById('f-q').value === 'profile' && \
+             document.querySelector('#f-action option[value=Update]').selected"
+        ),
+    )
+    .await;
+
     // 6. 1,000 rows on screen stay responsive: each page renders quickly, and details open.
     client
         .find(Locator::Id("reset-filters"))
@@ -469,6 +486,7 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         let took = started.elapsed();
         assert!(took < Duration::from_secs(5), "page {page} took {took:?}");
     }
+    let status = client.find(Locator::Id("status")).await.unwrap(); // the page was reloaded
     assert_eq!(status.text().await.unwrap(), "Showing 1000 entries");
     let started = Instant::now();
     click_row_button(client, "#rows tr:last-child button.open").await;
