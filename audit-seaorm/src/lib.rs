@@ -39,7 +39,7 @@ mod store;
 mod write;
 
 pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
-pub use write::{insert_entries, insert_entry};
+pub use write::{insert_entries, insert_entry, record_in};
 
 /// Re-exported so users name the same SeaORM this crate was built with.
 pub use sea_orm;

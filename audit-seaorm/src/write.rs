@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use audit_core::{AuditEntry, StoreError};
+use futures_util::future::BoxFuture;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
 
 use crate::convert::to_active;
@@ -147,6 +148,28 @@ pub async fn insert_entry<C: ConnectionTrait>(
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
     insert_chunk(conn, &[entry]).await
+}
+
+/// The writer for `AuditContext::record_with` (in `audit-tower`) that inserts the request's
+/// entry through `conn`, typically the handler's own transaction: the change and its audit entry
+/// then commit or roll back together, and the layer writes nothing more.
+///
+/// ```no_run
+/// use audit_tower::AuditContext;
+/// use sea_orm::{DatabaseConnection, TransactionTrait};
+///
+/// async fn update(db: DatabaseConnection, audit: AuditContext) -> Result<(), Box<dyn std::error::Error>> {
+///     let txn = db.begin().await?;
+///     // ... change your own tables through `txn`, and tell `audit` what changed ...
+///     audit.record_with(audit_seaorm::record_in(&txn)).await?;
+///     txn.commit().await?;
+///     Ok(())
+/// }
+/// ```
+pub fn record_in<'c, C: ConnectionTrait>(
+    conn: &'c C,
+) -> impl FnOnce(AuditEntry) -> BoxFuture<'c, Result<(), StoreError>> + 'c {
+    move |entry| Box::pin(async move { insert_entry(conn, &entry).await })
 }
 
 /// Inserts entries on any connection in as few statements as each backend's parameter limit

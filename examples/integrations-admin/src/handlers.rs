@@ -463,10 +463,8 @@ pub async fn update_mapping(
     audit
         .entity_name(&after.name)
         .changes(&mapping_json(&before), &mapping_json(&after));
-    let conn = &txn;
-    audit
-        .record_with(|entry| async move { audit_seaorm::insert_entry(conn, &entry).await })
-        .await?;
+    // Written in the same transaction: no change without its entry, no entry without its change.
+    audit.record_with(audit_seaorm::record_in(&txn)).await?;
     txn.commit().await?;
     Ok(Json(json!(after)))
 }

@@ -1,0 +1,158 @@
+//! Transactional recording through the layer, on every backend: a handler changes a row and
+//! records its audit entry in the same SeaORM transaction; both commit or neither does, and the
+//! layer never writes the entry a second time.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+
+use audit_core::{Action, AuditQuery, AuditStore, Scope, TenantRef};
+use audit_seaorm::SeaOrmStore;
+use audit_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use audit_tests::{Backend, fresh_db};
+use audit_tower::{AuditContext, AuditLayer};
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::put;
+use tower::ServiceExt;
+
+async fn tenant_acme(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(TenantRef::new("acme"));
+    next.run(req).await
+}
+
+/// Renames a widget and records the change in one transaction; `x-fail: after-audit` makes the
+/// handler fail after both writes, so the transaction rolls back.
+async fn rename(
+    State(db): State<DatabaseConnection>,
+    audit: AuditContext,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> StatusCode {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await.unwrap();
+    let sql = Statement::from_sql_and_values(
+        backend,
+        rename_sql(backend),
+        [format!("renamed-{id}").into(), id.into()],
+    );
+    txn.execute_raw(sql).await.unwrap();
+    audit.entity_name(format!("widget {id}"));
+    audit
+        .record_with(audit_seaorm::record_in(&txn))
+        .await
+        .unwrap();
+    if headers.contains_key("x-fail") {
+        txn.rollback().await.unwrap();
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    txn.commit().await.unwrap();
+    StatusCode::OK
+}
+
+fn rename_sql(backend: audit_seaorm::sea_orm::DbBackend) -> &'static str {
+    match backend {
+        audit_seaorm::sea_orm::DbBackend::Postgres => "UPDATE widgets SET name = $1 WHERE id = $2",
+        _ => "UPDATE widgets SET name = ? WHERE id = ?",
+    }
+}
+
+async fn change_and_entry_commit_or_roll_back_together(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let store = SeaOrmStore::connect(&db.url).await.unwrap();
+    let conn = store.connection().clone();
+    conn.execute_unprepared(
+        "CREATE TABLE widgets (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL)",
+    )
+    .await
+    .unwrap();
+    conn.execute_unprepared("INSERT INTO widgets (id, name) VALUES (1, 'one'), (2, 'two')")
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/widgets/{id}", put(rename))
+        .layer(AuditLayer::new(store.clone()))
+        .layer(middleware::from_fn(tenant_acme))
+        .with_state(conn.clone());
+    let call = |id: i64, fail: bool| {
+        let mut req = Request::builder()
+            .method("PUT")
+            .uri(format!("/widgets/{id}"));
+        if fail {
+            req = req.header("x-fail", "after-audit");
+        }
+        let mut req = req.body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 4], 5000))));
+        app.clone().oneshot(req)
+    };
+
+    assert_eq!(call(1, false).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        call(2, true).await.unwrap().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let names: Vec<String> = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT name FROM widgets ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["renamed-1", "two"],
+        "the failed request's change was rolled back"
+    );
+    let entries = store
+        .query(&AuditQuery::new(Scope::tenant("acme")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        entries.len(),
+        1,
+        "one entry for the committed change, none for the rolled-back one: {entries:#?}"
+    );
+    let e = &entries[0];
+    assert_eq!(
+        (
+            e.action.clone(),
+            e.entity_type.as_deref(),
+            e.entity_id.as_deref()
+        ),
+        (Action::Update, Some("Widget"), Some("1"))
+    );
+    assert_eq!(e.entity_name.as_deref(), Some("widget 1"));
+    assert_eq!(e.ip, Some("192.0.2.4".parse().unwrap()));
+    assert_eq!(e.route.as_deref(), Some("/widgets/{id}"));
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn change_and_entry_commit_or_roll_back_together() {
+        super::change_and_entry_commit_or_roll_back_together(super::Backend::Sqlite).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn change_and_entry_commit_or_roll_back_together() {
+        super::change_and_entry_commit_or_roll_back_together(super::Backend::Postgres).await;
+    }
+}
+
+mod mysql {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn change_and_entry_commit_or_roll_back_together() {
+        super::change_and_entry_commit_or_roll_back_together(super::Backend::Mysql).await;
+    }
+}
