@@ -63,7 +63,7 @@ suite!(
     unscoped_queries_see_every_tenant,
 );
 
-/// SQLite-only: the store opens files in WAL mode with a busy timeout.
+/// SQLite-only: the store opens files in WAL mode with a busy timeout, memory-mapped.
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
     use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -89,6 +89,19 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
         .unwrap();
     let timeout: i64 = row.try_get_by_index(0).unwrap();
     assert_eq!(timeout, 5000);
+    // Scans of one tenant read pages all over the file: memory-mapped, with a 64 MiB cache.
+    for (pragma, expected) in [("mmap_size", 268_435_456_i64), ("cache_size", -65_536)] {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                format!("PRAGMA {pragma}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let value: i64 = row.try_get_by_index(0).unwrap();
+        assert_eq!(value, expected, "PRAGMA {pragma}");
+    }
 }
 
 /// SQLite-only: a user's own migrator can run the migration, and `connect` afterwards (with
