@@ -49,8 +49,9 @@ impl SeaOrmStore {
     /// Connects to `url` (`sqlite://…`, `postgres://…` or `mysql://…`) and runs the
     /// [`Migrator`], so the table and its indexes exist.
     ///
-    /// SQLite databases are opened in WAL mode with a [`SQLITE_BUSY_TIMEOUT`], and the file is
-    /// created when missing; readers then never wait for the writer. An in-memory SQLite
+    /// SQLite databases are opened in WAL mode with a [`SQLITE_BUSY_TIMEOUT`], a 64 MiB page
+    /// cache and a 256 MiB memory map, and the file is created when missing; readers then never
+    /// wait for the writer. An in-memory SQLite
     /// database (`sqlite::memory:`) gets a single connection, since each connection would see
     /// its own empty database. SQL statement logging is off.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
