@@ -68,7 +68,10 @@ fn bench(c: &mut Criterion) {
     // layer's own work.
     let variants: [(&str, Router); 4] = [
         ("bare", routes()),
-        ("noop_layer", routes().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req))),
+        (
+            "noop_layer",
+            routes().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req)),
+        ),
         ("audit", routes().layer(AuditLayer::new(ChannelSink(tx)))),
         ("trace", routes().layer(TraceLayer::new_for_http())),
     ];
