@@ -137,17 +137,11 @@ impl Drop for RunningExample {
     }
 }
 
-/// Starts the example on `backend`, or `None` when the backend is skipped.
-pub async fn start_example(backend: Backend) -> Option<RunningExample> {
-    let db = fresh_db(backend).await?;
-    let state = integrations_admin::connect(&db.url).await.unwrap();
-    let demo = integrations_admin::seed_demo(&state, None)
-        .await
-        .unwrap()
-        .expect("a fresh database is seeded");
+/// Serves `app` on an ephemeral loopback port over real TCP, with the peer address available as
+/// `ConnectInfo`; the task runs until aborted.
+pub async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = integrations_admin::router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -156,6 +150,18 @@ pub async fn start_example(backend: Backend) -> Option<RunningExample> {
         .await
         .unwrap();
     });
+    (addr, server)
+}
+
+/// Starts the example on `backend`, or `None` when the backend is skipped.
+pub async fn start_example(backend: Backend) -> Option<RunningExample> {
+    let db = fresh_db(backend).await?;
+    let state = integrations_admin::connect(&db.url).await.unwrap();
+    let demo = integrations_admin::seed_demo(&state, None)
+        .await
+        .unwrap()
+        .expect("a fresh database is seeded");
+    let (addr, server) = serve(integrations_admin::router(state.clone())).await;
     Some(RunningExample {
         base: format!("http://{addr}"),
         state,

@@ -642,16 +642,7 @@ async fn over_real_tcp_the_peer_address_comes_from_connect_info() {
     let app = Router::new()
         .route("/api-keys/{id}/revoke", post(ok))
         .layer(AuditLayer::new(sink.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let (addr, server) = audit_tests::serve(app).await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"POST /api-keys/k-3/revoke HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
