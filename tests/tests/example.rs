@@ -413,6 +413,48 @@ async fn every_tracked_action_is_recorded(backend: Backend) {
         (Some(acme.member.email.as_str()), Some("k-acme-ci"))
     );
 
+    // Reads are answered and record nothing; no read returns a secret or its hash.
+    let count = |app: &RunningExample| {
+        let store = app.state.store.clone();
+        async move {
+            store
+                .query(&AuditQuery::new(Scope::tenant("acme")).limit(1000))
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    let before = count(&app).await;
+    for path in [
+        "/tenants/acme",
+        "/api-keys/k-acme-ci",
+        "/extraction-cursors/ec-acme-0",
+        "/connection-profiles/cp-acme-0",
+        "/mapping-configs/mc-acme-0",
+        "/api-keys",
+        "/connection-profiles",
+    ] {
+        let (status, body) = admin.send(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        let text = body.to_string();
+        assert!(
+            !text.contains("key_hash")
+                && !text.contains("client_secret")
+                && !text.contains("demo-secret"),
+            "{path}: {text}"
+        );
+    }
+    assert_eq!(
+        admin.send(Method::GET, "/tenants/globex", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        count(&app).await,
+        before,
+        "GET requests must not be recorded"
+    );
+
     // No secret in any column of any row: passwords, keys, tokens, connection secrets.
     let token = admin.auth.1.trim_start_matches("Bearer ").to_owned();
     let mut secrets = vec![

@@ -127,6 +127,15 @@ pub async fn list_tenants(
     Ok(Json(json!(tenants)))
 }
 
+/// `GET /tenants/{id}`: the caller's own tenant only.
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(own_tenant(&state, &caller, &id).await?)))
+}
+
 /// `POST /tenants`.
 pub async fn create_tenant(
     State(state): State<AppState>,
@@ -544,6 +553,15 @@ async fn find_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<api_
         .ok_or(ApiError::NotFound("API key"))
 }
 
+/// `GET /api-keys/{id}`: name, prefix and state; never the secret.
+pub async fn get_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(find_key(&state, &caller, &id).await?)))
+}
+
 /// `POST /api-keys/{id}/revoke`.
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -611,6 +629,15 @@ async fn find_cursor(
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound("extraction cursor"))
+}
+
+/// `GET /extraction-cursors/{id}`.
+pub async fn get_cursor(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(find_cursor(&state, &caller, &id).await?)))
 }
 
 /// `POST /extraction-cursors/{id}/reset`: back to the start, or to `position`.

@@ -16,7 +16,7 @@ use audit_tower::AuditLayer;
 use audit_tower::admin::Access;
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Schema};
 
 pub use seed::{Demo, DemoTenant, DemoUser, SeedError, seed_demo};
@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/login", get(login_page).post(login))
         .route("/tenants", get(list_tenants).post(create_tenant))
-        .route("/tenants/{id}", put(update_tenant))
+        .route("/tenants/{id}", get(get_tenant).put(update_tenant))
         .route("/tenants/{id}/deactivate", post(deactivate_tenant))
         .route("/tenants/{id}/toggle-active", post(toggle_tenant))
         .route(
@@ -103,12 +103,12 @@ pub fn router(state: AppState) -> Router {
             get(get_mapping).put(update_mapping).delete(delete_mapping),
         )
         .route("/api-keys", get(list_keys).post(create_key))
-        .route("/api-keys/{id}", axum::routing::delete(delete_key))
+        .route("/api-keys/{id}", get(get_key).delete(delete_key))
         .route("/api-keys/{id}/revoke", post(revoke_key))
         .route("/extraction-cursors", get(list_cursors))
         .route(
             "/extraction-cursors/{id}",
-            axum::routing::delete(delete_cursor),
+            get(get_cursor).delete(delete_cursor),
         )
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
         // Administrators read their own tenant's log; everyone else is refused.
