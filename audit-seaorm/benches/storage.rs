@@ -10,14 +10,18 @@
 //!   `AUDIT_BENCH_TENANTS` tenants (default 50);
 //! - `AUDIT_BENCH_INSERT_ROWS`: entries per insert measurement (default 20,000; a tenth of
 //!   that for single-entry inserts);
-//! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200).
+//! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200);
+//! - `AUDIT_BENCH_SQLITE_DURABILITY`: the SQLite durabilities whose inserts are measured, each
+//!   on a file of its own (default `normal,full`); the query dataset uses the first.
 //!
 //! Either size set to 0 skips that part. Arguments filter backends by name:
 //! `cargo bench -p audit-seaorm --bench storage -- sqlite`.
 //!
 //! Inserts are measured through the store (`record` / `record_batch`, all indexes in place)
 //! beside a raw SQLx multi-row insert of the same rows into the same table, each into an
-//! emptied table. Queries are timed through `AuditStore::query` on one tenant, after warm-up,
+//! emptied table. The raw insert runs on the pool of `SeaOrmStore::connection`; on a SQLite
+//! file the store writes through a connection of its own. SQLite runs are timed until the WAL
+//! has been checkpointed, so a short run does not leave out the cost it defers. Queries are timed through `AuditStore::query` on one tenant, after warm-up,
 //! and reported as p50 and p99.
 
 use std::time::{Duration, Instant};
@@ -26,8 +30,8 @@ use audit_core::{
     Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditQuery, AuditSink, AuditStore, Change,
     Order, Outcome, Scope,
 };
-use audit_seaorm::SeaOrmStore;
 use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend};
+use audit_seaorm::{SeaOrmStore, SqliteDurability, StoreOptions};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use sea_orm::sqlx;
 use serde_json::json;
@@ -272,8 +276,10 @@ async fn empty(store: &SeaOrmStore) {
 }
 
 /// A fresh, empty, migrated table.
-async fn fresh(url: &str) -> SeaOrmStore {
-    let store = SeaOrmStore::connect(url).await.expect("connect");
+async fn fresh(url: &str, options: StoreOptions) -> SeaOrmStore {
+    let store = SeaOrmStore::connect_with(url, options)
+        .await
+        .expect("connect");
     exec(&store, "DROP TABLE IF EXISTS audit_log").await;
     exec(&store, "DROP TABLE IF EXISTS audit_seaql_migrations").await;
     store.migrate().await.expect("migrate");
@@ -316,6 +322,11 @@ async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
                     } else {
                         raw_batch(store, chunk).await.expect("raw insert");
                     }
+                }
+                // Until the WAL is checkpointed: SQLite defers part of a commit's cost to the
+                // checkpoint, which a run this short might otherwise leave out.
+                if store.connection().get_database_backend() == DbBackend::Sqlite {
+                    exec(store, "PRAGMA wal_checkpoint(PASSIVE)").await;
                 }
                 let r = rate(rows, started.elapsed());
                 if which == 0 {
@@ -461,15 +472,23 @@ async fn bench_queries(
     }
 }
 
-async fn run(
-    name: &str,
-    url: &str,
+/// What one run measures.
+#[derive(Clone, Copy)]
+struct Sizes {
     rows: usize,
     tenants: usize,
     insert_rows: usize,
     samples: usize,
-) {
-    let store = fresh(url).await;
+}
+
+async fn run(name: &str, url: &str, options: StoreOptions, sizes: &Sizes) {
+    let Sizes {
+        rows,
+        tenants,
+        insert_rows,
+        samples,
+    } = *sizes;
+    let store = fresh(url, options).await;
     if insert_rows > 0 {
         bench_inserts(name, &store, insert_rows).await;
     }
@@ -483,6 +502,15 @@ fn main() {
     let tenants = env_usize("AUDIT_BENCH_TENANTS", 50);
     let insert_rows = env_usize("AUDIT_BENCH_INSERT_ROWS", 20_000);
     let samples = env_usize("AUDIT_BENCH_SAMPLES", 200);
+    let durabilities: Vec<SqliteDurability> = std::env::var("AUDIT_BENCH_SQLITE_DURABILITY")
+        .unwrap_or_else(|_| "normal,full".into())
+        .split(',')
+        .map(|d| match d.trim().to_ascii_lowercase().as_str() {
+            "normal" => SqliteDurability::Normal,
+            "full" => SqliteDurability::Full,
+            other => panic!("AUDIT_BENCH_SQLITE_DURABILITY: unknown durability {other:?}"),
+        })
+        .collect();
     // `cargo bench` passes `--bench`; a name filter picks backends.
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -503,23 +531,34 @@ fn main() {
             "rows={rows} tenants={tenants} insert_rows={insert_rows} samples={samples} cpus={}",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
+        let sizes = Sizes {
+            rows,
+            tenants,
+            insert_rows,
+            samples,
+        };
         if wanted("sqlite") {
-            let path =
-                std::env::temp_dir().join(format!("audit-seaorm-bench-{}.db", Uuid::now_v7()));
-            let url = format!("sqlite://{}?mode=rwc", path.display());
-            run(
-                "SQLite (file, WAL)",
-                &url,
-                rows,
-                tenants,
-                insert_rows,
-                samples,
-            )
-            .await;
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = path.clone().into_os_string();
-                p.push(suffix);
-                let _ = std::fs::remove_file(p);
+            for (i, durability) in durabilities.iter().enumerate() {
+                let path =
+                    std::env::temp_dir().join(format!("audit-seaorm-bench-{}.db", Uuid::now_v7()));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                // The query dataset once, with the first durability.
+                let sizes = Sizes {
+                    rows: if i == 0 { rows } else { 0 },
+                    ..sizes
+                };
+                run(
+                    &format!("SQLite (file, WAL, {durability:?})"),
+                    &url,
+                    StoreOptions::new().sqlite_durability(*durability),
+                    &sizes,
+                )
+                .await;
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
             }
         }
         for (name, var) in [
@@ -527,9 +566,7 @@ fn main() {
             ("MySQL", "AUDIT_BENCH_MYSQL_URL"),
         ] {
             match std::env::var(var) {
-                Ok(url) if wanted(name) => {
-                    run(name, &url, rows, tenants, insert_rows, samples).await
-                }
+                Ok(url) if wanted(name) => run(name, &url, StoreOptions::new(), &sizes).await,
                 Ok(_) => {}
                 Err(_) => println!("\n({name} skipped: {var} is not set)"),
             }

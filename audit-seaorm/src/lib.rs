@@ -34,10 +34,12 @@ mod convert;
 pub mod entity;
 mod error;
 pub mod migration;
+mod options;
 mod read;
 mod store;
 mod write;
 
+pub use options::{SqliteDurability, StoreOptions};
 pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
 pub use write::{insert_entries, insert_entry, record_in};
 

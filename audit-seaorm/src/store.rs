@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{sink_error, store_error};
 use crate::migration::Migrator;
+use crate::options::StoreOptions;
 use crate::{read, write};
 
 /// How long a SQLite connection waits for another writer's lock before giving up.
@@ -24,7 +25,7 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The audit log in a SQLite, PostgreSQL or MySQL/MariaDB database through SeaORM.
 ///
-/// Cloning is cheap and clones share the connection pool.
+/// Cloning is cheap and clones share the connection pools.
 ///
 /// Free text matches case-insensitively by lowering both sides; SQLite's `LOWER` folds ASCII
 /// letters only, so there `É` and `é` differ, while PostgreSQL and MySQL fold all letters.
@@ -42,59 +43,133 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
+    /// Reads, and whatever the user does through [`SeaOrmStore::connection`].
     db: DatabaseConnection,
+    /// The store's own writes and migrations: on a SQLite file opened by
+    /// [`SeaOrmStore::connect_with`], a pool of one connection; otherwise `db`.
+    writer: DatabaseConnection,
+}
+
+/// How many WAL pages a SQLite commit may leave before it checkpoints (SQLite's default is
+/// 1,000).
+const SQLITE_WAL_AUTOCHECKPOINT: u32 = 10_000;
+/// The size, in bytes, a SQLite WAL file is cut back to after a checkpoint.
+const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Options shared by every pool [`SeaOrmStore::connect_with`] opens.
+fn base_options(url: &str) -> ConnectOptions {
+    let mut connect = ConnectOptions::new(url);
+    connect.sqlx_logging(false);
+    connect
 }
 
 impl SeaOrmStore {
-    /// Connects to `url` (`sqlite://…`, `postgres://…` or `mysql://…`) and runs the
-    /// [`Migrator`], so the table and its indexes exist.
+    /// Connects to `url` (`sqlite://…`, `postgres://…` or `mysql://…`) with the default
+    /// [`StoreOptions`] and runs the [`Migrator`], so the table and its indexes exist.
     ///
-    /// SQLite databases are opened in WAL mode with a [`SQLITE_BUSY_TIMEOUT`], a 64 MiB page
-    /// cache and a 256 MiB memory map, and the file is created when missing; readers then never
-    /// wait for the writer. An in-memory SQLite
+    /// SQLite databases are opened in WAL mode with `synchronous = NORMAL`
+    /// ([`SqliteDurability::Normal`](crate::SqliteDurability::Normal): a committed entry survives a crash of the process, an
+    /// operating-system crash or power cut can lose the last commits but never corrupts the
+    /// file), a [`SQLITE_BUSY_TIMEOUT`], a 64 MiB page cache and a 256 MiB memory map, and the
+    /// file is created when missing; readers then never wait for the writer. An in-memory SQLite
     /// database (`sqlite::memory:`) gets a single connection, since each connection would see
     /// its own empty database. SQL statement logging is off.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false);
-        if url.starts_with("sqlite:") {
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !in_memory {
-                options.max_connections(4);
-            }
-            options.map_sqlx_sqlite_opts(|opts| {
-                // A tenant's rows are spread through the table, so a free-text scan of one
-                // tenant touches pages all over the file: reading them through a memory map
-                // and a 64 MiB page cache, not a read() call and the default 2 MiB cache each,
-                // is what keeps such scans fast.
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects to `url` like [`connect`](Self::connect), with `options`; for example, to
+    /// flush every SQLite commit to disk before it returns:
+    ///
+    /// ```no_run
+    /// use audit_seaorm::{SeaOrmStore, SqliteDurability, StoreOptions};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let options = StoreOptions::new().sqlite_durability(SqliteDurability::Full);
+    /// let store = SeaOrmStore::connect_with("sqlite://audit.db?mode=rwc", options).await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The options concern the connections this store opens. An entry recorded in your own
+    /// transaction ([`record_in`](crate::record_in)) commits with that transaction, under your
+    /// connection's settings, and [`new`](Self::new) uses your connection as it is.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            let db = Database::connect(base_options(url))
+                .await
+                .map_err(store_error)?;
+            let store = SeaOrmStore::new(db);
+            store.migrate().await?;
+            return Ok(store);
+        }
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let sqlite = |max_connections: u32| {
+            let mut connect = base_options(url);
+            connect.max_connections(max_connections);
+            let synchronous = options.sqlite_durability.synchronous();
+            connect.map_sqlx_sqlite_opts(move |opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .create_if_missing(true)
+                    // A tenant's rows are spread through the table, so a free-text scan of
+                    // one tenant touches pages all over the file: reading them through a
+                    // memory map and a 64 MiB page cache, not a read() call and the default
+                    // 2 MiB cache each, is what keeps such scans fast.
                     .pragma("cache_size", "-65536")
                     .pragma("mmap_size", "268435456")
+                    // Each commit appends every page it changed to the WAL (about 4 per
+                    // entry: one per index), and each checkpoint flushes the WAL to disk and
+                    // copies it back. Checkpointing every 10,000 pages rather than SQLite's
+                    // 1,000 flushes and copies each hot page an order of magnitude less
+                    // often; the WAL file then stays around 40 MiB, and is cut back to
+                    // 64 MiB after a checkpoint if a long reader ever let it grow further.
+                    .pragma("wal_autocheckpoint", SQLITE_WAL_AUTOCHECKPOINT.to_string())
+                    .pragma("journal_size_limit", SQLITE_JOURNAL_SIZE_LIMIT.to_string())
             });
+            connect
+        };
+        if in_memory {
+            // Each connection to `sqlite::memory:` would see its own empty database.
+            let db = Database::connect(sqlite(1)).await.map_err(store_error)?;
+            let store = SeaOrmStore::new(db);
+            store.migrate().await?;
+            return Ok(store);
         }
-        let db = Database::connect(options).await.map_err(store_error)?;
-        let store = SeaOrmStore::new(db);
+        // SQLite has one writer at a time. Writing through one connection of its own queues
+        // the store's writes in the pool instead of in SQLite's busy handler, and keeps that
+        // connection's page cache valid from one commit to the next (a connection drops its
+        // whole cache when it finds that another one has written).
+        let writer = Database::connect(sqlite(1)).await.map_err(store_error)?;
+        let store = SeaOrmStore {
+            db: Database::connect(sqlite(4)).await.map_err(store_error)?,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Uses an existing connection as it is: no migration runs (see
+    /// Uses an existing connection as it is, for reads and writes: no migration runs (see
     /// [`migrate`](Self::migrate) or run [`Migrator`] from your own migrator) and no
     /// connection setting changes, so on SQLite choose WAL mode and a busy timeout yourself
     /// (SQLx's default busy timeout is 5 s).
     pub fn new(db: DatabaseConnection) -> Self {
-        SeaOrmStore { db }
+        SeaOrmStore {
+            writer: db.clone(),
+            db,
+        }
     }
 
     /// Creates the table and indexes if they are missing. Safe to run at every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await.map_err(store_error)
+        Migrator::up(&self.writer, None).await.map_err(store_error)
     }
 
     /// The underlying connection, for example to begin a transaction in which
-    /// [`insert_entry`](crate::insert_entry) records an entry.
+    /// [`insert_entry`](crate::insert_entry) records an entry. It is the pool the store reads
+    /// with; on a SQLite file opened by [`connect_with`](Self::connect_with), the store's own
+    /// writes go through a second pool of one connection with the same settings.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -102,12 +177,12 @@ impl SeaOrmStore {
     /// Stores `entries`, skipping ids already stored. More entries than fit in one statement
     /// are written in one transaction, so a batch is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let chunks = write::chunks(self.db.get_database_backend(), entries);
+        let chunks = write::chunks(self.writer.get_database_backend(), entries);
         match chunks.as_slice() {
             [] => Ok(()),
-            [only] => write::insert_chunk(&self.db, only).await,
+            [only] => write::insert_chunk(&self.writer, only).await,
             _ => {
-                let txn = self.db.begin().await.map_err(store_error)?;
+                let txn = self.writer.begin().await.map_err(store_error)?;
                 for chunk in &chunks {
                     write::insert_chunk(&txn, chunk).await?;
                 }
@@ -120,7 +195,7 @@ impl SeaOrmStore {
 #[async_trait]
 impl AuditSink for SeaOrmStore {
     async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
-        write::insert_entry(&self.db, &entry)
+        write::insert_entry(&self.writer, &entry)
             .await
             .map_err(sink_error)
     }

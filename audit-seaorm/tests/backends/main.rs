@@ -63,6 +63,20 @@ suite!(
     unscoped_queries_see_every_tenant,
 );
 
+/// One integer pragma read through `db`.
+async fn sqlite_pragma(db: &audit_seaorm::sea_orm::DatabaseConnection, pragma: &str) -> i64 {
+    use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            format!("PRAGMA {pragma}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
 /// SQLite-only: the store opens files in WAL mode with a busy timeout, memory-mapped.
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
@@ -79,28 +93,73 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
         .unwrap();
     let mode: String = row.try_get_by_index(0).unwrap();
     assert_eq!(mode, "wal");
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "PRAGMA busy_timeout",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let timeout: i64 = row.try_get_by_index(0).unwrap();
-    assert_eq!(timeout, 5000);
+    assert_eq!(sqlite_pragma(db, "busy_timeout").await, 5000);
     // Scans of one tenant read pages all over the file: memory-mapped, with a 64 MiB cache.
-    for (pragma, expected) in [("mmap_size", 268_435_456_i64), ("cache_size", -65_536)] {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Sqlite,
-                format!("PRAGMA {pragma}"),
-            ))
+    // Checkpoints every 10,000 WAL pages, and a WAL cut back to 64 MiB after one.
+    for (pragma, expected) in [
+        ("mmap_size", 268_435_456_i64),
+        ("cache_size", -65_536),
+        ("wal_autocheckpoint", 10_000),
+        ("journal_size_limit", 67_108_864),
+    ] {
+        assert_eq!(sqlite_pragma(db, pragma).await, expected, "PRAGMA {pragma}");
+    }
+}
+
+/// SQLite-only: `synchronous` follows the chosen durability on every connection the store
+/// opens (NORMAL = 1 by default, FULL = 2), and writes go through a connection of their own.
+#[tokio::test]
+async fn sqlite_durability_sets_synchronous() {
+    use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
+    use audit_seaorm::{SeaOrmStore, SqliteDurability, StoreOptions};
+    for (options, expected) in [
+        (None, 1),
+        (Some(StoreOptions::new()), 1),
+        (
+            Some(StoreOptions::new().sqlite_durability(SqliteDurability::Normal)),
+            1,
+        ),
+        (
+            Some(StoreOptions::new().sqlite_durability(SqliteDurability::Full)),
+            2,
+        ),
+    ] {
+        let file = support::TempFile::new();
+        let store = match options.clone() {
+            None => SeaOrmStore::connect(&file.url()).await.unwrap(),
+            Some(options) => SeaOrmStore::connect_with(&file.url(), options)
+                .await
+                .unwrap(),
+        };
+        // Every connection of the read pool, held at once so that each is a different one.
+        let pool = store.connection().get_sqlite_connection_pool();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = pool.acquire().await.unwrap();
+            let level: i64 = audit_seaorm::sea_orm::sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(level, expected, "{options:?}");
+            let mode: String = audit_seaorm::sea_orm::sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            held.push(conn);
+        }
+        // The writer does not need a connection of the read pool.
+        let t = support::tenant();
+        store
+            .record(AuditEntry::builder(Action::Create).tenant(&t).build())
             .await
-            .unwrap()
             .unwrap();
-        let value: i64 = row.try_get_by_index(0).unwrap();
-        assert_eq!(value, expected, "PRAGMA {pragma}");
+        drop(held);
+        let page = store
+            .query(&AuditQuery::new(Scope::tenant(&t)))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
     }
 }
 
