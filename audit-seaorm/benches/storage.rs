@@ -440,6 +440,14 @@ async fn bench_queries(
             "free text, no match (scans the tenant)",
             base().text("no such text"),
         ),
+        (
+            "free text, short term, no match (\"zq\")",
+            base().text("zq"),
+        ),
+        (
+            "free text, rare term (\"deployer 7\")",
+            base().text("deployer 7"),
+        ),
     ];
     for (label, query) in &cases {
         let (p50, p99, n) = time_query(store, query, samples).await;

@@ -8,7 +8,7 @@
 use audit_core::store::Scope;
 use audit_core::{AuditEntry, AuditQuery, Cursor, Order, Page, StoreError};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, UnionType};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
@@ -112,29 +112,74 @@ pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condit
         cond = cond.add(Column::OccurredAt.lt(to));
     }
     if let Some(text) = query.search_text() {
-        let pattern = contains_pattern(text);
-        let mut any = Condition::any();
-        for column in TEXT_COLUMNS {
-            any = any.add(match backend {
-                // SQLite's LIKE already ignores ASCII case, and skipping LOWER saves a string
-                // per column and row on a scan. Its LOWER folds only ASCII too, so the result
-                // is the same: `é` and `É` differ there.
-                DbBackend::Sqlite => {
-                    Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape('\\'))
-                }
-                // PostgreSQL compares case-sensitively, and so does MySQL under the table's
-                // binary collation. Both sides go through the database's own LOWER, so a text
-                // always matches itself whatever the locale folds.
-                _ => Func::lower(Expr::col((Entity, column))).binary(
-                    BinOper::Like,
-                    Func::lower(Expr::val(pattern.clone()))
-                        .binary(BinOper::Escape, Expr::Constant('\\'.into())),
-                ),
-            });
-        }
-        cond = cond.add(any);
+        let lower_once = backend == DbBackend::Postgres && pg_covered(query);
+        cond = cond.add(free_text_condition(text, backend, lower_once));
     }
     cond
+}
+
+/// Free text: `text` as a literal, case-insensitive substring of any of [`TEXT_COLUMNS`].
+///
+/// With `lower_once` (PostgreSQL), the pattern is lowered in a sub-select, which PostgreSQL
+/// evaluates once per query: in a generic plan (a prepared statement run more than five times)
+/// `LOWER($n)` would otherwise be computed again for every row and column, which doubled the
+/// cost of a scan of the covering index.
+fn free_text_condition(text: &str, backend: DbBackend, lower_once: bool) -> Condition {
+    let pattern = contains_pattern(text);
+    let mut any = Condition::any();
+    for column in TEXT_COLUMNS {
+        let lowered = || {
+            if lower_once {
+                Expr::cust_with_values("(SELECT LOWER($1))", [pattern.clone()])
+            } else {
+                Func::lower(Expr::val(pattern.clone())).into()
+            }
+        };
+        any = any.add(match backend {
+            // SQLite's LIKE already ignores ASCII case, and skipping LOWER saves a string per
+            // column and row on a scan. Its LOWER folds only ASCII too, so the result is the
+            // same: `é` and `É` differ there.
+            DbBackend::Sqlite => {
+                Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            }
+            // PostgreSQL compares case-sensitively, and so does MySQL under the table's
+            // binary collation. Both sides go through the database's own LOWER, so a text
+            // always matches itself whatever the locale folds.
+            _ => Func::lower(Expr::col((Entity, column))).binary(
+                BinOper::Like,
+                lowered().binary(BinOper::Escape, Expr::Constant('\\'.into())),
+            ),
+        });
+    }
+    Condition::all().add(any)
+}
+
+/// The predicates of PostgreSQL's two free-text indexes, as the migration
+/// ([`m20261122_000002_free_text_index`](crate::migration::m20261122_000002_free_text_index))
+/// states them: a query must repeat them word for word for PostgreSQL to use those indexes (a
+/// test compares them).
+const PG_SHORT_TEXT: &str = "octet_length(COALESCE(tenant_id, '')) \
+    + octet_length(COALESCE(team_id, '')) + octet_length(COALESCE(entity_name, '')) \
+    + octet_length(COALESCE(details, '')) + octet_length(COALESCE(actor_name, '')) \
+    + octet_length(COALESCE(entity_id, '')) + octet_length(COALESCE(api_key_name, '')) <= 2000";
+const PG_LONG_TEXT: &str = "octet_length(COALESCE(tenant_id, '')) \
+    + octet_length(COALESCE(team_id, '')) + octet_length(COALESCE(entity_name, '')) \
+    + octet_length(COALESCE(details, '')) + octet_length(COALESCE(actor_name, '')) \
+    + octet_length(COALESCE(entity_id, '')) + octet_length(COALESCE(api_key_name, '')) > 2000";
+
+/// Whether PostgreSQL can search `query` in its covering free-text index: free text within a
+/// tenant or team, with at most a time range and a cursor besides, since the index carries
+/// those columns and no others.
+fn pg_covered(query: &AuditQuery) -> bool {
+    !matches!(query.scope, Scope::All)
+        && query.search_text().is_some()
+        && query.entity_types.is_empty()
+        && query.actions.is_empty()
+        && query.actor_ids.is_empty()
+        && query.actor_kinds.is_empty()
+        && query.entity_ids.is_empty()
+        && query.outcomes.is_empty()
+        && query.api_keys.is_empty()
 }
 
 /// The keyset condition "after `cursor`" in `order`.
@@ -168,11 +213,36 @@ fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
         Order::Desc => sea_orm::Order::Desc,
         Order::Asc => sea_orm::Order::Asc,
     };
+    let rows = u64::from(query.limit) + 1;
+    let cond = if backend == DbBackend::Postgres && pg_covered(query) {
+        // The page's ids from the two free-text indexes, each read in keyset order and cut at
+        // the page size: the covering one without visiting the table, the other (rows with
+        // long texts, rare) through it. The outer query then reads only those rows.
+        let ids = |predicate: &'static str, name: &'static str| {
+            let mut branch = Query::select();
+            branch
+                .column((Entity, Column::Id))
+                .from(Entity)
+                .cond_where(cond.clone().add(Expr::cust(predicate)))
+                .order_by((Entity, Column::OccurredAt), direction.clone())
+                .order_by((Entity, Column::Id), direction.clone())
+                .limit(rows);
+            Query::select()
+                .column(Column::Id)
+                .from_subquery(branch, Alias::new(name))
+                .to_owned()
+        };
+        let mut union = ids(PG_SHORT_TEXT, "covered");
+        union.union(UnionType::All, ids(PG_LONG_TEXT, "long"));
+        Condition::all().add(Column::Id.in_subquery(union))
+    } else {
+        cond
+    };
     Entity::find()
         .filter(cond)
         .order_by(Column::OccurredAt, direction.clone())
         .order_by(Column::Id, direction)
-        .limit(u64::from(query.limit) + 1)
+        .limit(rows)
 }
 
 /// One page of an already validated query.
@@ -328,6 +398,53 @@ mod tests {
                 values.contains(&sea_orm::Value::from("%50\\%\\_off%".to_owned())),
                 "{values:?}"
             );
+        }
+    }
+
+    #[test]
+    fn postgres_searches_a_tenant_through_the_free_text_indexes() {
+        use crate::migration::m20261122_000002_free_text_index::{LONG_TEXT, SHORT_TEXT};
+        use sea_orm::QueryTrait;
+        assert_eq!(PG_SHORT_TEXT, SHORT_TEXT);
+        assert_eq!(PG_LONG_TEXT, LONG_TEXT);
+        let sql = |query: AuditQuery| {
+            page_select(&query, DbBackend::Postgres)
+                .build(DbBackend::Postgres)
+                .sql
+        };
+        let tenant = || AuditQuery::new(Scope::tenant("acme")).text("x");
+        let cursor = Cursor::after(&tenant(), &AuditEntry::new(audit_core::Action::Create));
+        for query in [
+            tenant(),
+            tenant()
+                .order(Order::Asc)
+                .from(chrono::Utc::now())
+                .cursor(cursor),
+            AuditQuery::new(Scope::team("acme", "ops")).text("x"),
+        ] {
+            let sql = sql(query);
+            assert!(sql.contains(&format!("AND ({PG_SHORT_TEXT})")), "{sql}");
+            assert!(sql.contains(&format!("AND ({PG_LONG_TEXT})")), "{sql}");
+            assert!(sql.contains("UNION ALL"), "{sql}");
+            assert_eq!(
+                sql.matches("LIKE ((SELECT LOWER($").count(),
+                10,
+                "the pattern is lowered once per query: {sql}"
+            );
+        }
+        // Other filters, no text or no tenant: one plain query.
+        for query in [
+            tenant().action(audit_core::Action::Delete),
+            tenant().api_key("k"),
+            AuditQuery::new(Scope::tenant("acme")),
+            AuditQuery::new(Scope::All).text("x"),
+        ] {
+            let sql = sql(query);
+            assert!(!sql.contains("octet_length"), "{sql}");
+        }
+        for backend in [DbBackend::Sqlite, DbBackend::MySql] {
+            let sql = page_select(&tenant(), backend).build(backend).sql;
+            assert!(!sql.contains("octet_length"), "{sql}");
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The schema of the audit log: [`Migrator`] and its one migration.
+//! The schema of the audit log: [`Migrator`] and its migrations, in order:
+//! [`m20260101_000001_create_audit_log`] (the table and its indexes) and
+//! [`m20261122_000002_free_text_index`] (PostgreSQL's free-text indexes; nothing elsewhere).
 //!
 //! In the flow request → layer → entry → sink → **store** → admin router, this creates what the
 //! store writes to. [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs it; to run it
-//! from your own migrator instead, list the migration there:
+//! from your own migrator instead, list the migrations there, in this order:
 //!
 //! ```no_run
 //! use sea_orm_migration::prelude::*;
@@ -15,6 +17,7 @@
 //!         vec![
 //!             // ... your own migrations ...
 //!             Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
+//!             Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
 //!         ]
 //!     }
 //! }
@@ -22,12 +25,13 @@
 //!
 //! [`Migrator`] keeps its own bookkeeping table, `audit_seaql_migrations`, so it never trips
 //! over your migrations in `seaql_migrations` (SeaORM refuses to run when it finds applied
-//! migrations it does not know). Every step checks before it creates, so running the migration
+//! migrations it does not know). Every step checks before it creates, so running the migrations
 //! from both places, or twice, is harmless.
 
 use sea_orm_migration::prelude::*;
 
 pub mod m20260101_000001_create_audit_log;
+pub mod m20261122_000002_free_text_index;
 
 /// Creates and upgrades the `audit_log` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,7 +40,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_create_audit_log::Migration)]
+        vec![
+            Box::new(m20260101_000001_create_audit_log::Migration),
+            Box::new(m20261122_000002_free_text_index::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

@@ -325,6 +325,130 @@ pub async fn free_text_is_literal_and_case_insensitive(b: &Backend) {
     assert_eq!(stored_rows(b, &t).await, data.len() as u64);
 }
 
+pub async fn free_text_never_matches_across_columns(b: &Backend) {
+    let t = tenant();
+    let limits = audit_core::Limits {
+        details: 10_000,
+        ..Default::default()
+    };
+    let entry = |details: String| {
+        let mut e = AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .team("ops")
+            .entity("Thing", "eps")
+            .entity_name("alpha")
+            .details(details)
+            .api_key(ApiKeyRef::new("k", "zeta"))
+            .limits(limits)
+            .build();
+        e.actor_name = Some("delta".into());
+        e
+    };
+    // One with short texts, one whose texts are long (PostgreSQL searches those in the table
+    // rather than in its covering index).
+    let short = entry("beta gamma".into());
+    let long = entry(format!("{} beta gamma", "x".repeat(2500)));
+    b.store
+        .record_batch(vec![short.clone(), long.clone()])
+        .await
+        .unwrap();
+    let mut both = ids(&sorted(vec![short, long], Order::Desc));
+    both.sort();
+    for scope in [Scope::tenant(&t), Scope::team(&t, "ops")] {
+        let q = || AuditQuery::new(scope.clone());
+        for term in ["beta gamma", "ta ga", "ALPHA", "zeta", "eps", "delta"] {
+            let mut got = ids(&all_pages(&b.store, &q().text(term)).await);
+            got.sort();
+            assert_eq!(got, both, "{}: {term:?}", b.name);
+        }
+        // Each of these spans the end of one column and the start of the next.
+        for term in [
+            "alphabeta",
+            "alpha beta",
+            "gammadelta",
+            "gamma delta",
+            "deltaeps",
+            "epszeta",
+            "eps zeta",
+            "alpha%beta",
+            "alpha_beta",
+        ] {
+            let got = all_pages(&b.store, &q().text(term)).await;
+            assert!(
+                got.is_empty(),
+                "{}: {term:?} matched across columns",
+                b.name
+            );
+        }
+        // A separator, whatever a backend uses between columns, cannot be typed.
+        for term in ["alpha\u{1f}beta", "alpha\nbeta", "alpha\tbeta"] {
+            assert_eq!(invalid_parameter(b.store.query(&q().text(term)).await), "q");
+        }
+    }
+}
+
+pub async fn free_text_finds_long_texts_in_order(b: &Backend) {
+    let t = tenant();
+    let limits = audit_core::Limits {
+        details: 10_000,
+        ..Default::default()
+    };
+    // Details that bring the searched texts of `e` (and its tenant and team) to `total` bytes,
+    // with `word` at the end: 2,000 and less is PostgreSQL's covering index, more is not.
+    let fill = |e: &AuditEntry, total: usize, word: &str| {
+        let used: usize = [
+            &e.tenant_id,
+            &e.team_id,
+            &e.entity_name,
+            &e.actor_name,
+            &e.entity_id,
+            &e.api_key_name,
+        ]
+        .iter()
+        .map(|v| v.as_deref().map_or(0, str::len))
+        .sum();
+        format!("{}{word}", "x".repeat(total - used - word.len()))
+    };
+    let mut data = Vec::new();
+    for i in 0..36 {
+        let mut e = AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .entity("Thing", format!("e{i}"))
+            .entity_name(format!("thing {i}"))
+            .occurred_at(base_time() + Duration::milliseconds((i / 2) as i64))
+            .limits(limits)
+            .build();
+        if i % 4 < 2 {
+            e.team_id = Some("ops".into());
+        }
+        let word = if i % 3 == 2 { "hay" } else { "needle" };
+        e.details = Some(match i % 6 {
+            0 | 1 => fill(&e, 2000, word),
+            2 | 3 => fill(&e, 2001, word),
+            4 => fill(&e, 3000, word),
+            _ => format!("short {word}"),
+        });
+        data.push(e);
+    }
+    b.store.record_batch(data.clone()).await.unwrap();
+    for scope in [Scope::tenant(&t), Scope::team(&t, "ops")] {
+        let q = || AuditQuery::new(scope.clone());
+        let n = check(b, &data, q().text("NEEDLE")).await;
+        assert!(n > 5, "{}: {n}", b.name);
+        check(b, &data, q().text("hay")).await;
+        check(b, &data, q().text("xneedle")).await;
+        check(
+            b,
+            &data,
+            q().text("needle")
+                .from(base_time() + Duration::milliseconds(3))
+                .to(base_time() + Duration::milliseconds(15)),
+        )
+        .await;
+        assert_eq!(check(b, &data, q().text("nowhere")).await, 0);
+    }
+}
+
 pub async fn time_range_is_half_open(b: &Backend) {
     let t = tenant();
     let at = |ms: i64| base_time() + Duration::milliseconds(ms);

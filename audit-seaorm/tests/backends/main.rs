@@ -49,6 +49,8 @@ suite!(
     nul_and_oversized_values_are_stored_safely,
     every_filter_alone_and_combined_matches_the_reference,
     free_text_is_literal_and_case_insensitive,
+    free_text_never_matches_across_columns,
+    free_text_finds_long_texts_in_order,
     time_range_is_half_open,
     timestamps_of_any_precision_sort_and_filter,
     paging_across_equal_timestamps_in_both_orders,
@@ -174,9 +176,10 @@ async fn the_migration_runs_from_a_users_own_migrator() {
     #[async_trait::async_trait]
     impl MigratorTrait for AppMigrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(
-                audit_seaorm::migration::m20260101_000001_create_audit_log::Migration,
-            )]
+            vec![
+                Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
+                Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
+            ]
         }
     }
 
