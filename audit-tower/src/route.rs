@@ -115,6 +115,8 @@ pub(crate) struct Derived {
     pub entity_type: Option<String>,
     /// The position of the entity id parameter, counted from the end of the path.
     pub id_from_end: Option<usize>,
+    /// The route template itself.
+    pub route: Box<str>,
 }
 
 /// Derivations by route template, then by method.
@@ -217,6 +219,7 @@ impl Routes {
             id_from_end: id_index
                 .map(|i| segments.len() - 1 - i)
                 .filter(|_| !wildcard),
+            route: Box::from(route),
         };
         if let Some(rule) = rule {
             derived.skip = rule.skip;

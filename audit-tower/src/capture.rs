@@ -1,0 +1,272 @@
+//! What the layer keeps of a request it records, and how an [`AuditEntry`] is made from it.
+//!
+//! In the flow request → **layer → entry** → sink → store → admin router, the layer does as
+//! little as it can while the request is in flight: it takes one clock reading, the cached route
+//! derivation, reference-counted header values and the peer address into a [`Capture`]; the
+//! handler's additions go into [`Edits`]; the response adds its status and whatever its
+//! extensions say about the caller ([`ResponseFacts`]). [`build`] turns the three into the
+//! entry, with owned, bounded text. In the synchronous mode that happens before the response is
+//! returned; in the buffered mode the queue's writer does it, off the request path.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use audit_core::{
+    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, Change, Limits, Outcome, TenantRef,
+};
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, Method, Uri};
+use serde_json::{Map, Value};
+use uuid::{Timestamp, Uuid};
+
+use crate::resolve::fingerprint_text;
+use crate::route::{Derived, segment_from_end};
+
+/// How the request identified an API key.
+#[derive(Clone)]
+pub(crate) enum KeyCapture {
+    /// No key header, or an empty one.
+    None,
+    /// A key the resolver (or the extensions) knew.
+    Known(ApiKeyRef),
+    /// An unknown key: the first six bytes of its SHA-256, never the key.
+    Fingerprint([u8; 6]),
+}
+
+/// The request side of an entry, taken before the inner service runs.
+#[derive(Clone)]
+pub(crate) struct Capture {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub derived: Arc<Derived>,
+    pub method: Method,
+    pub uri: Uri,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<HeaderValue>,
+    pub request_id: Option<HeaderValue>,
+    pub key: KeyCapture,
+    pub actor: Option<Actor>,
+    pub tenant: Option<TenantRef>,
+}
+
+/// An entry id and its time from one clock reading: a UUIDv7 whose 12 bits after the
+/// millisecond hold the microseconds within it (RFC 9562, §6.2, method 3), so ids made here
+/// sort like their `occurred_at`.
+pub(crate) fn id_and_time() -> (Uuid, DateTime<Utc>) {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
+    let micros_in_milli = u128::from(nanos / 1_000 % 1_000);
+    let id = Uuid::new_v7(Timestamp::from_unix_time(secs, nanos, micros_in_milli, 12));
+    let truncated = nanos / 1_000 * 1_000;
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, truncated))
+        .unwrap_or_default();
+    (id, at)
+}
+
+/// What the handler said through [`AuditContext`](crate::AuditContext); each set value wins over
+/// what the layer derived or resolved.
+#[derive(Default, Clone)]
+pub(crate) struct Edits {
+    pub entity_name: Option<String>,
+    pub entity_id: Option<String>,
+    pub entity_type: Option<String>,
+    pub details: Option<String>,
+    pub action: Option<Action>,
+    pub actor: Option<Actor>,
+    pub tenant: Option<TenantRef>,
+    pub outcome: Option<Outcome>,
+    pub changes: Option<Vec<Change>>,
+    pub metadata: Map<String, Value>,
+}
+
+/// What the response tells: its status, and the caller as authentication inside the layer
+/// put it into the response extensions.
+#[derive(Default, Clone)]
+pub(crate) struct ResponseFacts {
+    /// `None` when the inner service failed instead of responding.
+    pub status: Option<u16>,
+    pub actor: Option<Actor>,
+    pub tenant: Option<TenantRef>,
+    pub key: Option<ApiKeyRef>,
+}
+
+/// The entry made from a request, the handler's edits and (unless the entry is claimed before
+/// the response exists) the response, bounded to `limits`.
+pub(crate) fn build(
+    capture: Capture,
+    edits: Edits,
+    response: Option<ResponseFacts>,
+    limits: &Limits,
+) -> AuditEntry {
+    let Capture {
+        id,
+        occurred_at,
+        derived,
+        method,
+        uri,
+        ip,
+        user_agent,
+        request_id,
+        key,
+        actor,
+        tenant,
+    } = capture;
+    let responded = response.is_some();
+    let (status, response_actor, response_tenant, response_key) = match response {
+        Some(r) => (r.status, r.actor, r.tenant, r.key),
+        None => (None, None, None, None),
+    };
+
+    let key = match (response_key, key) {
+        (Some(known), _) | (None, KeyCapture::Known(known)) => Some(known),
+        (None, KeyCapture::Fingerprint(bytes)) => Some(ApiKeyRef {
+            id: Some(fingerprint_text(&bytes)),
+            name: None,
+        }),
+        (None, KeyCapture::None) => None,
+    };
+    let actor = edits.actor.or(response_actor).or(actor).or_else(|| {
+        // A request authenticated only by its key is the key's doing.
+        let key = key.as_ref().filter(|k| k.id.is_some() || k.name.is_some())?;
+        Some(Actor {
+            kind: ActorKind::ApiKey,
+            id: key.id.clone(),
+            name: key.name.clone(),
+        })
+    });
+    let tenant = edits.tenant.or(response_tenant).or(tenant);
+    let outcome = edits.outcome.unwrap_or(match (responded, status) {
+        (_, Some(status)) => Outcome::from_status(status),
+        // Claimed before the response: the handler is storing it, so it is going well.
+        (false, None) => Outcome::Success,
+        // The inner service failed instead of responding.
+        (true, None) => Outcome::Failure,
+    });
+    let request_id = request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= limits.id)
+        .map_or_else(|| id.to_string(), str::to_owned);
+    let entity_id = edits.entity_id.or_else(|| {
+        derived
+            .id_from_end
+            .and_then(|n| segment_from_end(uri.path(), n))
+    });
+
+    let mut entry = AuditEntry::new(edits.action.unwrap_or_else(|| derived.action.clone()));
+    entry.id = id;
+    entry.occurred_at = occurred_at;
+    if let Some(tenant) = tenant {
+        entry.tenant_id = Some(tenant.tenant_id);
+        entry.team_id = tenant.team_id;
+    }
+    if let Some(actor) = actor {
+        entry.set_actor(actor);
+    }
+    if let Some(key) = key {
+        entry.api_key_id = key.id;
+        entry.api_key_name = key.name;
+    }
+    entry.entity_type = edits.entity_type.or_else(|| derived.entity_type.clone());
+    entry.entity_id = entity_id;
+    entry.entity_name = edits.entity_name;
+    entry.details = edits.details;
+    entry.changes = edits.changes.unwrap_or_default();
+    entry.outcome = outcome;
+    entry.status = status;
+    entry.ip = ip;
+    entry.user_agent = user_agent.map(|v| match v.to_str() {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+    });
+    entry.request_id = Some(request_id);
+    entry.method = Some(method.as_str().to_owned());
+    entry.route = Some(derived.route.to_string());
+    entry.metadata = edits.metadata;
+    entry.bound(limits);
+    entry
+}
+
+/// A released entry (claimed, not stored, given back) finished with the handler's later edits
+/// and the response.
+pub(crate) fn finish_released(
+    mut entry: AuditEntry,
+    edits: Edits,
+    response: Option<ResponseFacts>,
+    limits: &Limits,
+) -> AuditEntry {
+    let Edits {
+        entity_name,
+        entity_id,
+        entity_type,
+        details,
+        action,
+        actor,
+        tenant,
+        outcome,
+        changes,
+        metadata,
+    } = edits;
+    let set = |field: &mut Option<String>, value: Option<String>| {
+        if value.is_some() {
+            *field = value;
+        }
+    };
+    set(&mut entry.entity_name, entity_name);
+    set(&mut entry.entity_id, entity_id);
+    set(&mut entry.entity_type, entity_type);
+    set(&mut entry.details, details);
+    if let Some(action) = action {
+        entry.action = action;
+    }
+    if let Some(actor) = actor {
+        entry.set_actor(actor);
+    }
+    if let Some(tenant) = tenant {
+        entry.tenant_id = Some(tenant.tenant_id);
+        entry.team_id = tenant.team_id;
+    }
+    if let Some(changes) = changes {
+        entry.changes = changes;
+    }
+    entry.metadata.extend(metadata);
+    let status = response.as_ref().and_then(|r| r.status);
+    entry.status = status;
+    entry.outcome = outcome.unwrap_or(match (&response, status) {
+        (_, Some(status)) => Outcome::from_status(status),
+        (None, None) => Outcome::Success,
+        (Some(_), None) => Outcome::Failure,
+    });
+    entry.bound(limits);
+    entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_like_their_times_to_the_microsecond() {
+        let made: Vec<_> = (0..2_000).map(|_| id_and_time()).collect();
+        for pair in made.windows(2) {
+            let ((a_id, a_at), (b_id, b_at)) = (pair[0], pair[1]);
+            assert!(a_at <= b_at);
+            if a_at < b_at {
+                assert!(a_id < b_id, "{a_id} at {a_at} sorts after {b_id} at {b_at}");
+            }
+        }
+        let (id, at) = made[0];
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(at.timestamp_subsec_nanos() % 1_000, 0, "truncated to microseconds");
+        let (secs, nanos) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
+        assert_eq!(
+            (secs as i64, nanos / 1_000_000),
+            (at.timestamp(), at.timestamp_subsec_millis())
+        );
+    }
+}
