@@ -10,18 +10,18 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit_core::{
     Action, Actor, ActorKind, ApiKeyRef, AuditEntry, Change, Limits, Outcome, TenantRef,
 };
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, Method, Uri};
+use http::{HeaderValue, Method};
 use serde_json::{Map, Value};
 use uuid::{Timestamp, Uuid};
 
 use crate::resolve::fingerprint_text;
-use crate::route::{Derived, segment_from_end};
+use crate::route::Derived;
 
 /// How the request identified an API key.
 #[derive(Clone)]
@@ -37,11 +37,13 @@ pub(crate) enum KeyCapture {
 /// The request side of an entry, taken before the inner service runs.
 #[derive(Clone)]
 pub(crate) struct Capture {
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
+    /// The clock reading the entry's id and time are made from (by [`build`], off the request
+    /// path when delivery is buffered).
+    pub at: Duration,
     pub derived: Arc<Derived>,
     pub method: Method,
-    pub uri: Uri,
+    /// The entity id from the path, when the route has one.
+    pub entity_id: Option<String>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<HeaderValue>,
     pub request_id: Option<HeaderValue>,
@@ -50,13 +52,17 @@ pub(crate) struct Capture {
     pub tenant: Option<TenantRef>,
 }
 
+/// Now, as time since the Unix epoch.
+pub(crate) fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// An entry id and its time from one clock reading: a UUIDv7 whose 12 bits after the
 /// millisecond hold the microseconds within it (RFC 9562, §6.2, method 3), so ids made here
 /// sort like their `occurred_at`.
-pub(crate) fn id_and_time() -> (Uuid, DateTime<Utc>) {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+pub(crate) fn id_and_time(since_epoch: Duration) -> (Uuid, DateTime<Utc>) {
     let (secs, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
     let micros_in_milli = u128::from(nanos / 1_000 % 1_000);
     let id = Uuid::new_v7(Timestamp::from_unix_time(secs, nanos, micros_in_milli, 12));
@@ -104,11 +110,10 @@ pub(crate) fn build(
     limits: &Limits,
 ) -> AuditEntry {
     let Capture {
-        id,
-        occurred_at,
+        at,
         derived,
         method,
-        uri,
+        entity_id,
         ip,
         user_agent,
         request_id,
@@ -147,47 +152,49 @@ pub(crate) fn build(
         // The inner service failed instead of responding.
         (true, None) => Outcome::Failure,
     });
+    let (id, occurred_at) = id_and_time(at);
     let request_id = request_id
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= limits.id)
-        .map_or_else(|| id.to_string(), str::to_owned);
-    let entity_id = edits.entity_id.or_else(|| {
-        derived
-            .id_from_end
-            .and_then(|n| segment_from_end(uri.path(), n))
-    });
-
-    let mut entry = AuditEntry::new(edits.action.unwrap_or_else(|| derived.action.clone()));
-    entry.id = id;
-    entry.occurred_at = occurred_at;
-    if let Some(tenant) = tenant {
-        entry.tenant_id = Some(tenant.tenant_id);
-        entry.team_id = tenant.team_id;
-    }
-    if let Some(actor) = actor {
-        entry.set_actor(actor);
-    }
-    if let Some(key) = key {
-        entry.api_key_id = key.id;
-        entry.api_key_name = key.name;
-    }
-    entry.entity_type = edits.entity_type.or_else(|| derived.entity_type.clone());
-    entry.entity_id = entity_id;
-    entry.entity_name = edits.entity_name;
-    entry.details = edits.details;
-    entry.changes = edits.changes.unwrap_or_default();
-    entry.outcome = outcome;
-    entry.status = status;
-    entry.ip = ip;
-    entry.user_agent = user_agent.map(|v| match v.to_str() {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-    });
-    entry.request_id = Some(request_id);
-    entry.method = Some(method.as_str().to_owned());
-    entry.route = Some(derived.route.to_string());
-    entry.metadata = edits.metadata;
+        .map_or_else(
+            || {
+                let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+                id.hyphenated().encode_lower(&mut text).to_owned()
+            },
+            str::to_owned,
+        );
+    let (tenant_id, team_id) = tenant.map_or((None, None), |t| (Some(t.tenant_id), t.team_id));
+    let actor = actor.unwrap_or_else(Actor::anonymous);
+    let (api_key_id, api_key_name) = key.map_or((None, None), |k| (k.id, k.name));
+    let mut entry = AuditEntry {
+        id,
+        occurred_at,
+        tenant_id,
+        team_id,
+        actor_kind: actor.kind,
+        actor_id: actor.id,
+        actor_name: actor.name,
+        api_key_id,
+        api_key_name,
+        action: edits.action.unwrap_or_else(|| derived.action.clone()),
+        entity_type: edits.entity_type.or_else(|| derived.entity_type.clone()),
+        entity_id: edits.entity_id.or(entity_id),
+        entity_name: edits.entity_name,
+        details: edits.details,
+        changes: edits.changes.unwrap_or_default(),
+        outcome,
+        status,
+        ip,
+        user_agent: user_agent.map(|v| match v.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        }),
+        request_id: Some(request_id),
+        method: Some(method.as_str().to_owned()),
+        route: Some(derived.route.to_string()),
+        metadata: edits.metadata,
+    };
     entry.bound(limits);
     entry
 }
@@ -252,7 +259,7 @@ mod tests {
 
     #[test]
     fn ids_sort_like_their_times_to_the_microsecond() {
-        let made: Vec<_> = (0..2_000).map(|_| id_and_time()).collect();
+        let made: Vec<_> = (0..2_000).map(|_| id_and_time(now())).collect();
         for pair in made.windows(2) {
             let ((a_id, a_at), (b_id, b_at)) = (pair[0], pair[1]);
             assert!(a_at <= b_at);

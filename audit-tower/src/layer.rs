@@ -19,12 +19,12 @@ use http::{Extensions, HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::capture::{Capture, KeyCapture, ResponseFacts, id_and_time};
+use crate::capture::{Capture, KeyCapture, ResponseFacts, now};
 use crate::client_ip::ClientIpConfig;
 use crate::context::AuditContext;
 use crate::delivery::{Buffered, Queue, Reserve};
 use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint_bytes};
-use crate::route::{RouteRule, Routes, is_safe};
+use crate::route::{RouteRule, Routes, is_safe, segment_from_end};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -283,7 +283,6 @@ fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
         return None;
     }
     let (headers, extensions) = (req.headers(), req.extensions());
-    let (id, occurred_at) = id_and_time();
     // The key header's value is used for the lookup and the fingerprint, then dropped.
     let mut key = KeyCapture::None;
     if let Some(value) = config.api_key_header.as_ref().and_then(|h| headers.get(h)) {
@@ -303,10 +302,11 @@ fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
         key = KeyCapture::Known(known.clone());
     }
     Some(Capture {
-        id,
-        occurred_at,
+        at: now(),
         method: req.method().clone(),
-        uri: req.uri().clone(),
+        entity_id: derived
+            .id_from_end
+            .and_then(|n| segment_from_end(req.uri().path(), n)),
         ip: config.client_ip.client_ip(headers, extensions),
         user_agent: headers.get(http::header::USER_AGENT).cloned(),
         request_id: headers.get(&X_REQUEST_ID).cloned(),

@@ -6,6 +6,7 @@
 //! computed once and cached, so the per-request cost is one map lookup.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use audit_core::Action;
@@ -120,7 +121,29 @@ pub(crate) struct Derived {
 }
 
 /// Derivations by route template, then by method.
-type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>>;
+type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, for the derivation cache: its keys are the application's own route templates, not
+/// client input, so a fast hash with no flooding defence is the right trade.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The route configuration of a layer: verbs, rules and the cache of derivations.
 #[derive(Debug, Clone)]
@@ -300,12 +323,24 @@ fn pascal_case(word: &str) -> String {
 
 /// The path segment at `from_end` positions before the end of `path`, percent-decoded.
 pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
-    let segment = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .rev()
-        .nth(from_end)?;
-    Some(percent_decode(segment))
+    let mut rest = path.as_bytes();
+    let mut left = from_end;
+    loop {
+        while let [head @ .., b'/'] = rest {
+            rest = head;
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let start = rest.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
+        if left == 0 {
+            // Both ends sit next to a `/` (or an end of `path`), so they are char boundaries.
+            let segment = path.get(start..rest.len())?;
+            return Some(percent_decode(segment));
+        }
+        left -= 1;
+        rest = &rest[..start];
+    }
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -480,6 +515,12 @@ mod tests {
         assert_eq!(segment_from_end("/x/%zz", 0).as_deref(), Some("%zz"));
         assert_eq!(segment_from_end("/x/%", 0).as_deref(), Some("%"));
         assert_eq!(segment_from_end("/a", 3), None);
+        assert_eq!(segment_from_end("/a//b/", 0).as_deref(), Some("b"));
+        assert_eq!(segment_from_end("/a//b/", 1).as_deref(), Some("a"));
+        assert_eq!(segment_from_end("a/b", 1).as_deref(), Some("a"));
+        assert_eq!(segment_from_end("/é/b", 1).as_deref(), Some("é"));
+        assert_eq!(segment_from_end("///", 0), None);
+        assert_eq!(segment_from_end("", 0), None);
         assert_eq!(segment_from_end("/a/%C3%A9", 0).as_deref(), Some("é"));
         assert_eq!(segment_from_end("/a/%FF", 0).as_deref(), Some("\u{FFFD}"));
     }
