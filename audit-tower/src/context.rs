@@ -119,9 +119,37 @@ impl AuditContext {
     }
 
     /// The entry of a context the buffered queue held, with its parked response.
-    pub(crate) fn finish_queued(self) -> Option<AuditEntry> {
+    pub(crate) fn finish_queued(&self) -> Option<AuditEntry> {
         let response = self.lock().response.take();
         self.finish(Some(response.unwrap_or_default()))
+    }
+
+    /// A context for `capture` in `recycled`'s allocation, when no one else holds it any more
+    /// (the buffered queue reuses finished contexts, sparing the allocator a large block per
+    /// request); a new one otherwise.
+    pub(crate) fn reuse(
+        mut recycled: AuditContext,
+        config: &Arc<Config>,
+        capture: Capture,
+    ) -> Result<Self, Capture> {
+        match Arc::get_mut(&mut recycled.shared) {
+            Some(shared) if Arc::ptr_eq(&shared.config, config) => {
+                let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
+                *state = State {
+                    capture: Some(capture),
+                    edits: Edits::default(),
+                    released: None,
+                    response: None,
+                };
+                Ok(recycled)
+            }
+            _ => Err(capture),
+        }
+    }
+
+    /// Whether this is the last handle on the context, so it can be reused.
+    pub(crate) fn is_unique(&mut self) -> bool {
+        Arc::get_mut(&mut self.shared).is_some()
     }
 
     fn edit(&self, f: impl FnOnce(&mut Edits)) {

@@ -21,7 +21,9 @@ use std::time::Duration;
 use audit_core::{AuditEntry, AuditSink};
 use tokio::sync::Notify;
 
+use crate::capture::Capture;
 use crate::context::AuditContext;
+use crate::layer::Config;
 
 /// Settings of the buffered delivery mode; see [`AuditLayer::buffered`](crate::AuditLayer::buffered).
 ///
@@ -103,6 +105,8 @@ pub(crate) struct Queue {
     settings: Buffered,
     sink: Arc<dyn AuditSink>,
     items: Mutex<Vec<AuditContext>>,
+    /// Finished contexts kept for reuse by later requests.
+    spare: Mutex<Vec<AuditContext>>,
     /// Slots held: by requests in flight, queued entries and entries being written.
     held: AtomicUsize,
     /// Entries queued or being written.
@@ -133,6 +137,7 @@ impl Queue {
             settings,
             sink,
             items: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
             held: AtomicUsize::new(0),
             undelivered: AtomicUsize::new(0),
             writer: AtomicBool::new(false),
@@ -172,6 +177,19 @@ impl Queue {
             }
             Reserve::Full
         }
+    }
+
+    /// A context for a request's capture, reusing a finished one when there is one.
+    pub fn context(&self, config: &Arc<Config>, capture: Capture) -> AuditContext {
+        let recycled = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let capture = match recycled {
+            Some(recycled) => match AuditContext::reuse(recycled, config, capture) {
+                Ok(context) => return context,
+                Err(capture) => capture,
+            },
+            None => capture,
+        };
+        AuditContext::new(config.clone(), capture)
     }
 
     /// Gives back a slot whose request produced no entry.
@@ -254,6 +272,7 @@ impl Drop for Writer {
 async fn write_loop(mut writer: Writer) {
     let queue = writer.queue.clone();
     let settings = &queue.settings;
+    let mut spent: Vec<AuditContext> = Vec::new();
     loop {
         // Sleep until there is something to write.
         loop {
@@ -269,27 +288,43 @@ async fn write_loop(mut writer: Writer) {
         if !settings.linger.is_zero() && queue.items().len() < settings.max_batch {
             let _ = tokio::time::timeout(settings.linger, queue.wake.notified()).await;
         }
-        let taken = std::mem::take(&mut *queue.items());
+        // Swap in the emptied buffer of the last round, so pushes never grow a new Vec.
+        let mut taken = std::mem::replace(&mut *queue.items(), std::mem::take(&mut spent));
         writer.in_hand = taken.len();
-        let mut taken = taken.into_iter();
-        loop {
-            let contexts: Vec<AuditContext> = taken.by_ref().take(settings.max_batch).collect();
-            if contexts.is_empty() {
-                break;
-            }
-            let count = contexts.len();
-            let entries: Vec<AuditEntry> = contexts
-                .into_iter()
+        let mut start = 0;
+        while start < taken.len() {
+            let end = (start + settings.max_batch).min(taken.len());
+            let entries: Vec<AuditEntry> = taken[start..end]
+                .iter()
                 .filter_map(AuditContext::finish_queued)
                 .collect();
             deliver(&*queue.sink, &entries, settings.max_backoff).await;
+            drop(entries);
+            let count = end - start;
             writer.in_hand -= count;
             queue.undelivered.fetch_sub(count, Ordering::AcqRel);
             queue.held.fetch_sub(count, Ordering::AcqRel);
             queue.delivered.notify_waiters();
+            start = end;
         }
+        // Keep finished contexts that nobody else holds for the next requests.
+        {
+            let mut spare = queue.spare.lock().unwrap_or_else(|p| p.into_inner());
+            let room = SPARE_LIMIT.saturating_sub(spare.len());
+            spare.extend(
+                taken
+                    .drain(..)
+                    .filter_map(|mut c| c.is_unique().then_some(c))
+                    .take(room),
+            );
+        }
+        taken.clear();
+        spent = taken;
     }
 }
+
+/// The most finished contexts kept for reuse.
+const SPARE_LIMIT: usize = 1_024;
 
 /// Stores `entries`, retrying with exponential backoff until the sink takes them.
 async fn deliver(sink: &dyn AuditSink, entries: &[AuditEntry], max_backoff: Duration) {

@@ -260,7 +260,10 @@ where
             },
             None => None,
         };
-        let context = AuditContext::new(self.config.clone(), capture);
+        let context = match &queue {
+            Some(queue) => queue.context(&self.config, capture),
+            None => AuditContext::new(self.config.clone(), capture),
+        };
         req.extensions_mut().insert(context.clone());
         ResponseFuture {
             state: State::Running {
