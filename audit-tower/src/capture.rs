@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use uuid::{Timestamp, Uuid};
 
 use crate::resolve::fingerprint_text;
-use crate::route::Derived;
+use crate::route::{Derived, percent_decode};
 
 /// How the request identified an API key.
 #[derive(Clone)]
@@ -42,14 +42,46 @@ pub(crate) struct Capture {
     pub at: Duration,
     pub derived: Arc<Derived>,
     pub method: Method,
-    /// The entity id from the path, when the route has one.
-    pub entity_id: Option<String>,
+    /// The entity id from the path, as it appears there, when the route has one.
+    pub entity_id: Option<Segment>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<HeaderValue>,
     pub request_id: Option<HeaderValue>,
     pub key: KeyCapture,
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
+}
+
+/// A path segment, kept without an allocation when it is short (ids usually are).
+#[derive(Clone)]
+pub(crate) enum Segment {
+    Inline { len: u8, bytes: [u8; Segment::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Segment {
+    const INLINE: usize = 46;
+
+    pub fn new(text: &str) -> Self {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= Segment::INLINE => {
+                let mut bytes = [0; Segment::INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Segment::Inline { len, bytes }
+            }
+            _ => Segment::Heap(Box::from(text)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`, so always valid.
+            Segment::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Segment::Heap(text) => text,
+        }
+    }
 }
 
 /// Now, as time since the Unix epoch.
@@ -179,7 +211,9 @@ pub(crate) fn build(
         api_key_name,
         action: edits.action.unwrap_or_else(|| derived.action.clone()),
         entity_type: edits.entity_type.or_else(|| derived.entity_type.clone()),
-        entity_id: edits.entity_id.or(entity_id),
+        entity_id: edits
+            .entity_id
+            .or_else(|| entity_id.map(|s| percent_decode(s.as_str()))),
         entity_name: edits.entity_name,
         details: edits.details,
         changes: edits.changes.unwrap_or_default(),
@@ -256,6 +290,15 @@ pub(crate) fn finish_released(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_keep_their_text_inline_or_not() {
+        for text in ["", "k-1", "0195f0c2-7d1e-7c3a-9d4e-1f2a3b4c5d6e", &"é".repeat(23), &"x".repeat(47)] {
+            assert_eq!(Segment::new(text).as_str(), text);
+        }
+        assert!(matches!(Segment::new(&"x".repeat(46)), Segment::Inline { .. }));
+        assert!(matches!(Segment::new(&"x".repeat(47)), Segment::Heap(_)));
+    }
 
     #[test]
     fn ids_sort_like_their_times_to_the_microsecond() {

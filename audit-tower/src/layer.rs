@@ -19,12 +19,12 @@ use http::{Extensions, HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::capture::{Capture, KeyCapture, ResponseFacts, now};
+use crate::capture::{Capture, KeyCapture, ResponseFacts, Segment, now};
 use crate::client_ip::ClientIpConfig;
 use crate::context::AuditContext;
 use crate::delivery::{Buffered, Queue, Reserve};
 use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint_bytes};
-use crate::route::{RouteRule, Routes, is_safe, segment_from_end};
+use crate::route::{RouteRule, Routes, is_safe, raw_segment_from_end};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -309,7 +309,8 @@ fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
         method: req.method().clone(),
         entity_id: derived
             .id_from_end
-            .and_then(|n| segment_from_end(req.uri().path(), n)),
+            .and_then(|n| raw_segment_from_end(req.uri().path(), n))
+            .map(Segment::new),
         ip: config.client_ip.client_ip(headers, extensions),
         user_agent: headers.get(http::header::USER_AGENT).cloned(),
         request_id: headers.get(&X_REQUEST_ID).cloned(),

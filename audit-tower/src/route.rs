@@ -322,7 +322,13 @@ fn pascal_case(word: &str) -> String {
 }
 
 /// The path segment at `from_end` positions before the end of `path`, percent-decoded.
+#[cfg(test)]
 pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
+    raw_segment_from_end(path, from_end).map(percent_decode)
+}
+
+/// The path segment at `from_end` positions before the end of `path`, as it appears there.
+pub(crate) fn raw_segment_from_end(path: &str, from_end: usize) -> Option<&str> {
     let mut rest = path.as_bytes();
     let mut left = from_end;
     loop {
@@ -335,15 +341,15 @@ pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
         let start = rest.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
         if left == 0 {
             // Both ends sit next to a `/` (or an end of `path`), so they are char boundaries.
-            let segment = path.get(start..rest.len())?;
-            return Some(percent_decode(segment));
+            return path.get(start..rest.len());
         }
         left -= 1;
         rest = &rest[..start];
     }
 }
 
-fn percent_decode(segment: &str) -> String {
+/// `segment` with its `%XX` escapes decoded (invalid UTF-8 replaced).
+pub(crate) fn percent_decode(segment: &str) -> String {
     if !segment.contains('%') {
         return segment.to_owned();
     }
