@@ -1,10 +1,13 @@
 //! [`AuditLayer`], [`AuditService`] and [`ResponseFuture`]: capture.
 //!
 //! In the flow **request → layer** → entry → sink → store → admin router, this is where entries
-//! are born. For a request it records, the layer drafts the entry before the inner service runs
-//! (so the handler can enrich it through [`AuditContext`]), finishes it from the response, and
-//! waits for the sink before returning the response. Requests it does not record pass through
-//! untouched.
+//! are born. For a request it records, the layer captures what the request tells before the inner
+//! service runs (the route's derivation, the caller, the client address, header values) and puts
+//! an [`AuditContext`] into the extensions so the handler can add to it. When the response is
+//! ready the entry is built from the capture, the handler's additions and the response, and
+//! either written before the response is returned (the default) or, with
+//! [`AuditLayer::buffered`], queued for a writer task that builds and stores entries in batches
+//! off the request path. Requests it does not record pass through untouched.
 //!
 //! Put the layer with `Router::layer`, so it runs after routing and sees the matched route.
 
