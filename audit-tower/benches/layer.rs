@@ -6,6 +6,10 @@
 //! thread, so the figure is the capture cost, not a database's: `audit_sync` builds the entry
 //! and sends it before the response returns; `audit_buffered` queues the capture and lets the
 //! layer's writer build and send entries off the request path.
+//!
+//! The loop runs on the calling thread and the drain task and writer on one worker thread. With
+//! `AUDIT_BENCH_CURRENT_THREAD=1` everything shares one thread instead, so the writer runs only
+//! between the timed rounds.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -57,11 +61,17 @@ fn bench(c: &mut Criterion) {
     // The benchmark loop runs on this thread (`block_on`); the channel's drain task and the
     // buffered writer run on the runtime's one worker thread, as they would on another core of
     // a server.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = if std::env::var_os("AUDIT_BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditEntry>();
     runtime.spawn(async move {
         while let Some(entry) = rx.recv().await {
@@ -79,7 +89,10 @@ fn bench(c: &mut Criterion) {
             "noop_layer",
             routes().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req)),
         ),
-        ("audit_sync", routes().layer(AuditLayer::new(ChannelSink(tx)))),
+        (
+            "audit_sync",
+            routes().layer(AuditLayer::new(ChannelSink(tx))),
+        ),
         ("audit_buffered", routes().layer(buffered.clone())),
         ("trace", routes().layer(TraceLayer::new_for_http())),
     ];

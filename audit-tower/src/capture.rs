@@ -55,7 +55,10 @@ pub(crate) struct Capture {
 /// A path segment, kept without an allocation when it is short (ids usually are).
 #[derive(Clone)]
 pub(crate) enum Segment {
-    Inline { len: u8, bytes: [u8; Segment::INLINE] },
+    Inline {
+        len: u8,
+        bytes: [u8; Segment::INLINE],
+    },
     Heap(Box<str>),
 }
 
@@ -169,7 +172,9 @@ pub(crate) fn build(
     };
     let actor = edits.actor.or(response_actor).or(actor).or_else(|| {
         // A request authenticated only by its key is the key's doing.
-        let key = key.as_ref().filter(|k| k.id.is_some() || k.name.is_some())?;
+        let key = key
+            .as_ref()
+            .filter(|k| k.id.is_some() || k.name.is_some())?;
         Some(Actor {
             kind: ActorKind::ApiKey,
             id: key.id.clone(),
@@ -293,10 +298,19 @@ mod tests {
 
     #[test]
     fn segments_keep_their_text_inline_or_not() {
-        for text in ["", "k-1", "0195f0c2-7d1e-7c3a-9d4e-1f2a3b4c5d6e", &"é".repeat(23), &"x".repeat(47)] {
+        for text in [
+            "",
+            "k-1",
+            "0195f0c2-7d1e-7c3a-9d4e-1f2a3b4c5d6e",
+            &"é".repeat(23),
+            &"x".repeat(47),
+        ] {
             assert_eq!(Segment::new(text).as_str(), text);
         }
-        assert!(matches!(Segment::new(&"x".repeat(46)), Segment::Inline { .. }));
+        assert!(matches!(
+            Segment::new(&"x".repeat(46)),
+            Segment::Inline { .. }
+        ));
         assert!(matches!(Segment::new(&"x".repeat(47)), Segment::Heap(_)));
     }
 
@@ -312,7 +326,11 @@ mod tests {
         }
         let (id, at) = made[0];
         assert_eq!(id.get_version_num(), 7);
-        assert_eq!(at.timestamp_subsec_nanos() % 1_000, 0, "truncated to microseconds");
+        assert_eq!(
+            at.timestamp_subsec_nanos() % 1_000,
+            0,
+            "truncated to microseconds"
+        );
         let (secs, nanos) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
         assert_eq!(
             (secs as i64, nanos / 1_000_000),

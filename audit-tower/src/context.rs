@@ -131,7 +131,7 @@ impl AuditContext {
         mut recycled: AuditContext,
         config: &Arc<Config>,
         capture: Capture,
-    ) -> Result<Self, Capture> {
+    ) -> Self {
         match Arc::get_mut(&mut recycled.shared) {
             Some(shared) if Arc::ptr_eq(&shared.config, config) => {
                 let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -141,9 +141,9 @@ impl AuditContext {
                     released: None,
                     response: None,
                 };
-                Ok(recycled)
+                recycled
             }
-            _ => Err(capture),
+            _ => AuditContext::new(config.clone(), capture),
         }
     }
 

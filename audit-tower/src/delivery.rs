@@ -182,14 +182,10 @@ impl Queue {
     /// A context for a request's capture, reusing a finished one when there is one.
     pub fn context(&self, config: &Arc<Config>, capture: Capture) -> AuditContext {
         let recycled = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let capture = match recycled {
-            Some(recycled) => match AuditContext::reuse(recycled, config, capture) {
-                Ok(context) => return context,
-                Err(capture) => capture,
-            },
-            None => capture,
-        };
-        AuditContext::new(config.clone(), capture)
+        match recycled {
+            Some(recycled) => AuditContext::reuse(recycled, config, capture),
+            None => AuditContext::new(config.clone(), capture),
+        }
     }
 
     /// Gives back a slot whose request produced no entry.
@@ -273,6 +269,7 @@ async fn write_loop(mut writer: Writer) {
     let queue = writer.queue.clone();
     let settings = &queue.settings;
     let mut spent: Vec<AuditContext> = Vec::new();
+    let mut entries: Vec<AuditEntry> = Vec::new();
     loop {
         // Sleep until there is something to write.
         loop {
@@ -294,12 +291,15 @@ async fn write_loop(mut writer: Writer) {
         let mut start = 0;
         while start < taken.len() {
             let end = (start + settings.max_batch).min(taken.len());
-            let entries: Vec<AuditEntry> = taken[start..end]
-                .iter()
-                .filter_map(AuditContext::finish_queued)
-                .collect();
+            // One buffer for every batch: a fresh batch-sized Vec each time is a large
+            // allocation, which makes glibc consolidate its small-chunk bins on every batch.
+            entries.extend(
+                taken[start..end]
+                    .iter()
+                    .filter_map(AuditContext::finish_queued),
+            );
             deliver(&*queue.sink, &entries, settings.max_backoff).await;
-            drop(entries);
+            entries.clear();
             let count = end - start;
             writer.in_hand -= count;
             queue.undelivered.fetch_sub(count, Ordering::AcqRel);

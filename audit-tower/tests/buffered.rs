@@ -97,11 +97,17 @@ async fn responses_return_before_the_sink_stores_and_flush_waits_for_it() {
 
     // The sink cannot store anything yet, and still the responses come back.
     for _ in 0..3 {
-        assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+        assert_eq!(
+            post_to(&app, "/connection-profiles").await,
+            StatusCode::CREATED
+        );
     }
     assert!(sink.inner.is_empty());
     let flushed = tokio::time::timeout(Duration::from_millis(200), layer.flush()).await;
-    assert!(flushed.is_err(), "flush returned while entries were still unstored");
+    assert!(
+        flushed.is_err(),
+        "flush returned while entries were still unstored"
+    );
 
     sink.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     tokio::time::timeout(Duration::from_secs(10), layer.flush())
@@ -126,12 +132,22 @@ async fn a_full_queue_refuses_requests_before_the_handler_runs() {
     let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(2).linger(Duration::ZERO));
     let app = app(layer.clone(), handled.clone());
 
-    assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
-    assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
     // Both slots are held by entries the sink has not stored.
     let refused = app
         .clone()
-        .oneshot(Request::post("/connection-profiles").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::post("/connection-profiles")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -141,7 +157,10 @@ async fn a_full_queue_refuses_requests_before_the_handler_runs() {
     // Once the sink catches up, slots are free again and nothing was lost.
     sink.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     layer.flush().await;
-    assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
     layer.flush().await;
     assert_eq!(sink.inner.len(), 3);
     assert_eq!(handled.load(Ordering::SeqCst), 3);
@@ -158,12 +177,19 @@ async fn a_failing_sink_is_retried_until_it_stores_the_batch_once() {
     );
     let app = app(layer.clone(), Arc::default());
 
-    assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
     tokio::time::timeout(Duration::from_secs(10), layer.flush())
         .await
         .unwrap();
     assert_eq!(sink.inner.len(), 1);
-    assert_eq!(sink.calls.load(Ordering::SeqCst), 4, "three failures, then success");
+    assert_eq!(
+        sink.calls.load(Ordering::SeqCst),
+        4,
+        "three failures, then success"
+    );
 }
 
 #[tokio::test]
@@ -173,9 +199,15 @@ async fn skipped_entries_give_their_slot_back() {
     let app = app(layer.clone(), Arc::default());
 
     for _ in 0..5 {
-        assert_eq!(post_to(&app, "/connection-profiles/p-1/ping").await, StatusCode::OK);
+        assert_eq!(
+            post_to(&app, "/connection-profiles/p-1/ping").await,
+            StatusCode::OK
+        );
     }
-    assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
     layer.flush().await;
     let entries = sink.inner.entries();
     assert_eq!(entries.len(), 1);
@@ -193,7 +225,10 @@ async fn batches_gather_while_the_writer_lingers() {
     let app = app(layer.clone(), Arc::default());
 
     for _ in 0..250 {
-        assert_eq!(post_to(&app, "/connection-profiles").await, StatusCode::CREATED);
+        assert_eq!(
+            post_to(&app, "/connection-profiles").await,
+            StatusCode::CREATED
+        );
     }
     layer.flush().await;
     assert_eq!(sink.inner.len(), 250);

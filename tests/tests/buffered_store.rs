@@ -82,7 +82,10 @@ async fn concurrent_requests_are_all_stored_once(backend: Backend) {
         assert_eq!(entry.actor_name.as_deref(), Some("ops@acme.example"));
         assert_eq!(entry.status, Some(204));
         assert_eq!(entry.ip, Some("127.0.0.1".parse().unwrap()));
-        assert_eq!(entry.route.as_deref(), Some("/extraction-cursors/{id}/reset"));
+        assert_eq!(
+            entry.route.as_deref(),
+            Some("/extraction-cursors/{id}/reset")
+        );
     }
 }
 
