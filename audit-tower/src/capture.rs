@@ -126,11 +126,17 @@ pub(crate) struct Edits {
 }
 
 /// What the response tells: its status, and the caller as authentication inside the layer
-/// put it into the response extensions.
+/// put it into the response extensions (boxed, since most responses carry none).
 #[derive(Default, Clone)]
 pub(crate) struct ResponseFacts {
     /// `None` when the inner service failed instead of responding.
     pub status: Option<u16>,
+    pub caller: Option<Box<Caller>>,
+}
+
+/// The caller as the response's extensions (or the resolvers over them) name it.
+#[derive(Default, Clone)]
+pub(crate) struct Caller {
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
     pub key: Option<ApiKeyRef>,
@@ -158,7 +164,10 @@ pub(crate) fn build(
     } = capture;
     let responded = response.is_some();
     let (status, response_actor, response_tenant, response_key) = match response {
-        Some(r) => (r.status, r.actor, r.tenant, r.key),
+        Some(r) => {
+            let caller = r.caller.map(|c| *c).unwrap_or_default();
+            (r.status, caller.actor, caller.tenant, caller.key)
+        }
         None => (None, None, None, None),
     };
 

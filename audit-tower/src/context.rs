@@ -63,8 +63,9 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     /// The request side of the entry; `None` once the entry was skipped or claimed.
     pub capture: Option<Capture>,
-    /// What the handler said so far.
-    pub edits: Edits,
+    /// What the handler said so far; allocated by its first edit, so a request whose handler
+    /// adds nothing keeps the state small.
+    pub edits: Option<Box<Edits>>,
     /// An entry that was claimed, could not be stored, and was given back.
     pub released: Option<Box<AuditEntry>>,
     /// The response side, once the response is ready (buffered delivery).
@@ -84,7 +85,7 @@ impl AuditContext {
                 config,
                 state: Mutex::new(State {
                     capture: Some(capture),
-                    edits: Edits::default(),
+                    edits: None,
                     released: None,
                     response: None,
                 }),
@@ -101,7 +102,7 @@ impl AuditContext {
     pub(crate) fn finish(&self, response: Option<ResponseFacts>) -> Option<AuditEntry> {
         let limits = &self.shared.config.limits;
         let mut state = self.lock();
-        let edits = std::mem::take(&mut state.edits);
+        let edits = state.edits.take().map(|e| *e).unwrap_or_default();
         if let Some(released) = state.released.take() {
             return Some(finish_released(*released, edits, response, limits));
         }
@@ -137,7 +138,7 @@ impl AuditContext {
                 let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
                 *state = State {
                     capture: Some(capture),
-                    edits: Edits::default(),
+                    edits: None,
                     released: None,
                     response: None,
                 };
@@ -155,7 +156,7 @@ impl AuditContext {
     fn edit(&self, f: impl FnOnce(&mut Edits)) {
         let mut state = self.lock();
         if state.live() {
-            f(&mut state.edits);
+            f(state.edits.get_or_insert_default());
         }
     }
 
@@ -289,7 +290,8 @@ impl AuditContext {
             return Some(*released);
         }
         let capture = state.capture.take()?;
-        Some(build(capture, state.edits.clone(), None, limits))
+        let edits = state.edits.as_deref().cloned().unwrap_or_default();
+        Some(build(capture, edits, None, limits))
     }
 
     /// Claims the entry and stores it with `write` (typically an insert inside the handler's own

@@ -22,7 +22,7 @@ use http::{Extensions, HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::capture::{Capture, KeyCapture, ResponseFacts, Segment, now};
+use crate::capture::{Caller, Capture, KeyCapture, ResponseFacts, Segment, now};
 use crate::client_ip::ClientIpConfig;
 use crate::context::AuditContext;
 use crate::delivery::{Buffered, Queue, Reserve};
@@ -348,11 +348,15 @@ fn response_facts<B>(config: &Config, response: Option<&Response<B>>) -> Respons
         return ResponseFacts::default();
     };
     let (headers, extensions) = (response.headers(), response.extensions());
-    ResponseFacts {
-        status: Some(response.status().as_u16()),
+    let caller = Caller {
         actor: resolve_actor(config, headers, extensions),
         tenant: resolve_tenant(config, headers, extensions),
         key: extensions.get::<ApiKeyRef>().cloned(),
+    };
+    let named = caller.actor.is_some() || caller.tenant.is_some() || caller.key.is_some();
+    ResponseFacts {
+        status: Some(response.status().as_u16()),
+        caller: named.then(|| Box::new(caller)),
     }
 }
 
