@@ -38,6 +38,14 @@ pub trait AuditSink: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Stores borrowed entries; a writer that retries a failed batch calls this, so it keeps
+    /// the batch for the next attempt. The default clones them into
+    /// [`record_batch`](Self::record_batch); sinks that can write from borrowed entries (a
+    /// database insert, say) override it to spare the copy.
+    async fn record_slice(&self, entries: &[AuditEntry]) -> Result<(), SinkError> {
+        self.record_batch(entries.to_vec()).await
+    }
 }
 
 #[async_trait]
@@ -48,6 +56,10 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
 
     async fn record_batch(&self, entries: Vec<AuditEntry>) -> Result<(), SinkError> {
         (**self).record_batch(entries).await
+    }
+
+    async fn record_slice(&self, entries: &[AuditEntry]) -> Result<(), SinkError> {
+        (**self).record_slice(entries).await
     }
 }
 

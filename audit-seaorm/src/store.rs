@@ -203,6 +203,10 @@ impl AuditSink for SeaOrmStore {
     async fn record_batch(&self, entries: Vec<AuditEntry>) -> Result<(), SinkError> {
         self.insert_batch(&entries).await.map_err(sink_error)
     }
+
+    async fn record_slice(&self, entries: &[AuditEntry]) -> Result<(), SinkError> {
+        self.insert_batch(entries).await.map_err(sink_error)
+    }
 }
 
 #[async_trait]

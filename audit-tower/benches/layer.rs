@@ -1,16 +1,22 @@
 //! What `AuditLayer` costs per request, beside a bare router and tower-http's `TraceLayer`.
 //!
 //! Run with `cargo bench -p audit-tower --bench layer`. Each variant serves the same two routes
-//! in-process through `Router::oneshot`; the difference to `bare` is the layer's cost. The audit
-//! variant writes into a channel drained by a task on the same runtime, so the figure is the capture cost,
-//! not a database's.
+//! in-process through `Router::oneshot`; the difference to `bare` is the layer's cost on the
+//! request path. Both audit variants deliver into a channel drained by a task on another
+//! thread, so the figure is the capture cost, not a database's: `audit_sync` builds the entry
+//! and sends it before the response returns; `audit_buffered` queues the capture and lets the
+//! layer's writer build and send entries off the request path.
+//!
+//! The loop runs on the calling thread and the drain task and writer on one worker thread. With
+//! `AUDIT_BENCH_CURRENT_THREAD=1` everything shares one thread instead, so the writer runs only
+//! between the timed rounds.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use audit_core::{AuditEntry, AuditSink, SinkError};
-use audit_tower::AuditLayer;
+use audit_tower::{AuditLayer, Buffered};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -20,8 +26,7 @@ use http::{Method, Request};
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-/// Hands entries to a tokio channel; a task on the same runtime drains it whenever the
-/// benchmark loop yields, as a batching writer would.
+/// Hands entries to a tokio channel drained by a task on the runtime's worker thread.
 struct ChannelSink(tokio::sync::mpsc::UnboundedSender<AuditEntry>);
 
 #[async_trait::async_trait]
@@ -53,26 +58,42 @@ fn request(method: Method, uri: &'static str) -> Request<Body> {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    // The benchmark loop runs on this thread (`block_on`); the channel's drain task and the
+    // buffered writer run on the runtime's one worker thread, as they would on another core of
+    // a server.
+    let runtime = if std::env::var_os("AUDIT_BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditEntry>();
     runtime.spawn(async move {
         while let Some(entry) = rx.recv().await {
             drop(black_box(entry));
         }
     });
+    let buffered = AuditLayer::new(ChannelSink(tx.clone())).buffered(Buffered::default());
 
     // `noop_layer` is an identity layer: what axum's `Router::layer` costs for any layer (an
     // extra boxed route clone and future per request), so `audit - noop_layer` is the audit
     // layer's own work.
-    let variants: [(&str, Router); 4] = [
+    let variants: [(&str, Router); 5] = [
         ("bare", routes()),
         (
             "noop_layer",
             routes().layer(tower::util::MapRequestLayer::new(|req: Request<Body>| req)),
         ),
-        ("audit", routes().layer(AuditLayer::new(ChannelSink(tx)))),
+        (
+            "audit_sync",
+            routes().layer(AuditLayer::new(ChannelSink(tx))),
+        ),
+        ("audit_buffered", routes().layer(buffered.clone())),
         ("trace", routes().layer(TraceLayer::new_for_http())),
     ];
     for (label, method, uri) in [
@@ -85,16 +106,25 @@ fn bench(c: &mut Criterion) {
             group.bench_function(*name, |b| {
                 b.iter_custom(|iters| {
                     runtime.block_on(async {
-                        let start = Instant::now();
-                        for i in 0..iters {
-                            // Every variant yields as often, so the drain task gets its turn.
-                            if i % 256 == 0 {
-                                tokio::task::yield_now().await;
+                        // Requests are timed in rounds of 256; between rounds, untimed, the
+                        // queue is flushed (and every variant yields as often), so the figure is
+                        // the request path with a writer that keeps up, not a growing backlog.
+                        let mut timed = Duration::ZERO;
+                        let mut done = 0;
+                        while done < iters {
+                            let round = (iters - done).min(256);
+                            let start = Instant::now();
+                            for _ in 0..round {
+                                let request = request(method.clone(), uri);
+                                let response = app.clone().oneshot(request).await;
+                                black_box(response.expect("infallible"));
                             }
-                            let response = app.clone().oneshot(request(method.clone(), uri)).await;
-                            black_box(response.expect("infallible"));
+                            timed += start.elapsed();
+                            done += round;
+                            buffered.flush().await;
+                            tokio::task::yield_now().await;
                         }
-                        start.elapsed()
+                        timed
                     })
                 })
             });

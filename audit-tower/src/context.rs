@@ -9,6 +9,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use audit_core::{Action, Actor, AuditEntry, Outcome, REDACTED, TenantRef, diff};
+
+use crate::capture::{Capture, Edits, ResponseFacts, build, finish_released};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -58,26 +60,35 @@ pub(crate) struct Shared {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 pub(crate) struct State {
-    /// `None` once the entry was skipped or claimed. Boxed because the entry is large and
-    /// moves several times between the layer, the context and the sink.
-    pub draft: Option<Box<AuditEntry>>,
-    pub actor_set: bool,
-    pub tenant_set: bool,
-    pub outcome_set: bool,
+    /// The request side of the entry; `None` once the entry was skipped or claimed.
+    pub capture: Option<Capture>,
+    /// What the handler said so far; allocated by its first edit, so a request whose handler
+    /// adds nothing keeps the state small.
+    pub edits: Option<Box<Edits>>,
+    /// An entry that was claimed, could not be stored, and was given back.
+    pub released: Option<Box<AuditEntry>>,
+    /// The response side, once the response is ready (buffered delivery).
+    pub response: Option<ResponseFacts>,
+}
+
+impl State {
+    fn live(&self) -> bool {
+        self.capture.is_some() || self.released.is_some()
+    }
 }
 
 impl AuditContext {
-    pub(crate) fn new(config: Arc<Config>, draft: Box<AuditEntry>) -> Self {
-        let state = State {
-            draft: Some(draft),
-            ..State::default()
-        };
+    pub(crate) fn new(config: Arc<Config>, capture: Capture) -> Self {
         AuditContext {
             shared: Arc::new(Shared {
                 config,
-                state: Mutex::new(state),
+                state: Mutex::new(State {
+                    capture: Some(capture),
+                    edits: None,
+                    released: None,
+                    response: None,
+                }),
             }),
         }
     }
@@ -87,9 +98,65 @@ impl AuditContext {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn edit(&self, f: impl FnOnce(&mut AuditEntry)) {
-        if let Some(draft) = self.lock().draft.as_mut() {
-            f(draft);
+    /// The finished entry, or `None` when the handler skipped or claimed it.
+    pub(crate) fn finish(&self, response: Option<ResponseFacts>) -> Option<AuditEntry> {
+        let limits = &self.shared.config.limits;
+        let mut state = self.lock();
+        let edits = state.edits.take().map(|e| *e).unwrap_or_default();
+        if let Some(released) = state.released.take() {
+            return Some(finish_released(*released, edits, response, limits));
+        }
+        let capture = state.capture.take()?;
+        drop(state);
+        Some(build(capture, edits, response, limits))
+    }
+
+    /// Keeps the response side for the writer of the buffered queue; `false` when there is no
+    /// entry to write.
+    pub(crate) fn park(&self, response: ResponseFacts) -> bool {
+        let mut state = self.lock();
+        state.response = Some(response);
+        state.live()
+    }
+
+    /// The entry of a context the buffered queue held, with its parked response.
+    pub(crate) fn finish_queued(&self) -> Option<AuditEntry> {
+        let response = self.lock().response.take();
+        self.finish(Some(response.unwrap_or_default()))
+    }
+
+    /// A context for `capture` in `recycled`'s allocation, when no one else holds it any more
+    /// (the buffered queue reuses finished contexts, sparing the allocator a large block per
+    /// request); a new one otherwise.
+    pub(crate) fn reuse(
+        mut recycled: AuditContext,
+        config: &Arc<Config>,
+        capture: Capture,
+    ) -> Self {
+        match Arc::get_mut(&mut recycled.shared) {
+            Some(shared) if Arc::ptr_eq(&shared.config, config) => {
+                let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
+                *state = State {
+                    capture: Some(capture),
+                    edits: None,
+                    released: None,
+                    response: None,
+                };
+                recycled
+            }
+            _ => AuditContext::new(config.clone(), capture),
+        }
+    }
+
+    /// Whether this is the last handle on the context, so it can be reused.
+    pub(crate) fn is_unique(&mut self) -> bool {
+        Arc::get_mut(&mut self.shared).is_some()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Edits)) {
+        let mut state = self.lock();
+        if state.live() {
+            f(state.edits.get_or_insert_default());
         }
     }
 
@@ -124,39 +191,26 @@ impl AuditContext {
 
     /// The action, instead of the one derived from the route.
     pub fn action(&self, action: Action) -> &Self {
-        self.edit(|e| e.action = action);
+        self.edit(|e| e.action = Some(action));
         self
     }
 
     /// The actor, instead of what the resolvers found (for example the user a login just
     /// authenticated, or the email a failed login tried).
     pub fn actor(&self, actor: Actor) -> &Self {
-        let mut state = self.lock();
-        if let Some(draft) = state.draft.as_mut() {
-            draft.set_actor(actor);
-            state.actor_set = true;
-        }
+        self.edit(|e| e.actor = Some(actor));
         self
     }
 
     /// The tenant (and team), instead of what the resolvers found.
     pub fn tenant(&self, tenant: TenantRef) -> &Self {
-        let mut state = self.lock();
-        if let Some(draft) = state.draft.as_mut() {
-            draft.tenant_id = Some(tenant.tenant_id);
-            draft.team_id = tenant.team_id;
-            state.tenant_set = true;
-        }
+        self.edit(|e| e.tenant = Some(tenant));
         self
     }
 
     /// The outcome, instead of the one that follows from the response status.
     pub fn outcome(&self, outcome: Outcome) -> &Self {
-        let mut state = self.lock();
-        if let Some(draft) = state.draft.as_mut() {
-            draft.outcome = outcome;
-            state.outcome_set = true;
-        }
+        self.edit(|e| e.outcome = Some(outcome));
         self
     }
 
@@ -186,7 +240,7 @@ impl AuditContext {
                 )]
             }
         };
-        self.edit(|e| e.changes = changes);
+        self.edit(|e| e.changes = Some(changes));
         self
     }
 
@@ -218,7 +272,9 @@ impl AuditContext {
 
     /// Records nothing for this request.
     pub fn skip(&self) {
-        self.lock().draft = None;
+        let mut state = self.lock();
+        state.capture = None;
+        state.released = None;
     }
 
     /// Takes the entry as it stands, so the caller can store it itself (in its own database
@@ -229,12 +285,13 @@ impl AuditContext {
     /// If storing it fails, give it back with [`release`](Self::release) so the layer records it.
     pub fn claim(&self) -> Option<AuditEntry> {
         let mut state = self.lock();
-        let mut entry = state.draft.take()?;
-        if !state.outcome_set {
-            entry.outcome = Outcome::Success;
+        let limits = &self.shared.config.limits;
+        if let Some(released) = state.released.take() {
+            return Some(*released);
         }
-        entry.bound(&self.shared.config.limits);
-        Some(*entry)
+        let capture = state.capture.take()?;
+        let edits = state.edits.as_deref().cloned().unwrap_or_default();
+        Some(build(capture, edits, None, limits))
     }
 
     /// Claims the entry and stores it with `write` (typically an insert inside the handler's own
@@ -285,8 +342,8 @@ impl AuditContext {
     /// records it when the response is ready.
     pub fn release(&self, entry: AuditEntry) {
         let mut state = self.lock();
-        if state.draft.is_none() {
-            state.draft = Some(Box::new(entry));
+        if !state.live() {
+            state.released = Some(Box::new(entry));
         }
     }
 }

@@ -1,10 +1,13 @@
 //! [`AuditLayer`], [`AuditService`] and [`ResponseFuture`]: capture.
 //!
 //! In the flow **request → layer** → entry → sink → store → admin router, this is where entries
-//! are born. For a request it records, the layer drafts the entry before the inner service runs
-//! (so the handler can enrich it through [`AuditContext`]), finishes it from the response, and
-//! waits for the sink before returning the response. Requests it does not record pass through
-//! untouched.
+//! are born. For a request it records, the layer captures what the request tells before the inner
+//! service runs (the route's derivation, the caller, the client address, header values) and puts
+//! an [`AuditContext`] into the extensions so the handler can add to it. When the response is
+//! ready the entry is built from the capture, the handler's additions and the response, and
+//! either written before the response is returned (the default) or, with
+//! [`AuditLayer::buffered`], queued for a writer task that builds and stores entries in batches
+//! off the request path. Requests it does not record pass through untouched.
 //!
 //! Put the layer with `Router::layer`, so it runs after routing and sees the matched route.
 
@@ -13,16 +16,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use audit_core::{Action, Actor, ActorKind, AuditEntry, AuditSink, Limits, Outcome, Redactor};
+use audit_core::{Action, Actor, ApiKeyRef, AuditEntry, AuditSink, Limits, Redactor, TenantRef};
 use axum::extract::MatchedPath;
 use http::{Extensions, HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::capture::{Caller, Capture, KeyCapture, ResponseFacts, Segment, now};
 use crate::client_ip::ClientIpConfig;
 use crate::context::AuditContext;
-use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint};
-use crate::route::{RouteRule, Routes, is_safe, segment_from_end};
+use crate::delivery::{Buffered, Queue, Reserve};
+use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint_bytes};
+use crate::route::{RouteRule, Routes, is_safe, raw_segment_from_end};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -77,6 +82,8 @@ pub(crate) struct Config {
     pub record_safe_methods: bool,
     pub redactor: Redactor,
     pub limits: Limits,
+    /// The buffered queue, when the layer delivers that way.
+    pub queue: Option<Arc<Queue>>,
 }
 
 impl AuditLayer {
@@ -94,6 +101,7 @@ impl AuditLayer {
                 record_safe_methods: false,
                 redactor: Redactor::default(),
                 limits: Limits::default(),
+                queue: None,
             }),
         }
     }
@@ -157,6 +165,45 @@ impl AuditLayer {
     pub fn limits(self, limits: Limits) -> Self {
         self.with(|c| c.limits = limits)
     }
+
+    /// Delivers entries through a bounded queue instead of before each response; see
+    /// [`Buffered`] and the [delivery module](crate::delivery).
+    ///
+    /// The default (without this) is synchronous: the response waits until the sink has the
+    /// entry. Buffered, a recorded request takes a queue slot before its handler runs (and is
+    /// refused with `503` and `Retry-After` when none is free), its response returns as soon as
+    /// the capture is queued, and a writer task on the Tokio runtime stores entries in batches,
+    /// retrying failures. It needs Tokio's time driver (`#[tokio::main]` enables it). Call
+    /// [`flush`](Self::flush) before the process exits.
+    ///
+    /// ```
+    /// use audit_core::MemorySink;
+    /// use audit_tower::{AuditLayer, Buffered};
+    /// use axum::{Router, routing::post};
+    ///
+    /// # async fn run() {
+    /// let sink = MemorySink::new();
+    /// let audit = AuditLayer::new(sink.clone()).buffered(Buffered::new(10_000));
+    /// let app: Router = Router::new()
+    ///     .route("/tenants", post(|| async { "created" }))
+    ///     .layer(audit.clone());
+    /// // ... serve `app` with graceful shutdown, then:
+    /// audit.flush().await;
+    /// # }
+    /// ```
+    pub fn buffered(self, settings: Buffered) -> Self {
+        let sink = self.config.sink.clone();
+        self.with(|c| c.queue = Some(Arc::new(Queue::new(settings, sink))))
+    }
+
+    /// Waits until every entry queued so far is stored (buffered mode; returns at once
+    /// otherwise). While the sink keeps failing this keeps waiting, so bound it with
+    /// `tokio::time::timeout` at shutdown.
+    pub async fn flush(&self) {
+        if let Some(queue) = &self.config.queue {
+            queue.flush().await;
+        }
+    }
 }
 
 impl<S> Layer<S> for AuditLayer {
@@ -188,6 +235,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AuditService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuditService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -204,10 +252,21 @@ where
         if is_safe(req.method()) && !self.config.record_safe_methods {
             return ResponseFuture::passthrough(inner.call(req));
         }
-        let Some(draft) = draft(&self.config, &req) else {
+        let Some(capture) = capture(&self.config, &req) else {
             return ResponseFuture::passthrough(inner.call(req));
         };
-        let context = AuditContext::new(self.config.clone(), draft);
+        let queue = match &self.config.queue {
+            Some(queue) => match queue.reserve() {
+                Reserve::Taken => Some(queue.clone()),
+                Reserve::Full => return ResponseFuture::refused(),
+                Reserve::NoRuntime => None,
+            },
+            None => None,
+        };
+        let context = match &queue {
+            Some(queue) => queue.context(&self.config, capture),
+            None => AuditContext::new(self.config.clone(), capture),
+        };
         req.extensions_mut().insert(context.clone());
         ResponseFuture {
             state: State::Running {
@@ -215,42 +274,23 @@ where
                 pending: Some(Pending {
                     context,
                     config: self.config.clone(),
+                    queue,
                 }),
             },
         }
     }
 }
 
-/// The entry as far as the request tells, or `None` when the request is not recorded.
-fn draft<B>(config: &Config, req: &Request<B>) -> Option<Box<AuditEntry>> {
+/// The request side of the entry, or `None` when the request is not recorded.
+fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
     let route = req.extensions().get::<MatchedPath>()?.as_str();
     let derived = config.routes.derive(req.method(), route);
     if derived.skip {
         return None;
     }
     let (headers, extensions) = (req.headers(), req.extensions());
-    let mut entry = Box::new(AuditEntry::new(derived.action.clone()));
-    entry.entity_type = derived.entity_type.clone();
-    entry.entity_id = derived
-        .id_from_end
-        .and_then(|n| segment_from_end(req.uri().path(), n));
-    entry.route = Some(route.to_owned());
-    entry.method = Some(req.method().as_str().to_owned());
-    entry.ip = config.client_ip.client_ip(headers, extensions);
-    entry.user_agent = headers
-        .get(http::header::USER_AGENT)
-        .map(|v| match v.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        });
-    entry.request_id = Some(
-        headers
-            .get(&X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= config.limits.id)
-            .map_or_else(|| entry.id.to_string(), str::to_owned),
-    );
     // The key header's value is used for the lookup and the fingerprint, then dropped.
+    let mut key = KeyCapture::None;
     if let Some(value) = config.api_key_header.as_ref().and_then(|h| headers.get(h)) {
         let bytes = value.as_bytes();
         let known = value
@@ -258,105 +298,114 @@ fn draft<B>(config: &Config, req: &Request<B>) -> Option<Box<AuditEntry>> {
             .ok()
             .filter(|raw| !raw.is_empty() && raw.len() <= MAX_API_KEY_BYTES)
             .and_then(|raw| config.api_key.as_ref()?.resolve_api_key(raw));
-        match known {
-            Some(key) => {
-                entry.api_key_id = key.id;
-                entry.api_key_name = key.name;
-            }
-            None if !bytes.is_empty() => entry.api_key_id = Some(fingerprint(bytes)),
-            None => {}
-        }
+        key = match known {
+            Some(known) => KeyCapture::Known(known),
+            None if !bytes.is_empty() => KeyCapture::Fingerprint(fingerprint_bytes(bytes)),
+            None => KeyCapture::None,
+        };
     }
-    apply_resolvers(config, &mut entry, headers, extensions, false, false);
-    Some(entry)
+    if let Some(known) = extensions.get::<ApiKeyRef>() {
+        key = KeyCapture::Known(known.clone());
+    }
+    Some(Capture {
+        at: now(),
+        method: req.method().clone(),
+        entity_id: derived
+            .id_from_end
+            .and_then(|n| raw_segment_from_end(req.uri().path(), n))
+            .map(Segment::new),
+        ip: config.client_ip.client_ip(headers, extensions),
+        user_agent: headers.get(http::header::USER_AGENT).cloned(),
+        request_id: headers.get(&X_REQUEST_ID).cloned(),
+        key,
+        actor: resolve_actor(config, headers, extensions),
+        tenant: resolve_tenant(config, headers, extensions),
+        derived,
+    })
 }
 
-/// Fills actor, tenant and API key from the extensions and resolvers of one side (request or
-/// response), keeping what the handler set explicitly.
-fn apply_resolvers(
+fn resolve_actor(config: &Config, headers: &HeaderMap, extensions: &Extensions) -> Option<Actor> {
+    extensions
+        .get::<Actor>()
+        .cloned()
+        .or_else(|| config.actor.as_ref()?.resolve_actor(headers, extensions))
+}
+
+fn resolve_tenant(
     config: &Config,
-    entry: &mut AuditEntry,
     headers: &HeaderMap,
     extensions: &Extensions,
-    actor_set: bool,
-    tenant_set: bool,
-) {
-    if let Some(key) = extensions.get::<audit_core::ApiKeyRef>() {
-        entry.api_key_id = key.id.clone();
-        entry.api_key_name = key.name.clone();
-    }
-    if !actor_set {
-        let actor = extensions
-            .get::<Actor>()
-            .cloned()
-            .or_else(|| config.actor.as_ref()?.resolve_actor(headers, extensions));
-        if let Some(actor) = actor {
-            entry.set_actor(actor);
-        } else if entry.actor_kind == ActorKind::Anonymous
-            && entry.actor_id.is_none()
-            && (entry.api_key_id.is_some() || entry.api_key_name.is_some())
-        {
-            // A request authenticated only by its key is the key's doing.
-            entry.actor_kind = ActorKind::ApiKey;
-            entry.actor_id = entry.api_key_id.clone();
-            entry.actor_name = entry.api_key_name.clone();
-        }
-    }
-    if !tenant_set {
-        let tenant = extensions
-            .get::<audit_core::TenantRef>()
-            .cloned()
-            .or_else(|| config.tenant.as_ref()?.resolve_tenant(headers, extensions));
-        if let Some(tenant) = tenant {
-            entry.tenant_id = Some(tenant.tenant_id);
-            entry.team_id = tenant.team_id;
-        }
+) -> Option<TenantRef> {
+    extensions
+        .get::<TenantRef>()
+        .cloned()
+        .or_else(|| config.tenant.as_ref()?.resolve_tenant(headers, extensions))
+}
+
+/// What the response (or its absence, when the inner service failed) tells.
+fn response_facts<B>(config: &Config, response: Option<&Response<B>>) -> ResponseFacts {
+    let Some(response) = response else {
+        return ResponseFacts::default();
+    };
+    let (headers, extensions) = (response.headers(), response.extensions());
+    let caller = Caller {
+        actor: resolve_actor(config, headers, extensions),
+        tenant: resolve_tenant(config, headers, extensions),
+        key: extensions.get::<ApiKeyRef>().cloned(),
+    };
+    let named = caller.actor.is_some() || caller.tenant.is_some() || caller.key.is_some();
+    ResponseFacts {
+        status: Some(response.status().as_u16()),
+        caller: named.then(|| Box::new(caller)),
     }
 }
 
+/// A recorded request while its inner service runs.
 struct Pending {
     context: AuditContext,
     config: Arc<Config>,
+    /// The buffered queue in which this request holds a slot, if any.
+    queue: Option<Arc<Queue>>,
 }
 
 impl Pending {
-    /// The finished entry, or `None` when the handler skipped or claimed it.
-    fn finish<B>(self, response: Option<&Response<B>>) -> Option<(Box<AuditEntry>, Arc<Config>)> {
-        let mut state = self.context.lock();
-        let mut entry = state.draft.take()?;
-        let (actor_set, tenant_set, outcome_set) =
-            (state.actor_set, state.tenant_set, state.outcome_set);
-        drop(state);
-        match response {
-            Some(response) => {
-                apply_resolvers(
-                    &self.config,
-                    &mut entry,
-                    response.headers(),
-                    response.extensions(),
-                    actor_set,
-                    tenant_set,
-                );
-                entry.status = Some(response.status().as_u16());
-                if !outcome_set {
-                    entry.outcome = Outcome::from_status(response.status().as_u16());
+    /// Queues the entry (buffered) or returns it for writing now (synchronous); `None` when
+    /// there is nothing to write now.
+    fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<(AuditEntry, Arc<Config>)> {
+        let facts = response_facts(&self.config, response);
+        match self.queue.take() {
+            Some(queue) => {
+                if self.context.park(facts) {
+                    queue.push(self.context.clone());
+                } else {
+                    queue.give_back();
                 }
+                None
             }
-            None if !outcome_set => entry.outcome = Outcome::Failure,
-            None => {}
+            None => {
+                let entry = self.context.finish(Some(facts))?;
+                Some((entry, self.config.clone()))
+            }
         }
-        entry.bound(&self.config.limits);
-        Some((entry, self.config))
+    }
+}
+
+impl Drop for Pending {
+    /// A request dropped before its response (the client went away) gives its slot back.
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.give_back();
+        }
     }
 }
 
 type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-fn write(entry: Box<AuditEntry>, config: Arc<Config>) -> Write {
+fn write(entry: AuditEntry, config: Arc<Config>) -> Write {
     Box::pin(async move {
         let id = entry.id;
         // Through the trait object directly: calling on the `Arc` would box the future twice.
-        if let Err(error) = config.sink.as_ref().record(*entry).await {
+        if let Err(error) = config.sink.as_ref().record(entry).await {
             tracing::error!(%error, entry_id = %id, "audit: the sink failed to record an entry");
         }
     })
@@ -364,7 +413,8 @@ fn write(entry: Box<AuditEntry>, config: Arc<Config>) -> Write {
 
 pin_project! {
     /// The response future of [`AuditService`]: runs the inner service, then records the
-    /// entry before yielding the response (or the inner service's error).
+    /// entry (or queues it, in the [buffered](AuditLayer::buffered) mode) before yielding the
+    /// response (or the inner service's error).
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -375,6 +425,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B, E> {
         Passthrough { #[pin] future: F },
+        Refused { response: Option<Response<B>> },
         Running { #[pin] future: F, pending: Option<Pending> },
         Writing { write: Write, result: Option<Result<Response<B>, E>> },
         Done,
@@ -385,6 +436,25 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     fn passthrough(future: F) -> Self {
         ResponseFuture {
             state: State::Passthrough { future },
+        }
+    }
+
+    /// `503 Service Unavailable` with `Retry-After: 1`, for a request refused because the
+    /// buffered queue is full.
+    fn refused() -> Self
+    where
+        B: Default,
+    {
+        let mut response = Response::new(B::default());
+        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        ResponseFuture {
+            state: State::Refused {
+                response: Some(response),
+            },
         }
     }
 }
@@ -406,6 +476,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Passthrough { future } => return future.poll(cx),
+                StateProj::Refused { response } => match response.take() {
+                    Some(response) => return Poll::Ready(Ok(response)),
+                    None => return Poll::Pending,
+                },
                 StateProj::Running { future, pending } => {
                     let result = ready!(future.poll(cx));
                     match pending.take().and_then(|p| p.finish(result.as_ref().ok())) {

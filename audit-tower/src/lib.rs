@@ -36,14 +36,17 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+mod capture;
 mod client_ip;
 mod context;
+pub mod delivery;
 mod layer;
 mod resolve;
 mod route;
 
 pub use client_ip::{ClientIpConfig, ClientIpSource};
 pub use context::{AuditContext, MissingAuditContext};
+pub use delivery::Buffered;
 pub use layer::{AuditLayer, AuditService, ResponseFuture};
 pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint};
 pub use route::{DEFAULT_VERBS, RouteRule, entity_type_of};

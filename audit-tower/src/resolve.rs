@@ -70,12 +70,25 @@ where
 /// `sha256:` and the first 12 hex digits of the key's SHA-256: enough to tell keys apart in the
 /// log, far too little to recover or brute-force a random key from.
 pub fn fingerprint(raw_key: &[u8]) -> String {
+    fingerprint_text(&fingerprint_bytes(raw_key))
+}
+
+/// The six bytes of a key's SHA-256 that [`fingerprint`] shows.
+pub(crate) fn fingerprint_bytes(raw_key: &[u8]) -> [u8; 6] {
     let digest = Sha256::digest(raw_key);
+    let mut out = [0; 6];
+    out.copy_from_slice(&digest[..6]);
+    out
+}
+
+/// `sha256:` and the bytes as 12 lower-case hex digits.
+pub(crate) fn fingerprint_text(bytes: &[u8; 6]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(19);
     out.push_str("sha256:");
-    for byte in &digest[..6] {
-        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
 }

@@ -6,6 +6,7 @@
 //! computed once and cached, so the per-request cost is one map lookup.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use audit_core::Action;
@@ -115,10 +116,34 @@ pub(crate) struct Derived {
     pub entity_type: Option<String>,
     /// The position of the entity id parameter, counted from the end of the path.
     pub id_from_end: Option<usize>,
+    /// The route template itself.
+    pub route: Box<str>,
 }
 
 /// Derivations by route template, then by method.
-type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>>;
+type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, for the derivation cache: its keys are the application's own route templates, not
+/// client input, so a fast hash with no flooding defence is the right trade.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The route configuration of a layer: verbs, rules and the cache of derivations.
 #[derive(Debug, Clone)]
@@ -217,6 +242,7 @@ impl Routes {
             id_from_end: id_index
                 .map(|i| segments.len() - 1 - i)
                 .filter(|_| !wildcard),
+            route: Box::from(route),
         };
         if let Some(rule) = rule {
             derived.skip = rule.skip;
@@ -296,16 +322,34 @@ fn pascal_case(word: &str) -> String {
 }
 
 /// The path segment at `from_end` positions before the end of `path`, percent-decoded.
+#[cfg(test)]
 pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
-    let segment = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .rev()
-        .nth(from_end)?;
-    Some(percent_decode(segment))
+    raw_segment_from_end(path, from_end).map(percent_decode)
 }
 
-fn percent_decode(segment: &str) -> String {
+/// The path segment at `from_end` positions before the end of `path`, as it appears there.
+pub(crate) fn raw_segment_from_end(path: &str, from_end: usize) -> Option<&str> {
+    let mut rest = path.as_bytes();
+    let mut left = from_end;
+    loop {
+        while let [head @ .., b'/'] = rest {
+            rest = head;
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let start = rest.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
+        if left == 0 {
+            // Both ends sit next to a `/` (or an end of `path`), so they are char boundaries.
+            return path.get(start..rest.len());
+        }
+        left -= 1;
+        rest = &rest[..start];
+    }
+}
+
+/// `segment` with its `%XX` escapes decoded (invalid UTF-8 replaced).
+pub(crate) fn percent_decode(segment: &str) -> String {
     if !segment.contains('%') {
         return segment.to_owned();
     }
@@ -477,6 +521,12 @@ mod tests {
         assert_eq!(segment_from_end("/x/%zz", 0).as_deref(), Some("%zz"));
         assert_eq!(segment_from_end("/x/%", 0).as_deref(), Some("%"));
         assert_eq!(segment_from_end("/a", 3), None);
+        assert_eq!(segment_from_end("/a//b/", 0).as_deref(), Some("b"));
+        assert_eq!(segment_from_end("/a//b/", 1).as_deref(), Some("a"));
+        assert_eq!(segment_from_end("a/b", 1).as_deref(), Some("a"));
+        assert_eq!(segment_from_end("/é/b", 1).as_deref(), Some("é"));
+        assert_eq!(segment_from_end("///", 0), None);
+        assert_eq!(segment_from_end("", 0), None);
         assert_eq!(segment_from_end("/a/%C3%A9", 0).as_deref(), Some("é"));
         assert_eq!(segment_from_end("/a/%FF", 0).as_deref(), Some("\u{FFFD}"));
     }
