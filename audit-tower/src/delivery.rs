@@ -43,11 +43,12 @@ pub struct Buffered {
 }
 
 impl Default for Buffered {
-    /// 8,192 slots, batches of up to 500, 20 ms of lingering, backoff up to 30 s.
+    /// 8,192 slots, batches of up to 1,000 (the size at which the SQL stores write fastest; see
+    /// `BENCHMARKS.md`), 20 ms of lingering, backoff up to 30 s.
     fn default() -> Self {
         Buffered {
             capacity: 8_192,
-            max_batch: 500,
+            max_batch: 1_000,
             linger: Duration::from_millis(20),
             max_backoff: Duration::from_secs(30),
         }
