@@ -275,6 +275,7 @@ where
                     context,
                     config: self.config.clone(),
                     queue,
+                    done: false,
                 }),
             },
         }
@@ -366,13 +367,21 @@ struct Pending {
     config: Arc<Config>,
     /// The buffered queue in which this request holds a slot, if any.
     queue: Option<Arc<Queue>>,
+    /// Whether the inner service finished, so the entry was handled.
+    done: bool,
 }
 
 impl Pending {
     /// Queues the entry (buffered) or returns it for writing now (synchronous); `None` when
     /// there is nothing to write now.
     fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<(AuditEntry, Arc<Config>)> {
+        self.done = true;
         let facts = response_facts(&self.config, response);
+        self.settle(facts)
+    }
+
+    /// Queues the entry with `facts` (buffered) or returns it for writing now.
+    fn settle(&mut self, facts: ResponseFacts) -> Option<(AuditEntry, Arc<Config>)> {
         match self.queue.take() {
             Some(queue) => {
                 if self.context.park(facts) {
@@ -391,10 +400,22 @@ impl Pending {
 }
 
 impl Drop for Pending {
-    /// A request dropped before its response (the client went away) gives its slot back.
+    /// A request dropped before its response (the client went away, a timeout fired) may have
+    /// changed something already, so its entry is still recorded: as a `failure` with no
+    /// status. Buffered, it is queued like any other; synchronous, its write is spawned on the
+    /// current runtime, since there is no response left to wait for.
     fn drop(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            queue.give_back();
+        if self.done {
+            return;
+        }
+        if let Some((entry, config)) = self.settle(ResponseFacts::default()) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(write(entry, config))),
+                Err(_) => tracing::error!(
+                    entry_id = %entry.id,
+                    "audit: a request was cancelled outside a Tokio runtime; its entry is lost"
+                ),
+            }
         }
     }
 }

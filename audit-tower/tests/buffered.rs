@@ -252,3 +252,97 @@ async fn flush_returns_at_once_when_nothing_is_queued() {
         .await
         .unwrap();
 }
+
+#[test]
+fn without_a_tokio_runtime_the_entry_is_written_before_the_response() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let sink = MemorySink::new();
+    let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(4));
+    let app = Router::new()
+        .route("/tenants", post(|| async { StatusCode::CREATED }))
+        .layer(layer);
+    let request = Request::post("/tenants").body(Body::empty()).unwrap();
+    // Polled by hand, outside any runtime: the layer cannot start its writer, so it records the
+    // entry itself, as in the synchronous mode, rather than queueing it for no one.
+    let mut response = std::pin::pin!(app.oneshot(request));
+    let mut cx = Context::from_waker(Waker::noop());
+    let response = loop {
+        if let Poll::Ready(response) = response.as_mut().poll(&mut cx) {
+            break response.unwrap();
+        }
+    };
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let entries = sink.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].entity_type.as_deref(), Some("Tenant"));
+}
+
+#[tokio::test]
+async fn a_request_dropped_before_its_response_is_recorded_as_a_failure() {
+    let sink = MemorySink::new();
+    let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(1).linger(Duration::ZERO));
+    let app = Router::new()
+        .route("/tenants", post(|| async { StatusCode::CREATED }))
+        .route(
+            "/tenants/{id}/deactivate",
+            post(std::future::pending::<StatusCode>),
+        )
+        .layer(layer.clone());
+
+    // The client goes away while the handler is still running: the attempt is recorded, and its
+    // slot comes back once that entry is stored.
+    let hanging = app.clone().oneshot(
+        Request::post("/tenants/t-1/deactivate")
+            .body(Body::empty())
+            .unwrap(),
+    );
+    let timed_out = tokio::time::timeout(Duration::from_millis(50), hanging).await;
+    assert!(timed_out.is_err());
+
+    layer.flush().await;
+    assert_eq!(post_to(&app, "/tenants").await, StatusCode::CREATED);
+    layer.flush().await;
+    let entries = sink.entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].action, Action::Deactivate);
+    assert_eq!(entries[0].entity_id.as_deref(), Some("t-1"));
+    assert_eq!(entries[0].outcome, Outcome::Failure);
+    assert_eq!(entries[0].status, None);
+    assert_eq!(entries[1].action, Action::Create);
+    assert_eq!(entries[1].outcome, Outcome::Success);
+}
+
+#[tokio::test]
+async fn a_request_dropped_before_its_response_is_recorded_in_the_sync_mode_too() {
+    let sink = MemorySink::new();
+    let app = Router::new()
+        .route(
+            "/tenants/{id}/deactivate",
+            post(std::future::pending::<StatusCode>),
+        )
+        .layer(AuditLayer::new(sink.clone()));
+    let hanging = app.clone().oneshot(
+        Request::post("/tenants/t-2/deactivate")
+            .body(Body::empty())
+            .unwrap(),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), hanging)
+            .await
+            .is_err()
+    );
+    // The write was spawned; give it a moment on this runtime.
+    for _ in 0..100 {
+        if !sink.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let entries = sink.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].entity_id.as_deref(), Some("t-2"));
+    assert_eq!(entries[0].outcome, Outcome::Failure);
+    assert_eq!(entries[0].status, None);
+}
