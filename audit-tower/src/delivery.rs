@@ -209,14 +209,18 @@ impl Queue {
         }
     }
 
-    /// Waits until every queued entry is stored.
-    pub async fn flush(&self) {
+    /// Waits until every queued entry is stored, starting a writer if the last one went away
+    /// with its runtime.
+    pub async fn flush(self: &Arc<Self>) {
         loop {
             let delivered = self.delivered.notified();
             tokio::pin!(delivered);
             delivered.as_mut().enable();
             if self.undelivered.load(Ordering::Acquire) == 0 {
                 return;
+            }
+            if !self.writer.load(Ordering::Acquire) {
+                self.start_writer();
             }
             self.wake.notify_one();
             delivered.await;

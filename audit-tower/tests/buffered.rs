@@ -346,3 +346,41 @@ async fn a_request_dropped_before_its_response_is_recorded_in_the_sync_mode_too(
     assert_eq!(entries[0].outcome, Outcome::Failure);
     assert_eq!(entries[0].status, None);
 }
+
+#[test]
+fn entries_queued_on_a_runtime_that_stopped_are_stored_by_the_next_flush() {
+    let sink = GatedSink::closed();
+    let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(16).linger(Duration::ZERO));
+    let app = app(layer.clone(), Arc::default());
+
+    // A first runtime serves two requests and shuts down before its writer ever ran.
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        assert_eq!(
+            post_to(&app, "/connection-profiles").await,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            post_to(&app, "/connection-profiles").await,
+            StatusCode::CREATED
+        );
+    });
+    drop(first);
+    assert!(sink.inner.is_empty());
+
+    // On another runtime, `flush` starts a writer and stores what the first one left queued.
+    sink.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), layer.flush())
+            .await
+            .unwrap();
+    });
+    assert_eq!(sink.inner.len(), 2);
+}
