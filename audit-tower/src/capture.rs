@@ -191,13 +191,9 @@ pub(crate) fn build(
         })
     });
     let tenant = edits.tenant.or(response_tenant).or(tenant);
-    let outcome = edits.outcome.unwrap_or(match (responded, status) {
-        (_, Some(status)) => Outcome::from_status(status),
-        // Claimed before the response: the handler is storing it, so it is going well.
-        (false, None) => Outcome::Success,
-        // The inner service failed instead of responding.
-        (true, None) => Outcome::Failure,
-    });
+    let outcome = edits
+        .outcome
+        .unwrap_or_else(|| outcome_of(responded, status));
     let (id, occurred_at) = id_and_time(at);
     let request_id = request_id
         .as_ref()
@@ -247,6 +243,17 @@ pub(crate) fn build(
     entry
 }
 
+/// The outcome an entry gets unless the handler set one.
+fn outcome_of(responded: bool, status: Option<u16>) -> Outcome {
+    match (responded, status) {
+        (_, Some(status)) => Outcome::from_status(status),
+        // Claimed before the response: the handler is storing it, so it is going well.
+        (false, None) => Outcome::Success,
+        // The inner service failed, or the request was cancelled, before a response.
+        (true, None) => Outcome::Failure,
+    }
+}
+
 /// A released entry (claimed, not stored, given back) finished with the handler's later edits
 /// and the response.
 pub(crate) fn finish_released(
@@ -292,11 +299,7 @@ pub(crate) fn finish_released(
     entry.metadata.extend(metadata);
     let status = response.as_ref().and_then(|r| r.status);
     entry.status = status;
-    entry.outcome = outcome.unwrap_or(match (&response, status) {
-        (_, Some(status)) => Outcome::from_status(status),
-        (None, None) => Outcome::Success,
-        (Some(_), None) => Outcome::Failure,
-    });
+    entry.outcome = outcome.unwrap_or_else(|| outcome_of(response.is_some(), status));
     entry.bound(limits);
     entry
 }

@@ -73,6 +73,16 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The state of a request that has just been captured.
+    fn fresh(capture: Capture) -> Self {
+        State {
+            capture: Some(capture),
+            edits: None,
+            released: None,
+            response: None,
+        }
+    }
+
     fn live(&self) -> bool {
         self.capture.is_some() || self.released.is_some()
     }
@@ -83,12 +93,7 @@ impl AuditContext {
         AuditContext {
             shared: Arc::new(Shared {
                 config,
-                state: Mutex::new(State {
-                    capture: Some(capture),
-                    edits: None,
-                    released: None,
-                    response: None,
-                }),
+                state: Mutex::new(State::fresh(capture)),
             }),
         }
     }
@@ -136,12 +141,7 @@ impl AuditContext {
         match Arc::get_mut(&mut recycled.shared) {
             Some(shared) if Arc::ptr_eq(&shared.config, config) => {
                 let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
-                *state = State {
-                    capture: Some(capture),
-                    edits: None,
-                    released: None,
-                    response: None,
-                };
+                *state = State::fresh(capture);
                 recycled
             }
             _ => AuditContext::new(config.clone(), capture),
