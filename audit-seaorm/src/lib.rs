@@ -40,7 +40,7 @@ mod store;
 mod write;
 
 pub use options::{SqliteDurability, StoreOptions};
-pub use store::{SQLITE_BUSY_TIMEOUT, SeaOrmStore};
+pub use store::{MIGRATION_LOCK_TIMEOUT, SQLITE_BUSY_TIMEOUT, SeaOrmStore};
 pub use write::{insert_entries, insert_entry, record_in};
 
 /// Re-exported so users name the same SeaORM this crate was built with.

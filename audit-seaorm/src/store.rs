@@ -11,7 +11,10 @@ use audit_core::store::Scope;
 use audit_core::{AuditEntry, AuditQuery, AuditSink, AuditStore, Page, SinkError, StoreError};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
@@ -55,6 +58,80 @@ pub struct SeaOrmStore {
 const SQLITE_WAL_AUTOCHECKPOINT: u32 = 10_000;
 /// The size, in bytes, a SQLite WAL file is cut back to after a checkpoint.
 const SQLITE_JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How long [`SeaOrmStore::migrate`] waits for another process's migration to finish, on
+/// PostgreSQL and MySQL/MariaDB.
+pub const MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The name both server backends lock while one process migrates.
+const MIGRATION_LOCK: &str = "audit_seaorm_migrate";
+
+/// Runs [`Migrator`] on `db` while holding the database's migration lock, so that processes
+/// migrating one database at the same moment take turns instead of racing to create the same
+/// table and indexes.
+async fn migrate_locked(db: &DatabaseConnection) -> Result<(), StoreError> {
+    let timeout = MIGRATION_LOCK_TIMEOUT.as_secs();
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            // Everything runs in this one transaction: the lock is released when it ends,
+            // whether it commits or not.
+            let txn = db.begin().await.map_err(store_error)?;
+            txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{timeout}s'"))
+                .await
+                .map_err(store_error)?;
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock(hashtext('{MIGRATION_LOCK}'))"
+            ))
+            .await
+            .map_err(store_error)?;
+            Migrator::up(&txn, None).await.map_err(store_error)?;
+            txn.commit().await.map_err(store_error)
+        }
+        DbBackend::MySql => {
+            // A named lock belongs to a session; the transaction only keeps every statement on
+            // one session (MySQL commits each schema change on its own anyway).
+            let txn = db.begin().await.map_err(store_error)?;
+            let got = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    format!("SELECT GET_LOCK('{MIGRATION_LOCK}', {timeout}) AS got"),
+                ))
+                .await
+                .map_err(store_error)?
+                .map(|row| row.try_get::<Option<i64>>("", "got"))
+                .transpose()
+                .map_err(store_error)?
+                .flatten();
+            if got != Some(1) {
+                return Err(StoreError::Unavailable(format!(
+                    "another process held the audit log's migration lock for over {timeout} s"
+                )));
+            }
+            let migrated = Migrator::up(&txn, None).await.map_err(store_error);
+            let released = txn
+                .execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATION_LOCK}')"))
+                .await
+                .map_err(store_error);
+            migrated?;
+            released?;
+            txn.commit().await.map_err(store_error)
+        }
+        _ => {
+            // `BEGIN IMMEDIATE` takes SQLite's one write lock up front (waiting for it up to
+            // the busy timeout), so the check for each table and index and its creation
+            // happen under one lock.
+            let txn = db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .map_err(store_error)?;
+            Migrator::up(&txn, None).await.map_err(store_error)?;
+            txn.commit().await.map_err(store_error)
+        }
+    }
+}
 
 /// Options shared by every pool [`SeaOrmStore::connect_with`] opens.
 fn base_options(url: &str) -> ConnectOptions {
@@ -161,9 +238,15 @@ impl SeaOrmStore {
         }
     }
 
-    /// Creates the table and indexes if they are missing. Safe to run at every start.
+    /// Creates the table and indexes if they are missing. Safe to run at every start, and
+    /// from several processes at once (replicas of a service starting together): the run
+    /// holds a lock in the database, so one process migrates while the others wait for it
+    /// and then find everything in place. The lock is a transaction-scoped advisory lock on
+    /// PostgreSQL, a named lock (`GET_LOCK`) on MySQL/MariaDB and the write lock of an
+    /// immediate transaction on SQLite; another process waits for it at most
+    /// [`MIGRATION_LOCK_TIMEOUT`] (on SQLite, the busy timeout).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.writer, None).await.map_err(store_error)
+        migrate_locked(&self.writer).await
     }
 
     /// The underlying connection, for example to begin a transaction in which

@@ -27,6 +27,13 @@
 //! over your migrations in `seaql_migrations` (SeaORM refuses to run when it finds applied
 //! migrations it does not know). Every step checks before it creates, so running the migrations
 //! from both places, or twice, is harmless.
+//!
+//! Several processes starting at once against an empty database (replicas of one service) are
+//! safe through [`SeaOrmStore::migrate`](crate::SeaOrmStore::migrate) (which `connect` calls):
+//! it holds a lock in the database while it runs, so one process migrates and the others then
+//! find the schema in place. SeaORM's own migrator takes no such lock, so if your migrator runs
+//! these migrations, run it from one process (a deploy step), or
+//! let every replica call [`SeaOrmStore::migrate`](crate::SeaOrmStore::migrate) instead.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,0 +1,87 @@
+//! Several replicas of a service starting at once against one empty database: every
+//! `SeaOrmStore::connect` succeeds, the schema is created once, and each replica can write.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
+use audit_seaorm::SeaOrmStore;
+use audit_seaorm::sea_orm::{ConnectionTrait, Statement};
+use audit_tests::{Backend, fresh_db};
+
+/// How many replicas start at the same moment.
+const REPLICAS: usize = 6;
+
+async fn replicas_migrate_an_empty_database_at_once(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    // Each replica connects (and so migrates) on a thread and runtime of its own, all released
+    // together, as separate processes would be.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(REPLICAS));
+    let threads: Vec<_> = (0..REPLICAS)
+        .map(|replica| {
+            let (url, barrier) = (db.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                barrier.wait();
+                runtime.block_on(async move {
+                    let store = SeaOrmStore::connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("{backend:?} replica {replica}: {e}"));
+                    store
+                        .record(
+                            AuditEntry::builder(Action::Create)
+                                .tenant("acme")
+                                .entity("Replica", replica.to_string())
+                                .build(),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("{backend:?} replica {replica}: {e}"));
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+
+    let store = SeaOrmStore::connect(&db.url).await.unwrap();
+    let page = store
+        .query(&AuditQuery::new(Scope::tenant("acme")))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.len(),
+        REPLICAS,
+        "{backend:?}: one entry per replica"
+    );
+    // Each migration is booked once.
+    let row = store
+        .connection()
+        .query_one_raw(Statement::from_string(
+            store.connection().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM audit_seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let booked: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(booked, 2, "{backend:?}: migrations booked");
+}
+
+#[tokio::test]
+async fn sqlite_replicas_migrate_at_once() {
+    replicas_migrate_an_empty_database_at_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_replicas_migrate_at_once() {
+    replicas_migrate_an_empty_database_at_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_replicas_migrate_at_once() {
+    replicas_migrate_an_empty_database_at_once(Backend::Mysql).await;
+}
