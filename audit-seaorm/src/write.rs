@@ -83,10 +83,46 @@ fn approx_size(entry: &AuditEntry) -> usize {
     128 + texts + changes + metadata
 }
 
+/// The row counts a statement may have: 1, 2 and 5 times each power of ten, up to
+/// [`MAX_ROWS`], largest first.
+///
+/// Every distinct row count is a distinct SQL text, and SQLx prepares and keeps each one, per
+/// connection, in the client and (on PostgreSQL and MySQL) in the server, up to 100 statements
+/// a connection. A prepared 1,000-row insert holds about 9 MiB of a PostgreSQL backend's
+/// memory, so batches of arbitrary sizes could make one connection hold most of a gigabyte. Cut
+/// into these shapes, a connection keeps at most ten insert statements (about 17 MiB of server
+/// memory at worst), while the batch sizes people choose (1, 100, 1000) remain one statement
+/// each and any other size under 1000 takes at most nine.
+const SHAPES: [usize; 10] = [1000, 500, 200, 100, 50, 20, 10, 5, 2, 1];
+const _: () = assert!(SHAPES[0] == MAX_ROWS && SHAPES[SHAPES.len() - 1] == 1);
+
+/// Splits `rows` into pieces whose lengths are all [`SHAPES`] no larger than `max_rows`,
+/// largest first.
+fn shaped<'a>(mut rows: &[&'a AuditEntry], max_rows: usize, out: &mut Vec<Vec<&'a AuditEntry>>) {
+    for shape in SHAPES.into_iter().filter(|&shape| shape <= max_rows) {
+        while rows.len() >= shape {
+            let (piece, rest) = rows.split_at(shape);
+            out.push(piece.to_vec());
+            rows = rest;
+        }
+    }
+}
+
 /// Splits `entries` into statement-sized chunks for `backend`, dropping repeated ids (the
-/// first one wins, as it would in separate inserts).
+/// first one wins, as it would in separate inserts). Each chunk's length is one of a few
+/// [`SHAPES`], so that a connection prepares a bounded number of insert statements.
 pub(crate) fn chunks(backend: DbBackend, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
     let max_rows = rows_per_statement(backend);
+    let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
+    for chunk in sized_chunks(max_rows, entries) {
+        shaped(&chunk, max_rows, &mut out);
+    }
+    out
+}
+
+/// Splits `entries` into chunks of at most `max_rows` rows and [`MAX_STATEMENT_BYTES`],
+/// dropping repeated ids.
+fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
     let mut seen = HashSet::with_capacity(entries.len());
     let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
     let mut current: Vec<&AuditEntry> = Vec::new();
@@ -211,6 +247,41 @@ mod tests {
             let expected: Vec<_> = entries.iter().map(|e| e.id).collect();
             assert_eq!(flat, expected);
         }
+    }
+
+    #[test]
+    fn statements_come_in_a_few_shapes() {
+        let entries: Vec<AuditEntry> = (0..2600).map(|_| AuditEntry::new(Action::Create)).collect();
+        let mut lengths = HashSet::new();
+        for n in (0..=1100).chain([1999, 2000, 2001, 2600]) {
+            let chunks = chunks(DbBackend::Postgres, &entries[..n]);
+            // Every entry once, in order.
+            let flat: Vec<_> = chunks.iter().flatten().map(|e| e.id).collect();
+            let expected: Vec<_> = entries[..n].iter().map(|e| e.id).collect();
+            assert_eq!(flat, expected, "{n}");
+            if n < 1000 {
+                assert!(
+                    chunks.len() <= 9,
+                    "{n} rows took {} statements",
+                    chunks.len()
+                );
+            }
+            lengths.extend(chunks.iter().map(Vec::len));
+        }
+        let mut lengths: Vec<_> = lengths.into_iter().collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(lengths, SHAPES);
+        // The sizes people choose stay one statement each.
+        for n in [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] {
+            assert_eq!(chunks(DbBackend::Sqlite, &entries[..n]).len(), 1, "{n}");
+        }
+        assert_eq!(
+            chunks(DbBackend::MySql, &entries[..999])
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            [500, 200, 200, 50, 20, 20, 5, 2, 2]
+        );
     }
 
     #[test]
