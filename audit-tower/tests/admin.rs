@@ -671,6 +671,63 @@ async fn every_export_equals_the_list_for_the_same_filter() {
 }
 
 #[tokio::test]
+async fn an_export_ends_at_the_moment_it_started() {
+    let f = fixture().await;
+    // More rows than the store reads in one chunk, so the export reads again after it began.
+    let more: Vec<AuditEntry> = (0..1500)
+        .map(|n| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .tenant("acme")
+                .entity("Tenant", format!("bulk-{n}"))
+                .build();
+            entry.occurred_at = at("2026-01-01T00:00:00Z") + chrono::Duration::seconds(n);
+            entry
+        })
+        .collect();
+    f.store.insert_batch(&more).await.unwrap();
+    // Oldest first with no end: without a bound, the export would go on to read what was
+    // written while it streamed, its own `Export` entry among them.
+    for format in ["ndjson", "csv", "json"] {
+        let before = oracle(
+            &f.store,
+            &AuditQuery::new(Scope::tenant("acme"))
+                .order(Order::Asc)
+                .limit(10_000),
+        )
+        .await;
+        let reply = get(
+            &f.app,
+            "tenant:acme",
+            &format!("/export.{format}?order=asc"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let exported = export_ids(format, &reply.body);
+        assert_eq!(exported.len(), before.len(), "{format}: rows exported");
+        assert!(
+            exported == before,
+            "{format}: the rows as they were when it started"
+        );
+    }
+    // The exports were recorded, in acme's log, after the rows they exported.
+    let exports = oracle(
+        &f.store,
+        &AuditQuery::new(Scope::tenant("acme")).action(Action::Export),
+    )
+    .await;
+    assert_eq!(exports.len(), 3);
+    // A start in the future with no end is an empty export, not an error.
+    let later = get(
+        &f.app,
+        "tenant:acme",
+        "/export.ndjson?from=2999-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(later.status, StatusCode::OK);
+    assert!(later.body.is_empty());
+}
+
+#[tokio::test]
 async fn csv_follows_rfc_4180_and_neutralises_formulas() {
     let f = fixture().await;
     let hostile = [

@@ -140,7 +140,15 @@ async fn export<S: AuditStore + AuditSink>(
     format: Format,
 ) -> Result<Response, AdminError> {
     let scope = shared.scope(&parts).await?;
-    let query = params::parse(parts.uri.query(), scope.clone(), Endpoint::Export)?;
+    let mut query = params::parse(parts.uri.query(), scope.clone(), Endpoint::Export)?;
+    let filter = params::filter_json(&query);
+    // An export with no end ends when it starts: otherwise, oldest first, it would go on to
+    // read what is written while it streams (its own `Export` entry among them), and on a
+    // busy log might never catch up.
+    let started = Utc::now();
+    if query.to.is_none() && query.from.is_none_or(|from| from < started) {
+        query.to = Some(started);
+    }
     let mut entries = shared.store.export(&query);
     // Wait for the first entry, so a store that fails at once is a proper error status rather
     // than an aborted download.
@@ -156,10 +164,10 @@ async fn export<S: AuditStore + AuditSink>(
         ))
         .metadata("endpoint", json!("export"))
         .metadata("format", json!(format.extension()))
-        .metadata("filter", params::filter_json(&query))
+        .metadata("filter", filter)
         .write(&shared, &parts, Some(&scope))
         .await;
-    let file_stem = format!("audit-log-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let file_stem = format!("audit-log-{}", started.format("%Y%m%dT%H%M%SZ"));
     let entries = stream::iter(first).chain(entries).boxed();
     Ok(export::response(format, &file_stem, entries))
 }

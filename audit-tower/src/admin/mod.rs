@@ -12,7 +12,7 @@
 //! | `GET /` | the viewer page (HTML, no build step): table, filters, details, export buttons |
 //! | `GET /entries` | one page of entries as JSON: `{"items": [...], "next_cursor": ...}` |
 //! | `GET /entries/{id}` | one entry, with its `changes`; 404 when it is outside your scope |
-//! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file |
+//! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file (with no `to`, up to the moment it started) |
 //! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
 //!
 //! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,

@@ -82,7 +82,8 @@ fn export_operation(summary: &str, media_type: &str, schema: Value) -> Value {
         "get": {
             "summary": summary,
             "description": "Every entry matching the filters, in the requested order, streamed; \
-                the download is recorded as an `Export` of the `AuditLog`.",
+                with no `to`, up to the moment the export started. The download is recorded as \
+                an `Export` of the `AuditLog`.",
             "parameters": parameters(false),
             "responses": {
                 "200": {
