@@ -196,6 +196,11 @@ impl SeaOrmStore {
                     // 2 MiB cache each, is what keeps such scans fast.
                     .pragma("cache_size", "-65536")
                     .pragma("mmap_size", "268435456")
+                    // A statement that writes several rows inside a transaction keeps a
+                    // statement journal, to undo just itself if it fails; by default SQLite
+                    // writes it to a temporary file. In memory, a batch written in one
+                    // transaction stored about 20 % more entries per second.
+                    .pragma("temp_store", "memory")
                     // Each commit appends every page it changed to the WAL (about 4 per
                     // entry: one per index), and each checkpoint flushes the WAL to disk and
                     // copies it back. Checkpointing every 10,000 pages rather than SQLite's

@@ -103,6 +103,8 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
         ("cache_size", -65_536),
         ("wal_autocheckpoint", 10_000),
         ("journal_size_limit", 67_108_864),
+        // Statement journals (and temporary tables) in memory: 2 is MEMORY.
+        ("temp_store", 2),
     ] {
         assert_eq!(sqlite_pragma(db, pragma).await, expected, "PRAGMA {pragma}");
     }
