@@ -262,8 +262,9 @@ impl SeaOrmStore {
         &self.db
     }
 
-    /// Stores `entries`, skipping ids already stored. More entries than fit in one statement
-    /// are written in one transaction, so a batch is stored whole or not at all.
+    /// Stores `entries`, skipping ids already stored. A batch that takes more than one
+    /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
+    /// transaction, so it is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         let chunks = write::chunks(self.writer.get_database_backend(), entries);
         match chunks.as_slice() {

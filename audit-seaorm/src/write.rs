@@ -208,8 +208,10 @@ pub fn record_in<'c, C: ConnectionTrait>(
     move |entry| Box::pin(async move { insert_entry(conn, &entry).await })
 }
 
-/// Inserts entries on any connection in as few statements as each backend's parameter limit
-/// allows (up to 1,000 rows each), skipping ids that are already stored.
+/// Inserts entries on any connection in multi-row statements of up to 1,000 rows, skipping ids
+/// that are already stored. Statements come in a few fixed sizes (1, 2 or 5 times a power of
+/// ten rows), so that a connection keeps few prepared statements whatever the batch sizes: a
+/// batch of 100 or 1,000 is one statement, one of 999 is nine.
 ///
 /// This opens no transaction of its own: on a plain connection, a failure after the first
 /// statement leaves the earlier chunks stored (a retry then completes the batch, since
