@@ -12,7 +12,7 @@ use audit_core::{AuditEntry, AuditQuery, AuditSink, AuditStore, Page, SinkError,
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, IsolationLevel,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
@@ -73,9 +73,14 @@ async fn migrate_locked(db: &DatabaseConnection) -> Result<(), StoreError> {
     let timeout = MIGRATION_LOCK_TIMEOUT.as_secs();
     match db.get_database_backend() {
         DbBackend::Postgres => {
-            // Everything runs in this one transaction: the lock is released when it ends,
-            // whether it commits or not.
-            let txn = db.begin().await.map_err(store_error)?;
+            // Everything runs in this one transaction: the lock (scoped to this database) is
+            // released when it ends, whether it commits or not. READ COMMITTED whatever the
+            // server's default, so that a process that waited for the lock then sees what the
+            // one before it created (a snapshot taken before the wait would not).
+            let txn = db
+                .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                .await
+                .map_err(store_error)?;
             txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{timeout}s'"))
                 .await
                 .map_err(store_error)?;
@@ -88,28 +93,36 @@ async fn migrate_locked(db: &DatabaseConnection) -> Result<(), StoreError> {
             txn.commit().await.map_err(store_error)
         }
         DbBackend::MySql => {
-            // A named lock belongs to a session; the transaction only keeps every statement on
-            // one session (MySQL commits each schema change on its own anyway).
+            // A named lock belongs to a session and is server-wide: the transaction keeps every
+            // statement on one session (MySQL commits each schema change on its own anyway),
+            // and the name carries the database's. Once asked for, the lock is given back on
+            // every path; if this future is dropped half-way, the session keeps it until its
+            // connection closes (at the latest when the store's pool does).
+            let name = format!("CONCAT('{MIGRATION_LOCK}:', LEFT(SHA1(DATABASE()), 40))");
             let txn = db.begin().await.map_err(store_error)?;
-            let got = txn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::MySql,
-                    format!("SELECT GET_LOCK('{MIGRATION_LOCK}', {timeout}) AS got"),
-                ))
-                .await
-                .map_err(store_error)?
-                .map(|row| row.try_get::<Option<i64>>("", "got"))
-                .transpose()
-                .map_err(store_error)?
-                .flatten();
-            if got != Some(1) {
-                return Err(StoreError::Unavailable(format!(
-                    "another process held the audit log's migration lock for over {timeout} s"
-                )));
+            let migrated = async {
+                let got = txn
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::MySql,
+                        format!("SELECT GET_LOCK({name}, {timeout}) AS got"),
+                    ))
+                    .await
+                    .map_err(store_error)?
+                    .map(|row| row.try_get::<Option<i64>>("", "got"))
+                    .transpose()
+                    .map_err(store_error)?
+                    .flatten();
+                if got != Some(1) {
+                    return Err(StoreError::Unavailable(format!(
+                        "another process held the audit log's migration lock for over {timeout} s"
+                    )));
+                }
+                Migrator::up(&txn, None).await.map_err(store_error)
             }
-            let migrated = Migrator::up(&txn, None).await.map_err(store_error);
+            .await;
+            // Releasing a lock this session does not hold does nothing.
             let released = txn
-                .execute_unprepared(&format!("DO RELEASE_LOCK('{MIGRATION_LOCK}')"))
+                .execute_unprepared(&format!("DO RELEASE_LOCK({name})"))
                 .await
                 .map_err(store_error);
             migrated?;
@@ -247,9 +260,9 @@ impl SeaOrmStore {
     /// from several processes at once (replicas of a service starting together): the run
     /// holds a lock in the database, so one process migrates while the others wait for it
     /// and then find everything in place. The lock is a transaction-scoped advisory lock on
-    /// PostgreSQL, a named lock (`GET_LOCK`) on MySQL/MariaDB and the write lock of an
-    /// immediate transaction on SQLite; another process waits for it at most
-    /// [`MIGRATION_LOCK_TIMEOUT`] (on SQLite, the busy timeout).
+    /// PostgreSQL, a named lock (`GET_LOCK`, named after the database) on MySQL/MariaDB and
+    /// the write lock of an immediate transaction on SQLite; another process waits for it at
+    /// most [`MIGRATION_LOCK_TIMEOUT`] (on SQLite, the busy timeout).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migrate_locked(&self.writer).await
     }

@@ -211,7 +211,8 @@ pub fn record_in<'c, C: ConnectionTrait>(
 /// Inserts entries on any connection in multi-row statements of up to 1,000 rows, skipping ids
 /// that are already stored. Statements come in a few fixed sizes (1, 2 or 5 times a power of
 /// ten rows), so that a connection keeps few prepared statements whatever the batch sizes: a
-/// batch of 100 or 1,000 is one statement, one of 999 is nine.
+/// batch of 100 or 1,000 is one statement, one of 999 is nine (fewer rows when ids repeat, and
+/// more statements when the rows exceed 4 MiB).
 ///
 /// This opens no transaction of its own: on a plain connection, a failure after the first
 /// statement leaves the earlier chunks stored (a retry then completes the batch, since

@@ -709,7 +709,7 @@ async fn an_export_ends_at_the_moment_it_started() {
             "{format}: the rows as they were when it started"
         );
     }
-    // The exports were recorded, in acme's log, after the rows they exported.
+    // The three exports were recorded, in acme's log.
     let exports = oracle(
         &f.store,
         &AuditQuery::new(Scope::tenant("acme")).action(Action::Export),

@@ -14,12 +14,17 @@ async fn replicas_migrate_an_empty_database_at_once(backend: Backend) {
     let Some(db) = fresh_db(backend).await else {
         return;
     };
+    replicas_migrate(backend, &db.url).await;
+}
+
+/// Starts the replicas on the database at `url`, then checks what they left.
+async fn replicas_migrate(backend: Backend, url: &str) {
     // Each replica connects (and so migrates) on a thread and runtime of its own, all released
     // together, as separate processes would be.
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(REPLICAS));
     let threads: Vec<_> = (0..REPLICAS)
         .map(|replica| {
-            let (url, barrier) = (db.url.clone(), barrier.clone());
+            let (url, barrier) = (url.to_owned(), barrier.clone());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -47,7 +52,7 @@ async fn replicas_migrate_an_empty_database_at_once(backend: Backend) {
         thread.join().unwrap();
     }
 
-    let store = SeaOrmStore::connect(&db.url).await.unwrap();
+    let store = SeaOrmStore::connect(url).await.unwrap();
     let page = store
         .query(&AuditQuery::new(Scope::tenant("acme")))
         .await
@@ -84,4 +89,33 @@ async fn postgres_replicas_migrate_at_once() {
 #[tokio::test]
 async fn mysql_replicas_migrate_at_once() {
     replicas_migrate_an_empty_database_at_once(Backend::Mysql).await;
+}
+
+/// A server whose transactions default to REPEATABLE READ: a replica that waited for the lock
+/// must still see what the first one created.
+#[tokio::test]
+async fn postgres_replicas_migrate_at_once_under_repeatable_read() {
+    let Some(db) = fresh_db(Backend::Postgres).await else {
+        return;
+    };
+    let conn = audit_seaorm::sea_orm::Database::connect(&db.url)
+        .await
+        .unwrap();
+    let name: String = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT current_database()",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    conn.execute_unprepared(&format!(
+        "ALTER DATABASE \"{name}\" SET default_transaction_isolation TO 'repeatable read'"
+    ))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    replicas_migrate(Backend::Postgres, &db.url).await;
 }

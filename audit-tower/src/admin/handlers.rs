@@ -144,12 +144,16 @@ async fn export<S: AuditStore + AuditSink>(
     let filter = params::filter_json(&query);
     // An export with no end ends when it starts: otherwise, oldest first, it would go on to
     // read what is written while it streams (its own `Export` entry among them), and on a
-    // busy log might never catch up.
+    // busy log might never catch up. One that starts later than that has nothing to export.
     let started = Utc::now();
-    if query.to.is_none() && query.from.is_none_or(|from| from < started) {
-        query.to = Some(started);
-    }
-    let mut entries = shared.store.export(&query);
+    let mut entries = match (query.from, query.to) {
+        (Some(from), None) if from >= started => stream::empty().boxed(),
+        (_, None) => {
+            query.to = Some(started);
+            shared.store.export(&query)
+        }
+        _ => shared.store.export(&query),
+    };
     // Wait for the first entry, so a store that fails at once is a proper error status rather
     // than an aborted download.
     let first = entries.next().await;
