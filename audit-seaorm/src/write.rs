@@ -22,6 +22,10 @@ const MAX_ROWS: usize = 1000;
 /// A rough cap on one statement's size, well under MySQL's default `max_allowed_packet`
 /// (16 MiB on MariaDB, 64 MiB on MySQL 8).
 const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes of rows a chunk takes before it is padded: padding repeats the smallest of a
+/// chunk's last rows at most 1.5 times over (21 rows padded to 50), so a padded statement
+/// stays under [`MAX_STATEMENT_BYTES`].
+const MAX_CHUNK_BYTES: usize = MAX_STATEMENT_BYTES * 2 / 5;
 
 /// The most bound parameters one statement may carry on `backend`.
 fn max_parameters(backend: DbBackend) -> usize {
@@ -83,44 +87,59 @@ fn approx_size(entry: &AuditEntry) -> usize {
     128 + texts + changes + metadata
 }
 
-/// The row counts a statement may have: 1, 2 and 5 times each power of ten, up to
-/// [`MAX_ROWS`], largest first.
+/// The step between the large statement sizes: a chunk's whole hundreds (100, 200, …, 1,000
+/// rows) go in one statement.
+const LARGE_STEP: usize = 100;
+/// The sizes of the statement that takes a chunk's last rows (fewer than [`LARGE_STEP`]),
+/// padded up to the next of them.
+const SMALL_SHAPES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
+const _: () = assert!(MAX_ROWS % LARGE_STEP == 0 && SMALL_SHAPES[6] == LARGE_STEP);
+
+/// Cuts one chunk of at most [`MAX_ROWS`] rows into at most two statements of a few fixed
+/// sizes: its whole hundreds, and the rest padded up to the next of [`SMALL_SHAPES`] by
+/// repeating its smallest row (a repeated id is skipped like any stored one).
 ///
 /// Every distinct row count is a distinct SQL text, and SQLx prepares and keeps each one, per
 /// connection, in the client and (on PostgreSQL and MySQL) in the server, up to 100 statements
 /// a connection. A prepared 1,000-row insert holds about 9 MiB of a PostgreSQL backend's
-/// memory, so batches of arbitrary sizes could make one connection hold most of a gigabyte. Cut
-/// into these shapes, a connection keeps at most ten insert statements (about 17 MiB of server
-/// memory at worst), while the batch sizes people choose (1, 100, 1000) remain one statement
-/// each and any other size under 1000 takes at most nine.
-const SHAPES: [usize; 10] = [1000, 500, 200, 100, 50, 20, 10, 5, 2, 1];
-const _: () = assert!(SHAPES[0] == MAX_ROWS && SHAPES[SHAPES.len() - 1] == 1);
-
-/// Splits `rows` into pieces whose lengths are all [`SHAPES`] no larger than `max_rows`,
-/// largest first.
-fn shaped<'a>(mut rows: &[&'a AuditEntry], max_rows: usize, out: &mut Vec<Vec<&'a AuditEntry>>) {
-    for shape in SHAPES.into_iter().filter(|&shape| shape <= max_rows) {
-        while rows.len() >= shape {
-            let (piece, rest) = rows.split_at(shape);
-            out.push(piece.to_vec());
-            rows = rest;
-        }
+/// memory, so batches of arbitrary sizes could make one connection hold most of a gigabyte.
+/// With these sizes a connection keeps at most 16 insert statements (about 50 MiB of server
+/// memory at the very worst, when every size has been used). Two statements at most, rather
+/// than an exact split into many, because each statement is a round trip, in a transaction on
+/// SQLite, and over TCP one that spans several segments may wait ~40 ms for a delayed
+/// acknowledgement (SQLx 0.9.0 does not set `TCP_NODELAY`); the padding costs at most 49
+/// repeated rows, which the database skips.
+fn shaped<'a>(rows: &[&'a AuditEntry], out: &mut Vec<Vec<&'a AuditEntry>>) {
+    let (large, rest) = rows.split_at(rows.len() / LARGE_STEP * LARGE_STEP);
+    if !large.is_empty() {
+        out.push(large.to_vec());
     }
+    let Some(filler) = rest.iter().copied().min_by_key(|entry| approx_size(entry)) else {
+        return;
+    };
+    let shape = SMALL_SHAPES
+        .into_iter()
+        .find(|&shape| shape >= rest.len())
+        .unwrap_or(rest.len());
+    let mut piece = rest.to_vec();
+    piece.resize(shape, filler);
+    out.push(piece);
 }
 
 /// Splits `entries` into statement-sized chunks for `backend`, dropping repeated ids (the
-/// first one wins, as it would in separate inserts). Each chunk's length is one of a few
-/// [`SHAPES`], so that a connection prepares a bounded number of insert statements.
+/// first one wins, as it would in separate inserts). Statements have one of a few sizes (see
+/// [`shaped`]), so that a connection prepares a bounded number of insert statements; the last
+/// rows of a chunk may be followed by repeats of one of them, which the insert skips.
 pub(crate) fn chunks(backend: DbBackend, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
     let max_rows = rows_per_statement(backend);
     let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
     for chunk in sized_chunks(max_rows, entries) {
-        shaped(&chunk, max_rows, &mut out);
+        shaped(&chunk, &mut out);
     }
     out
 }
 
-/// Splits `entries` into chunks of at most `max_rows` rows and [`MAX_STATEMENT_BYTES`],
+/// Splits `entries` into chunks of at most `max_rows` rows and [`MAX_CHUNK_BYTES`],
 /// dropping repeated ids.
 fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
     let mut seen = HashSet::with_capacity(entries.len());
@@ -132,8 +151,7 @@ fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>
             continue;
         }
         let size = approx_size(entry);
-        if !current.is_empty() && (current.len() >= max_rows || bytes + size > MAX_STATEMENT_BYTES)
-        {
+        if !current.is_empty() && (current.len() >= max_rows || bytes + size > MAX_CHUNK_BYTES) {
             out.push(std::mem::take(&mut current));
             bytes = 0;
         }
@@ -209,10 +227,10 @@ pub fn record_in<'c, C: ConnectionTrait>(
 }
 
 /// Inserts entries on any connection in multi-row statements of up to 1,000 rows, skipping ids
-/// that are already stored. Statements come in a few fixed sizes (1, 2 or 5 times a power of
-/// ten rows), so that a connection keeps few prepared statements whatever the batch sizes: a
-/// batch of 100 or 1,000 is one statement, one of 999 is nine (fewer rows when ids repeat, and
-/// more statements when the rows exceed 4 MiB).
+/// that are already stored. Statements come in a few fixed sizes, so that a connection keeps
+/// few prepared statements whatever the batch sizes: up to 1,000 entries take at most two
+/// statements (a batch of 100 or 1,000 one, a batch of 999 a statement of 900 and one of 99
+/// entries padded to 100 by repeating one of them; more when the rows exceed 4 MiB).
 ///
 /// This opens no transaction of its own: on a plain connection, a failure after the first
 /// statement leaves the earlier chunks stored (a retry then completes the batch, since
@@ -253,18 +271,33 @@ mod tests {
     }
 
     #[test]
-    fn statements_come_in_a_few_shapes() {
+    fn statements_come_in_a_few_sizes() {
         let entries: Vec<AuditEntry> = (0..2600).map(|_| AuditEntry::new(Action::Create)).collect();
         let mut lengths = HashSet::new();
         for n in (0..=1100).chain([1999, 2000, 2001, 2600]) {
             let chunks = chunks(DbBackend::Postgres, &entries[..n]);
-            // Every entry once, in order.
-            let flat: Vec<_> = chunks.iter().flatten().map(|e| e.id).collect();
+            // Every entry, in order, then at most the padding: repeats of the chunk's own rows.
+            let mut seen = HashSet::new();
+            let mut order = Vec::new();
+            for chunk in &chunks {
+                let ids: HashSet<_> = chunk.iter().map(|e| e.id).collect();
+                for entry in chunk {
+                    assert!(ids.contains(&entry.id));
+                    if seen.insert(entry.id) {
+                        order.push(entry.id);
+                    }
+                }
+            }
             let expected: Vec<_> = entries[..n].iter().map(|e| e.id).collect();
-            assert_eq!(flat, expected, "{n}");
-            if n < 1000 {
+            assert_eq!(order, expected, "{n}");
+            let padding = chunks.iter().map(Vec::len).sum::<usize>() - n;
+            assert!(
+                padding <= 49 * n.div_ceil(1000),
+                "{n} rows, {padding} repeats"
+            );
+            if n <= 1000 {
                 assert!(
-                    chunks.len() <= 9,
+                    chunks.len() <= 2,
                     "{n} rows took {} statements",
                     chunks.len()
                 );
@@ -272,8 +305,13 @@ mod tests {
             lengths.extend(chunks.iter().map(Vec::len));
         }
         let mut lengths: Vec<_> = lengths.into_iter().collect();
-        lengths.sort_unstable_by(|a, b| b.cmp(a));
-        assert_eq!(lengths, SHAPES);
+        lengths.sort_unstable();
+        assert_eq!(
+            lengths,
+            [
+                1, 2, 5, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000
+            ]
+        );
         // The sizes people choose stay one statement each.
         for n in [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] {
             assert_eq!(chunks(DbBackend::Sqlite, &entries[..n]).len(), 1, "{n}");
@@ -283,7 +321,7 @@ mod tests {
                 .iter()
                 .map(Vec::len)
                 .collect::<Vec<_>>(),
-            [500, 200, 200, 50, 20, 20, 5, 2, 2]
+            [900, 100]
         );
     }
 

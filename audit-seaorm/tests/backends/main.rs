@@ -58,6 +58,7 @@ suite!(
     tenant_ids_compare_exactly,
     reinserting_is_a_no_op,
     a_batch_larger_than_one_statement_is_stored_whole,
+    batches_of_any_size_store_each_entry_once,
     export_streams_every_match_in_chunks,
     bad_input_is_a_clear_error,
     insert_entry_commits_and_rolls_back_with_the_transaction,
