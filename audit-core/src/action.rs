@@ -110,6 +110,56 @@ impl Action {
         }
     }
 
+    /// The action named `name`, made valid: a well-known name gives its variant, anything else
+    /// an [`Action::Custom`] that reads back from text ([`FromStr`]) as itself. Characters an
+    /// action name cannot hold are dropped (it starts with an ASCII letter and goes on with ASCII
+    /// letters, digits, `_`, `-` or `.`), the rest is cut to [`MAX_ACTION_LEN`] bytes, and a name
+    /// with nothing left is `Custom`.
+    ///
+    /// Entries are bounded with this before they are stored, so a name built from client input
+    /// (an unusual HTTP method, say) can never leave an entry that cannot be read back.
+    ///
+    /// ```
+    /// use audit_core::Action;
+    ///
+    /// assert_eq!(Action::custom("Approve"), Action::Custom("Approve".into()));
+    /// assert_eq!(Action::custom("Foo!"), Action::Custom("Foo".into()));
+    /// assert_eq!(Action::custom("Revoke"), Action::Revoke);
+    /// assert_eq!(Action::custom("!!"), Action::Custom("Custom".into()));
+    /// ```
+    pub fn custom(name: &str) -> Action {
+        let mut clean = String::with_capacity(name.len().min(MAX_ACTION_LEN));
+        for c in name.chars() {
+            if clean.len() == MAX_ACTION_LEN {
+                break;
+            }
+            let allowed = if clean.is_empty() {
+                c.is_ascii_alphabetic()
+            } else {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+            };
+            if allowed {
+                clean.push(c);
+            }
+        }
+        if clean.is_empty() {
+            clean.push_str("Custom");
+        }
+        match clean.parse() {
+            Ok(action) => action,
+            Err(_) => Action::Custom(clean),
+        }
+    }
+
+    /// Whether [`as_str`](Self::as_str) is text that [`FromStr`] accepts: always true of the
+    /// well-known actions; a [`Custom`](Action::Custom) name must be a valid action name.
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Action::Custom(name) => name.parse::<Action>().is_ok(),
+            _ => true,
+        }
+    }
+
     /// All well-known actions (every variant but [`Action::Custom`]).
     pub fn well_known() -> impl Iterator<Item = Action> {
         KNOWN.iter().map(|(_, action)| action.clone())
@@ -238,5 +288,32 @@ mod tests {
             Err(ParseActionError::Invalid(_))
         ));
         assert!(serde_json::from_str::<Action>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn any_name_makes_an_action_that_reads_back() {
+        let long = "Ab".repeat(100);
+        let cases = [
+            ("Approve", "Approve"),
+            ("Foo!", "Foo"),
+            ("M-SEARCH", "M-SEARCH"),
+            ("123go", "go"),
+            ("!!!", "Custom"),
+            ("", "Custom"),
+            ("Ärger", "rger"),
+            ("Drop'; --", "Drop--"),
+            (long.as_str(), &long[..MAX_ACTION_LEN]),
+        ];
+        for (name, expected) in cases {
+            let action = Action::custom(name);
+            assert_eq!(action.as_str(), expected, "{name:?}");
+            assert!(action.is_valid(), "{name:?}");
+            let text = serde_json::to_string(&action).unwrap();
+            assert_eq!(serde_json::from_str::<Action>(&text).unwrap(), action);
+        }
+        assert_eq!(Action::custom("Revoke"), Action::Revoke);
+        assert!(!Action::Custom("Foo!".into()).is_valid());
+        assert!(!Action::Custom(String::new()).is_valid());
+        assert!(Action::ToggleActive.is_valid());
     }
 }

@@ -124,8 +124,10 @@ impl Limits {
         truncate_opt(&mut entry.user_agent, self.user_agent);
         truncate_opt(&mut entry.route, self.route);
         truncate_opt(&mut entry.method, self.route);
-        if let crate::Action::Custom(name) = &mut entry.action {
-            truncate(name, crate::action::MAX_ACTION_LEN);
+        if let crate::Action::Custom(name) = &entry.action
+            && !entry.action.is_valid()
+        {
+            entry.action = crate::Action::custom(name);
         }
         self.bound_changes(&mut entry.changes);
         if !entry.metadata.is_empty() {
@@ -219,6 +221,24 @@ mod tests {
         few.bound(&Limits::default());
         assert_eq!(few.changes.len(), 200);
         assert_eq!(few.changes[199].field, "f199");
+    }
+
+    #[test]
+    fn a_custom_action_is_bounded_to_a_name_that_reads_back() {
+        for (name, expected) in [
+            ("Foo!".to_owned(), "Foo".to_owned()),
+            ("A".repeat(70), "A".repeat(crate::action::MAX_ACTION_LEN)),
+            ("Approve".to_owned(), "Approve".to_owned()),
+        ] {
+            let mut entry = AuditEntry::new(Action::Custom(name));
+            entry.bound(&Limits::default());
+            assert_eq!(entry.action, Action::Custom(expected));
+            let json = serde_json::to_string(&entry).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AuditEntry>(&json).unwrap().action,
+                entry.action
+            );
+        }
     }
 
     #[test]

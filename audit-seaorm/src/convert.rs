@@ -63,9 +63,13 @@ pub(crate) fn to_active(entry: &AuditEntry) -> entity::ActiveModel {
         actor_name: Set(clean_opt(&entry.actor_name, capacity::NAME)),
         api_key_id: Set(clean_opt(&entry.api_key_id, capacity::ID)),
         api_key_name: Set(clean_opt(&entry.api_key_name, capacity::NAME)),
-        // Action text is validated by `audit-core` (ASCII, at most 64 bytes) when parsed, but
-        // a `Custom` can be built directly, so it is cut like any other text.
-        action: Set(clean(entry.action.as_str(), capacity::ACTION)),
+        // A `Custom` can be built directly with any text; it is stored as the valid name
+        // `Action::custom` makes of it, so that every stored action reads back.
+        action: Set(if entry.action.is_valid() {
+            clean(entry.action.as_str(), capacity::ACTION)
+        } else {
+            Action::custom(entry.action.as_str()).as_str().to_owned()
+        }),
         entity_type: Set(clean_opt(&entry.entity_type, capacity::NAME)),
         entity_id: Set(clean_opt(&entry.entity_id, capacity::ID)),
         entity_name: Set(clean_opt(&entry.entity_name, capacity::NAME)),
@@ -88,10 +92,12 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEntry, StoreError> {
         id: row.id.to_string(),
         message,
     };
-    let action: Action = row
+    // Rows this store writes always hold a valid name. One written otherwise (by hand, by another
+    // tool) is shown as it is rather than failing every page and export that covers it.
+    let action = row
         .action
         .parse()
-        .map_err(|e| corrupt(format!("action: {e}")))?;
+        .unwrap_or_else(|_| Action::Custom(row.action.clone()));
     let actor_kind: ActorKind = row
         .actor_kind
         .parse()

@@ -284,7 +284,8 @@ fn method_action(method: &Method) -> Action {
         Method::PUT | Method::PATCH => Action::Update,
         Method::DELETE => Action::Delete,
         Method::GET | Method::HEAD => Action::Read,
-        _ => Action::Custom(pascal_case(&method.as_str().to_ascii_lowercase())),
+        // Any token is a valid method (`FOO!`, `M-SEARCH`), so the name is made a valid action.
+        _ => Action::custom(&pascal_case(&method.as_str().to_ascii_lowercase())),
     }
 }
 

@@ -305,6 +305,40 @@ async fn reads_unmatched_routes_and_safe_methods_record_nothing() {
 }
 
 #[tokio::test]
+async fn any_method_a_client_sends_leaves_an_action_that_reads_back() {
+    let sink = MemorySink::new();
+    let app = app(&sink);
+    let long = "A".repeat(70);
+    for (method, action) in [
+        ("FOO!", "Foo"),
+        ("M-SEARCH", "MSearch"),
+        ("PURGE", "Purge"),
+        ("123", "Custom"),
+        ("~*^|", "Custom"),
+        (long.as_str(), "Aaaa"),
+    ] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, _) = send(
+            &app,
+            request(method.clone(), "/tenants").body("".into()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        let entry = only(&sink);
+        assert!(entry.action.is_valid(), "{method}: {:?}", entry.action);
+        assert!(
+            entry.action.as_str().starts_with(action),
+            "{method}: {:?}",
+            entry.action
+        );
+        assert_eq!(entry.outcome, Outcome::Failure);
+        let json = serde_json::to_string(&entry).unwrap();
+        let back: AuditEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.action, entry.action, "{method}");
+    }
+}
+
+#[tokio::test]
 async fn denied_and_failed_requests_are_recorded_with_their_outcome() {
     let sink = MemorySink::new();
     let app = app(&sink);

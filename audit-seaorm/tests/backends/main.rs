@@ -57,6 +57,7 @@ suite!(
     scope_isolation_in_query_get_and_export,
     tenant_ids_compare_exactly,
     reinserting_is_a_no_op,
+    every_stored_action_reads_back,
     a_batch_larger_than_one_statement_is_stored_whole,
     batches_of_any_size_store_each_entry_once,
     export_streams_every_match_in_chunks,
