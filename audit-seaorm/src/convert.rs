@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use audit_core::{Action, ActorKind, AuditEntry, Outcome, StoreError, truncate};
+use chrono::SubsecRound;
 use sea_orm::ActiveValue::Set;
 use serde_json::Value;
 
@@ -55,7 +56,10 @@ pub(crate) fn to_active(entry: &AuditEntry) -> entity::ActiveModel {
     clean_json(&mut metadata);
     entity::ActiveModel {
         id: Set(entry.id),
-        occurred_at: Set(entry.occurred_at),
+        // Microseconds, as the builder makes them and cursors carry them: an entry built
+        // directly may hold nanoseconds, which SQLite would keep as text and PostgreSQL and
+        // MySQL would drop, so SQLite's keyset comparisons would miss or repeat rows.
+        occurred_at: Set(entry.occurred_at.trunc_subsecs(6)),
         tenant_id: Set(clean_opt(&entry.tenant_id, capacity::ID)),
         team_id: Set(clean_opt(&entry.team_id, capacity::ID)),
         actor_kind: Set(entry.actor_kind.as_str().to_owned()),

@@ -53,6 +53,7 @@ suite!(
     free_text_finds_long_texts_in_order,
     time_range_is_half_open,
     timestamps_of_any_precision_sort_and_filter,
+    nanosecond_timestamps_page_like_any_other,
     paging_across_equal_timestamps_in_both_orders,
     scope_isolation_in_query_get_and_export,
     tenant_ids_compare_exactly,
