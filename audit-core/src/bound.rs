@@ -176,12 +176,46 @@ impl Limits {
 }
 
 fn json_len(value: &Value) -> usize {
+    json_text_len(value)
+}
+
+/// How many bytes `value` takes as JSON text: exact for strings (quotes and escapes counted:
+/// a control character takes up to six bytes), arrays and objects; eight for any number.
+///
+/// Stores use it to size statements, where a JSON value is sent as its text.
+///
+/// ```
+/// use audit_core::json_text_len;
+/// use serde_json::json;
+///
+/// assert_eq!(json_text_len(&json!("a\"b")), 6);
+/// assert_eq!(json_text_len(&json!("\u{1}")), 8);
+/// assert_eq!(json_text_len(&json!({"k": [1, 2]})), 11);
+/// ```
+pub fn json_text_len(value: &Value) -> usize {
     match value {
-        Value::String(s) => s.len() + 2,
+        Value::String(s) => json_str_len(s),
         Value::Null => 4,
         Value::Bool(_) | Value::Number(_) => 8,
         other => other.to_string().len(),
     }
+}
+
+/// How many bytes `text` takes as a JSON string, quotes included, escaped as `serde_json`
+/// writes it.
+///
+/// ```
+/// assert_eq!(audit_core::json_str_len("tab\there"), 11);
+/// ```
+pub fn json_str_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod sink;
 pub mod store;
 
 pub use action::{Action, MAX_ACTION_LEN, ParseActionError};
-pub use bound::{Limits, TRUNCATION_MARKER, truncate};
+pub use bound::{Limits, TRUNCATION_MARKER, json_str_len, json_text_len, truncate};
 pub use change::{Change, diff};
 pub use entry::{
     Actor, ActorKind, ApiKeyRef, AuditEntry, AuditEntryBuilder, Outcome, ParseEnumError, TenantRef,

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use audit_core::{AuditEntry, StoreError};
+use audit_core::{AuditEntry, StoreError, json_str_len, json_text_len};
 use futures_util::future::BoxFuture;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
 
@@ -42,17 +42,11 @@ pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
     (max_parameters(backend) / COLUMNS).min(MAX_ROWS)
 }
 
-/// Roughly how many bytes `entry` adds to a statement.
+/// Roughly how many bytes `entry` adds to a statement (at least as many as its JSON columns'
+/// text).
 fn approx_size(entry: &AuditEntry) -> usize {
     fn len(text: &Option<String>) -> usize {
         text.as_deref().map_or(0, str::len)
-    }
-    fn value_len(value: &serde_json::Value) -> usize {
-        match value {
-            serde_json::Value::String(s) => s.len() + 2,
-            serde_json::Value::Array(_) | serde_json::Value::Object(_) => value.to_string().len(),
-            _ => 8,
-        }
     }
     let texts = [
         &entry.tenant_id,
@@ -73,15 +67,17 @@ fn approx_size(entry: &AuditEntry) -> usize {
     .into_iter()
     .map(len)
     .sum::<usize>();
+    // JSON columns are sent as JSON text, where escapes count: a control character in a
+    // string takes six bytes.
     let changes = entry
         .changes
         .iter()
-        .map(|c| c.field.len() + value_len(&c.old) + value_len(&c.new) + 24)
+        .map(|c| json_str_len(&c.field) + json_text_len(&c.old) + json_text_len(&c.new) + 24)
         .sum::<usize>();
     let metadata = entry
         .metadata
         .iter()
-        .map(|(k, v)| k.len() + value_len(v) + 4)
+        .map(|(k, v)| json_str_len(k) + json_text_len(v) + 2)
         .sum::<usize>();
     // Fixed-size columns and per-value overhead.
     128 + texts + changes + metadata
@@ -251,6 +247,28 @@ pub async fn insert_entries<C: ConnectionTrait>(
 mod tests {
     use super::*;
     use audit_core::{Action, Change};
+
+    #[test]
+    fn an_entry_is_sized_at_least_as_its_json_text() {
+        let control = "\u{1}".repeat(4000);
+        let mut entry = AuditEntry::new(Action::Update);
+        entry.changes = (0..20)
+            .map(|i| {
+                Change::new(
+                    format!("f\"{i}"),
+                    serde_json::json!(control),
+                    serde_json::json!({"a": control}),
+                )
+            })
+            .collect();
+        entry
+            .metadata
+            .insert("k\n".into(), serde_json::json!(["\\", control]));
+        let changes = serde_json::to_string(&entry.changes).unwrap().len();
+        let metadata = serde_json::to_string(&entry.metadata).unwrap().len();
+        assert!(changes > 20 * 2 * 6 * 4000);
+        assert!(approx_size(&entry) >= changes + metadata);
+    }
 
     #[test]
     fn chunks_respect_parameter_limits_and_drop_repeated_ids() {

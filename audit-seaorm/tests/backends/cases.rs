@@ -842,6 +842,27 @@ pub async fn every_stored_action_reads_back(b: &Backend) {
     assert_eq!(exported.len(), 2);
 }
 
+/// JSON columns travel as JSON text, where a control character takes six bytes: statements are
+/// sized by that text, so a batch of such entries (padded, too) stays under MySQL's
+/// `max_allowed_packet` (16 MiB by default on MariaDB).
+pub async fn batches_of_escape_heavy_json_fit_a_statement(b: &Backend) {
+    let t = tenant();
+    let control = "\u{1}".repeat(70_000);
+    let batch: Vec<AuditEntry> = (0..23)
+        .map(|i| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .tenant(&t)
+                .entity("Row", i.to_string())
+                .build();
+            // Set after `build`, which would bound it.
+            entry.changes = vec![Change::new("blob", json!(control), json!(null))];
+            entry
+        })
+        .collect();
+    b.store.record_batch(batch).await.unwrap();
+    assert_eq!(stored_rows(b, &t).await, 23, "{}", b.name);
+}
+
 /// Batches of sizes that are not a statement size: the last rows are padded with repeats of
 /// one of them, which every backend must skip, so each entry is stored once.
 pub async fn batches_of_any_size_store_each_entry_once(b: &Backend) {

@@ -61,6 +61,7 @@ suite!(
     every_stored_action_reads_back,
     a_batch_larger_than_one_statement_is_stored_whole,
     batches_of_any_size_store_each_entry_once,
+    batches_of_escape_heavy_json_fit_a_statement,
     export_streams_every_match_in_chunks,
     bad_input_is_a_clear_error,
     insert_entry_commits_and_rolls_back_with_the_transaction,
