@@ -5,13 +5,40 @@
 //! anything else as a backend failure, with the database's error as its source.
 
 use audit_core::{SinkError, StoreError};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// A database error as a [`StoreError`].
 pub(crate) fn store_error(err: DbErr) -> StoreError {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(err.to_string()),
-        other => StoreError::Backend(Box::new(other)),
+    if connection_lost(&err) {
+        return StoreError::Unavailable(err.to_string());
+    }
+    StoreError::Backend(Box::new(err))
+}
+
+/// Whether `err` says the database could not be reached or went away, rather than that it
+/// refused a statement: no connection to be had, a connection reset or closed mid-statement,
+/// or a server shutting down.
+fn connection_lost(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_error) = runtime else {
+        return false;
+    };
+    match sqlx_error.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL: the server is shutting down or restarting (57P01–57P03); MySQL: the
+        // server is shutting down (1053).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "1053")),
+        _ => false,
     }
 }
 
@@ -20,5 +47,44 @@ pub(crate) fn sink_error(err: StoreError) -> SinkError {
     match err {
         StoreError::Unavailable(message) => SinkError::Unavailable(message),
         other => SinkError::Backend(Box::new(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn exec(error: sqlx::Error) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(error)))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_a_refused_statement_is_not() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        for lost in [
+            exec(sqlx::Error::Io(reset)),
+            exec(sqlx::Error::PoolTimedOut),
+            exec(sqlx::Error::PoolClosed),
+            exec(sqlx::Error::WorkerCrashed),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+        ] {
+            assert!(
+                matches!(store_error(lost), StoreError::Unavailable(_)),
+                "should be unavailable"
+            );
+        }
+        for refused in [
+            exec(sqlx::Error::Protocol("bad packet".into())),
+            exec(sqlx::Error::RowNotFound),
+            DbErr::Exec(RuntimeErr::Internal("syntax".into())),
+            DbErr::Custom("other".into()),
+        ] {
+            assert!(
+                matches!(store_error(refused), StoreError::Backend(_)),
+                "should be a backend error"
+            );
+        }
     }
 }
