@@ -2,8 +2,9 @@
 //!
 //! In the flow request → layer → entry → sink → **store** → admin router, this is what the
 //! admin router's list, details and export endpoints end up running. Every value is bound by
-//! the query builder; the free text is matched with `LIKE … ESCAPE '\'` after escaping `\`,
-//! `%` and `_`, so it is always a literal substring.
+//! the query builder; the free text is matched with `LIKE … ESCAPE '!'` after escaping `!`,
+//! `%` and `_`, so it is always a literal substring. The escape is `!` rather than `\`, which
+//! MySQL reads differently under `NO_BACKSLASH_ESCAPES`.
 
 use audit_core::store::Scope;
 use audit_core::{AuditEntry, AuditQuery, Cursor, Order, Page, StoreError};
@@ -42,13 +43,18 @@ pub(crate) fn scope_condition(scope: &Scope) -> Condition {
     }
 }
 
-/// `text` as a `LIKE` pattern that matches it literally anywhere, with `\` as the escape.
+/// The escape character of `LIKE` patterns: one that needs no escaping in SQL text on any
+/// backend or SQL mode.
+const LIKE_ESCAPE: char = '!';
+
+/// `text` as a `LIKE` pattern that matches it literally anywhere, with [`LIKE_ESCAPE`] as the
+/// escape.
 pub(crate) fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 8);
     pattern.push('%');
     for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            pattern.push('\\');
+        if matches!(c, LIKE_ESCAPE | '%' | '_') {
+            pattern.push(LIKE_ESCAPE);
         }
         pattern.push(c);
     }
@@ -140,14 +146,14 @@ fn free_text_condition(text: &str, backend: DbBackend, lower_once: bool) -> Cond
             // column and row on a scan. Its LOWER folds only ASCII too, so the result is the
             // same: `é` and `É` differ there.
             DbBackend::Sqlite => {
-                Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+                Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape(LIKE_ESCAPE))
             }
             // PostgreSQL compares case-sensitively, and so does MySQL under the table's
             // binary collation. Both sides go through the database's own LOWER, so a text
             // always matches itself whatever the locale folds.
             _ => Func::lower(Expr::col((Entity, column))).binary(
                 BinOper::Like,
-                lowered().binary(BinOper::Escape, Expr::Constant('\\'.into())),
+                lowered().binary(BinOper::Escape, Expr::Constant(LIKE_ESCAPE.into())),
             ),
         });
     }
@@ -314,9 +320,10 @@ mod tests {
     #[test]
     fn like_metacharacters_are_escaped() {
         assert_eq!(contains_pattern("abc"), "%abc%");
-        assert_eq!(contains_pattern("100%"), "%100\\%%");
-        assert_eq!(contains_pattern("a_b"), "%a\\_b%");
-        assert_eq!(contains_pattern("C:\\x"), "%C:\\\\x%");
+        assert_eq!(contains_pattern("100%"), "%100!%%");
+        assert_eq!(contains_pattern("a_b"), "%a!_b%");
+        assert_eq!(contains_pattern("wow!"), "%wow!!%");
+        assert_eq!(contains_pattern("C:\\x"), "%C:\\x%");
         assert_eq!(contains_pattern("'; --"), "%'; --%");
     }
 
@@ -395,7 +402,7 @@ mod tests {
             assert_eq!(sql.contains("LOWER("), lower, "{sql}");
             let values = statement.values.map(|v| v.0).unwrap_or_default();
             assert!(
-                values.contains(&sea_orm::Value::from("%50\\%\\_off%".to_owned())),
+                values.contains(&sea_orm::Value::from("%50!%!_off%".to_owned())),
                 "{values:?}"
             );
         }

@@ -300,7 +300,7 @@ pub async fn free_text_is_literal_and_case_insensitive(b: &Backend) {
         check(b, &data, q().text(term)).await;
     }
     // Wildcards alone match nothing, where an unescaped pattern would match everything.
-    for term in ["%", "_", "\\", "%%", "\\%"] {
+    for term in ["%", "_", "\\", "%%", "\\%", "!", "!%", "!_"] {
         let n = check(b, &data, q().text(term)).await;
         assert!(n < data.len(), "{}: {term:?} matched everything", b.name);
     }
@@ -315,8 +315,30 @@ pub async fn free_text_is_literal_and_case_insensitive(b: &Backend) {
         let got = all_pages(&b.store, &q().text(term)).await;
         assert_eq!(ids(&got), vec![accented.id], "{}: {term:?}", b.name);
     }
+    // `!` is the pattern's escape character: as text, it is matched like any other.
+    let bang = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("a!b_c")
+        .build();
+    let decoy = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("a!bXc")
+        .build();
+    b.store
+        .record_batch(vec![bang.clone(), decoy.clone()])
+        .await
+        .unwrap();
+    for term in ["!b_", "A!B_C", "!"] {
+        let got = all_pages(&b.store, &q().text(term)).await;
+        let expected = if term == "!" {
+            vec![decoy.id, bang.id]
+        } else {
+            vec![bang.id]
+        };
+        assert_eq!(ids(&got), expected, "{}: {term:?}", b.name);
+    }
     let mut data = data;
-    data.push(accented);
+    data.extend([accented, bang, decoy]);
     // Searched columns: actor name, entity id, API key name, details.
     assert!(check(b, &data, q().text("user 3")).await > 0);
     assert!(check(b, &data, q().text("E6")).await > 0);
@@ -790,6 +812,36 @@ pub async fn reinserting_is_a_no_op(b: &Backend) {
     assert_eq!(stored_rows(b, &t).await, 4, "{}", b.name);
     let stored = b.store.get(&Scope::tenant(&t), first.id).await.unwrap();
     assert_eq!(stored, Some(first));
+}
+
+/// Free text works whatever the session's SQL mode: MySQL's `NO_BACKSLASH_ESCAPES` changes what
+/// `'\\'` means, so the pattern's escape character must not be a backslash.
+pub async fn free_text_works_under_any_sql_mode(b: &Backend) {
+    if b.store.connection().get_database_backend() != DbBackend::MySql {
+        return;
+    }
+    let mut options = audit_seaorm::sea_orm::ConnectOptions::new(b.url.clone());
+    options.max_connections(1).min_connections(1);
+    let db = audit_seaorm::sea_orm::Database::connect(options)
+        .await
+        .unwrap();
+    db.execute_unprepared("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        .await
+        .unwrap();
+    let store = audit_seaorm::SeaOrmStore::new(db);
+    let t = tenant();
+    let entry = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("50% off!")
+        .build();
+    store.record(entry.clone()).await.unwrap();
+    for term in ["50%", "off!", "% OFF"] {
+        let page = store
+            .query(&AuditQuery::new(Scope::tenant(&t)).text(term))
+            .await
+            .unwrap();
+        assert_eq!(ids(&page.items), vec![entry.id], "{term:?}");
+    }
 }
 
 /// An action name that is not valid (built directly, or written into the table by another

@@ -50,6 +50,7 @@ suite!(
     every_filter_alone_and_combined_matches_the_reference,
     free_text_is_literal_and_case_insensitive,
     free_text_never_matches_across_columns,
+    free_text_works_under_any_sql_mode,
     free_text_finds_long_texts_in_order,
     time_range_is_half_open,
     timestamps_of_any_precision_sort_and_filter,
