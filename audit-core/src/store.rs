@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use futures_core::stream::BoxStream;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -348,6 +348,20 @@ impl AuditQuery {
         check_values("action", &actions)?;
         check_count("actor_kind", self.actor_kinds.len())?;
         check_count("outcome", self.outcomes.len())?;
+        for (parameter, time) in [("from", self.from), ("to", self.to)] {
+            if let Some(time) = time
+                && !within_supported_years(time)
+            {
+                return Err(StoreError::invalid(
+                    parameter,
+                    format!(
+                        "must fall in the years {} to {}",
+                        SUPPORTED_YEARS.start(),
+                        SUPPORTED_YEARS.end()
+                    ),
+                ));
+            }
+        }
         if let (Some(from), Some(to)) = (self.from, self.to)
             && to <= from
         {
@@ -627,6 +641,14 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// The years a query's times (`from`, `to` and a cursor's) may fall in: what every backend
+/// can store and compare (MySQL's `DATETIME` range).
+pub const SUPPORTED_YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
+fn within_supported_years(time: DateTime<Utc>) -> bool {
+    SUPPORTED_YEARS.contains(&time.year())
+}
+
 impl FromStr for Cursor {
     type Err = StoreError;
 
@@ -662,7 +684,10 @@ impl FromStr for Cursor {
         let mut query = [0u8; 4];
         query.copy_from_slice(&payload[26..30]);
         let occurred_at_micros = i64::from_be_bytes(micros);
-        if DateTime::from_timestamp_micros(occurred_at_micros).is_none() {
+        // The checksum catches mistakes, not forgeries: a time no store can compare (MySQL
+        // and PostgreSQL refuse it, SQLite would compare its text wrongly) is refused here.
+        if !DateTime::from_timestamp_micros(occurred_at_micros).is_some_and(within_supported_years)
+        {
             return Err(malformed());
         }
         Ok(Cursor {
@@ -933,6 +958,43 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn times_outside_the_supported_years_are_a_clear_error() {
+        let query = AuditQuery::new(Scope::tenant("acme"));
+        // A well-formed cursor (its checksum recomputed, as anyone can) at an absurd time.
+        for year in [-200_000, 999, 10_000, 200_000] {
+            let at = Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).unwrap();
+            let mut far = entry();
+            far.occurred_at = at;
+            let text = Cursor::after(&query, &far).to_string();
+            let err = text.parse::<Cursor>().unwrap_err();
+            assert!(err.is_invalid_query(), "{year}");
+            assert_eq!(
+                invalid_parameter(query.clone().from(at).validate()),
+                "from",
+                "{year}"
+            );
+            assert_eq!(
+                invalid_parameter(query.clone().to(at).validate()),
+                "to",
+                "{year}"
+            );
+        }
+        for year in [1000, 2026, 9999] {
+            let at = Utc.with_ymd_and_hms(year, 6, 1, 0, 0, 0).unwrap();
+            let mut near = entry();
+            near.occurred_at = at;
+            let cursor: Cursor = Cursor::after(&query, &near).to_string().parse().unwrap();
+            query.clone().cursor(cursor).validate().unwrap();
+            query
+                .clone()
+                .from(at)
+                .to(at + chrono::Duration::days(1))
+                .validate()
+                .unwrap();
         }
     }
 
