@@ -432,6 +432,36 @@ fn write(entry: AuditEntry, config: Arc<Config>) -> Write {
     })
 }
 
+/// An entry being written before its response is returned. If the request is dropped first
+/// (the client went away, an outer timeout fired), the write goes on as a task of its own:
+/// the handler's change has happened, so its entry must still be stored.
+struct InFlight(Option<Write>);
+
+impl InFlight {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(write) = &mut self.0 {
+            ready!(write.as_mut().poll(cx));
+            self.0 = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(write) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(write)),
+            Err(_) => tracing::error!(
+                "audit: a request was cancelled outside a Tokio runtime while its entry was \
+                 being written; the entry may be lost"
+            ),
+        }
+    }
+}
+
 pin_project! {
     /// The response future of [`AuditService`]: runs the inner service, then records the
     /// entry (or queues it, in the [buffered](AuditLayer::buffered) mode) before yielding the
@@ -448,7 +478,7 @@ pin_project! {
         Passthrough { #[pin] future: F },
         Refused { response: Option<Response<B>> },
         Running { #[pin] future: F, pending: Option<Pending> },
-        Writing { write: Write, result: Option<Result<Response<B>, E>> },
+        Writing { write: InFlight, result: Option<Result<Response<B>, E>> },
         Done,
     }
 }
@@ -509,13 +539,13 @@ where
                             return Poll::Ready(result);
                         }
                         Some((entry, config)) => this.state.set(State::Writing {
-                            write: write(entry, config),
+                            write: InFlight(Some(write(entry, config))),
                             result: Some(result),
                         }),
                     }
                 }
                 StateProj::Writing { write, result } => {
-                    ready!(write.as_mut().poll(cx));
+                    ready!(write.poll(cx));
                     let result = result.take();
                     this.state.set(State::Done);
                     if let Some(result) = result {

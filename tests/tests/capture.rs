@@ -650,6 +650,33 @@ async fn a_missing_layer_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_request_dropped_while_its_entry_is_written_still_leaves_it() {
+    /// Takes 200 ms to store an entry.
+    struct Slow(MemorySink);
+    #[async_trait::async_trait]
+    impl audit_core::AuditSink for Slow {
+        async fn record(&self, entry: AuditEntry) -> Result<(), audit_core::SinkError> {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            self.0.record(entry).await
+        }
+    }
+    let sink = MemorySink::new();
+    let app = Router::new()
+        .route("/tenants", post(ok))
+        .layer(AuditLayer::new(Slow(sink.clone())));
+    // The handler answers at once; the client (here, a timeout) gives up while the layer is
+    // still writing the entry.
+    let request: Request = request(Method::POST, "/tenants").body("".into()).unwrap();
+    let outcome =
+        tokio::time::timeout(std::time::Duration::from_millis(50), app.oneshot(request)).await;
+    assert!(outcome.is_err(), "the request should have timed out");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let entry = only(&sink);
+    assert_eq!(entry.action, Action::Create);
+    assert_eq!(entry.entity_type.as_deref(), Some("Tenant"));
+}
+
+#[tokio::test]
 async fn a_failing_sink_never_fails_the_request() {
     struct Broken;
     #[async_trait::async_trait]
