@@ -11,9 +11,11 @@ use axum::extract::ConnectInfo;
 use http::{Extensions, HeaderMap, HeaderName};
 use ipnet::IpNet;
 
-/// Forwarded headers longer than this are treated as garbage: no real proxy chain is this long.
-const MAX_HEADER_BYTES: usize = 4096;
-/// Chains with more hops than this are treated as garbage.
+/// A hop longer than this is garbage: no address, even with a port or RFC 7239 parameters,
+/// comes near it.
+const MAX_HOP_BYTES: usize = 256;
+/// How many hops are read from the right before giving up: no real chain of trusted proxies is
+/// this long.
 const MAX_HOPS: usize = 32;
 
 /// Where the client address comes from.
@@ -34,8 +36,10 @@ pub enum ClientIpSource {
 ///
 /// With a forwarded-header source, the header is believed only when the peer itself is a trusted
 /// proxy; then the chain is walked from the right (the hop nearest to you) and the first address
-/// that is not a trusted proxy is the client. A header that is missing, malformed, oversized or
-/// not UTF-8 falls back to the peer address.
+/// that is not a trusted proxy is the client. When the walk meets a hop that is missing,
+/// malformed, oversized or not UTF-8 before it finds that address, or has read 32 trusted hops,
+/// the peer address is recorded. Whatever lies left of the client's address is never read:
+/// only the client wrote it, so junk there cannot hide the address your proxies saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIpConfig {
     source: ClientIpSource,
@@ -78,67 +82,53 @@ impl ClientIpConfig {
         if !self.is_trusted(peer_ip) {
             return Some(peer_ip);
         }
-        let hops = match joined(headers, &header).and_then(|text| match self.source {
-            ClientIpSource::Forwarded => parse_forwarded(&text),
-            _ => parse_x_forwarded_for(&text),
-        }) {
-            Some(hops) if !hops.is_empty() => hops,
-            _ => return Some(peer_ip),
-        };
-        let client = hops
+        let forwarded = self.source == ClientIpSource::Forwarded;
+        // Hops from the right: the last line's last element first.
+        let mut hops = headers
+            .get_all(&header)
             .iter()
             .rev()
-            .find(|ip| !self.is_trusted(**ip))
-            .or(hops.first());
-        Some(client.copied().unwrap_or(peer_ip))
+            .flat_map(|line| line.as_bytes().rsplit(|b| *b == b','));
+        let mut farthest_trusted = None;
+        for _ in 0..MAX_HOPS {
+            let Some(hop) = hops.next() else {
+                // Every hop is a trusted proxy: the farthest one is as near the client as the
+                // chain goes.
+                return Some(farthest_trusted.unwrap_or(peer_ip));
+            };
+            let Some(ip) = parse_hop(hop, forwarded) else {
+                return Some(peer_ip);
+            };
+            if !self.is_trusted(ip) {
+                return Some(ip);
+            }
+            farthest_trusted = Some(ip);
+        }
+        Some(peer_ip)
     }
 }
 
-/// All lines of a header joined with commas, or `None` when absent, oversized or not UTF-8.
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let mut text = String::new();
-    for value in headers.get_all(name) {
-        let part = value.to_str().ok()?;
-        if !text.is_empty() {
-            text.push(',');
-        }
-        text.push_str(part);
-        if text.len() > MAX_HEADER_BYTES {
-            return None;
-        }
-    }
-    (!text.is_empty()).then_some(text)
-}
-
-fn parse_x_forwarded_for(text: &str) -> Option<Vec<IpAddr>> {
-    let hops: Vec<&str> = text.split(',').map(str::trim).collect();
-    if hops.len() > MAX_HOPS {
+/// The address of one hop: an `X-Forwarded-For` element, or the `for=` of a `Forwarded`
+/// element; `None` when it is not one.
+fn parse_hop(hop: &[u8], forwarded: bool) -> Option<IpAddr> {
+    if hop.len() > MAX_HOP_BYTES {
         return None;
     }
-    hops.into_iter().map(parse_node).collect()
-}
-
-fn parse_forwarded(text: &str) -> Option<Vec<IpAddr>> {
-    let elements: Vec<&str> = text.split(',').collect();
-    if elements.len() > MAX_HOPS {
-        return None;
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    if !forwarded {
+        return parse_node(text);
     }
-    elements
-        .into_iter()
-        .map(|element| {
-            let value = element.split(';').find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                key.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then_some(value.trim())
-            })?;
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            parse_node(value)
-        })
-        .collect()
+    let value = text.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then_some(value.trim())
+    })?;
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    parse_node(value)
 }
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]`, `[::1]:80`.
@@ -244,20 +234,51 @@ mod tests {
     }
 
     #[test]
+    fn junk_left_of_the_client_cannot_hide_it() {
+        // The client writes whatever it likes; your proxies append the address they saw.
+        let xff = ClientIpConfig::forwarded(ClientIpSource::XForwardedFor, proxies());
+        let peer = ext("10.0.0.1:1");
+        let many = format!("{}, 203.0.113.7", vec!["junk"; 40].join(","));
+        let huge = format!("{}, 203.0.113.7", "x".repeat(100_000));
+        for client_wrote in [b"x".to_vec(), b"1.2.3.4, , ".to_vec(), b"\xff\xfe".to_vec()] {
+            let mut value = client_wrote.clone();
+            value.extend_from_slice(b", 203.0.113.7");
+            let h = headers("x-forwarded-for", &[&value]);
+            assert_eq!(xff.client_ip(&h, &peer), ip("203.0.113.7"), "{value:?}");
+            // The same with the client's header on a line of its own.
+            let h = headers("x-forwarded-for", &[&client_wrote, b"203.0.113.7"]);
+            assert_eq!(xff.client_ip(&h, &peer), ip("203.0.113.7"), "{value:?}");
+        }
+        for value in [many, huge] {
+            let h = headers("x-forwarded-for", &[value.as_bytes()]);
+            assert_eq!(xff.client_ip(&h, &peer), ip("203.0.113.7"));
+        }
+        let fwd = ClientIpConfig::forwarded(ClientIpSource::Forwarded, proxies());
+        let h = headers("forwarded", &[b"proto=http, for=203.0.113.7;proto=https"]);
+        assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
+        let h = headers("forwarded", &[b"for=\"[::1, for=203.0.113.7, for=10.0.0.2"]);
+        assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
+    }
+
+    #[test]
     fn garbage_falls_back_to_the_peer() {
         let cfg = ClientIpConfig::forwarded(ClientIpSource::XForwardedFor, proxies());
         let peer = ext("10.0.0.1:1");
         let long = "1.1.1.1,".repeat(1000);
-        let many = vec!["1.1.1.1"; 40].join(",");
+        let trusted_only = vec!["10.1.1.1"; 40].join(",");
         let cases: Vec<Vec<u8>> = vec![
             b"not-an-ip".to_vec(),
-            b"1.2.3.4, , 5.6.7.8".to_vec(),
+            b"203.0.113.7, , 10.1.1.1".to_vec(),
+            b"203.0.113.7, garbage, 10.1.1.1".to_vec(),
             b"\xff\xfe".to_vec(),
+            b"203.0.113.7, \xff, 10.1.1.1".to_vec(),
             long.into_bytes(),
-            many.into_bytes(),
+            trusted_only.into_bytes(),
+            format!("{}, 10.1.1.1", "9".repeat(300)).into_bytes(),
             b"999.1.1.1".to_vec(),
             b"[::1".to_vec(),
             b",".to_vec(),
+            b"".to_vec(),
         ];
         for case in cases {
             let h = headers("x-forwarded-for", &[&case]);
