@@ -25,6 +25,10 @@ pub enum SinkError {
 /// Receives finished audit entries.
 ///
 /// Implementations must be idempotent on [`AuditEntry::id`]: a retried entry is stored once.
+/// Delivery is at least once: when a batch fails, `audit-tower`'s buffered writer retries the
+/// whole batch, including entries the sink stored before it failed (the default
+/// [`record_batch`](Self::record_batch) stops at the first error, after storing the ones
+/// before it), so a sink that does not skip ids it already holds stores those twice.
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     /// Stores one entry.
