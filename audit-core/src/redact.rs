@@ -104,10 +104,12 @@ impl Redactor {
             .any(|needle| key.contains(needle.as_str()))
     }
 
-    /// Whether a dotted path has a sensitive segment.
+    /// Whether a dotted path names a sensitive field: a sensitive segment, or segments that
+    /// read as a sensitive name together. A key may itself hold dots (`{"api.key": …}` diffs to
+    /// the path `api.key`), so the path is judged whole, like one key.
     pub fn is_sensitive_path(&self, path: &str) -> bool {
-        path.split('.')
-            .any(|segment| self.is_sensitive_key(segment))
+        // Normalising drops the dots, and every segment's name is part of the whole.
+        self.is_sensitive_key(path)
     }
 
     /// Replaces both values of every change to a sensitive field with [`REDACTED`], and blanks
@@ -216,6 +218,31 @@ mod tests {
             value,
             json!({"items": [{"token": REDACTED}, {"name": "n"}]})
         );
+    }
+
+    #[test]
+    fn keys_holding_dots_are_judged_whole() {
+        for key in [
+            "api.key",
+            "private.key",
+            "x.api.key",
+            "pass.word",
+            "client.secret",
+        ] {
+            let before = json!({ key: "OLD-S3CRET", "cfg": { key: "OLD-N3STED" } });
+            let after = json!({ key: "NEW-S3CRET", "cfg": { key: "NEW-N3STED" } });
+            let mut changes = diff(&before, &after);
+            assert_eq!(changes.len(), 2, "{key}");
+            Redactor::default().redact_changes(&mut changes);
+            let text = serde_json::to_string(&changes).unwrap();
+            assert!(
+                !text.contains("S3CRET") && !text.contains("N3STED"),
+                "{text}"
+            );
+        }
+        // Ordinary dotted paths are judged as before.
+        assert!(!Redactor::default().is_sensitive_path("profile.display_name"));
+        assert!(Redactor::default().is_sensitive_path("auth.client_secret"));
     }
 
     #[test]
