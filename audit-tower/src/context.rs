@@ -70,6 +70,9 @@ pub(crate) struct State {
     pub released: Option<Box<AuditEntry>>,
     /// The response side, once the response is ready (buffered delivery).
     pub response: Option<ResponseFacts>,
+    /// The entry [`AuditContext::record_with`] last stored: a later call stores it again (same
+    /// id), in case the transaction of the first one rolled back and the handler retried.
+    pub written: Option<Box<AuditEntry>>,
 }
 
 impl State {
@@ -80,6 +83,7 @@ impl State {
             edits: None,
             released: None,
             response: None,
+            written: None,
         }
     }
 
@@ -153,9 +157,35 @@ impl AuditContext {
         Arc::get_mut(&mut self.shared).is_some()
     }
 
+    /// Takes the caller that middleware inside the layer has named in the request extensions
+    /// since the layer ran (an `Actor`, `TenantRef` or `ApiKeyRef`), so an entry the handler
+    /// claims or records itself carries it, as the layer's own entry would.
+    fn learn_caller(&self, extensions: &http::Extensions) {
+        let actor = extensions.get::<Actor>();
+        let tenant = extensions.get::<TenantRef>();
+        let key = extensions.get::<audit_core::ApiKeyRef>();
+        if actor.is_none() && tenant.is_none() && key.is_none() {
+            return;
+        }
+        let mut state = self.lock();
+        let Some(capture) = state.capture.as_mut() else {
+            return;
+        };
+        if let Some(actor) = actor {
+            capture.actor = Some(actor.clone());
+        }
+        if let Some(tenant) = tenant {
+            capture.tenant = Some(tenant.clone());
+        }
+        if let Some(key) = key {
+            capture.key = crate::capture::KeyCapture::Known(key.clone());
+        }
+    }
+
     fn edit(&self, f: impl FnOnce(&mut Edits)) {
         let mut state = self.lock();
-        if state.live() {
+        // A written entry may be written again (a retried transaction), with what is said now.
+        if state.live() || state.written.is_some() {
             f(state.edits.get_or_insert_default());
         }
     }
@@ -275,6 +305,7 @@ impl AuditContext {
         let mut state = self.lock();
         state.capture = None;
         state.released = None;
+        state.written = None;
     }
 
     /// Takes the entry as it stands, so the caller can store it itself (in its own database
@@ -286,12 +317,27 @@ impl AuditContext {
     pub fn claim(&self) -> Option<AuditEntry> {
         let mut state = self.lock();
         let limits = &self.shared.config.limits;
+        let edits = state.edits.as_deref().cloned().unwrap_or_default();
         if let Some(released) = state.released.take() {
-            return Some(*released);
+            // What the handler added since the failed attempt counts too.
+            return Some(finish_released(*released, edits, None, limits));
         }
         let capture = state.capture.take()?;
-        let edits = state.edits.as_deref().cloned().unwrap_or_default();
         Some(build(capture, edits, None, limits))
+    }
+
+    /// The entry the last successful [`record_with`](Self::record_with) stored, with the
+    /// handler's additions since.
+    fn rewrite(&self) -> Option<AuditEntry> {
+        let state = self.lock();
+        let written = state.written.as_deref()?.clone();
+        let edits = state.edits.as_deref().cloned().unwrap_or_default();
+        Some(finish_released(
+            written,
+            edits,
+            None,
+            &self.shared.config.limits,
+        ))
     }
 
     /// Claims the entry and stores it with `write` (typically an insert inside the handler's own
@@ -299,8 +345,12 @@ impl AuditContext {
     /// The layer then records nothing. If `write` fails, the entry is given back and the layer
     /// records it when the response is ready, so a failed attempt is still in the log.
     ///
-    /// Does nothing and returns `Ok(())` when the entry was skipped or already claimed.
-    /// `audit-seaorm` wraps this as `audit.record_in(&txn)`.
+    /// Called again after a successful call, it stores the same entry (same id) again: a
+    /// handler that retries its transaction (after a serialization failure, say) calls it in
+    /// every attempt, and whichever attempt commits carries the entry. Stores must skip an id
+    /// they already hold, as `audit-seaorm` does. Does nothing and returns `Ok(())` when the
+    /// entry was skipped or claimed with [`claim`](Self::claim). `audit-seaorm` wraps this as
+    /// `audit.record_in(&txn)`.
     ///
     /// ```
     /// use audit_core::AuditEntry;
@@ -325,12 +375,15 @@ impl AuditContext {
         F: FnOnce(AuditEntry) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>>,
     {
-        let Some(entry) = self.claim() else {
+        let Some(entry) = self.claim().or_else(|| self.rewrite()) else {
             return Ok(());
         };
         let kept = entry.clone();
         match write(entry).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.lock().written = Some(Box::new(kept));
+                Ok(())
+            }
             Err(error) => {
                 self.release(kept);
                 Err(error)
@@ -367,11 +420,13 @@ impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
     type Rejection = MissingAuditContext;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let context = parts
             .extensions
             .get::<AuditContext>()
             .cloned()
-            .ok_or(MissingAuditContext)
+            .ok_or(MissingAuditContext)?;
+        context.learn_caller(&parts.extensions);
+        Ok(context)
     }
 }
 
@@ -382,6 +437,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuditContext {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<AuditContext>().cloned())
+        let context = parts.extensions.get::<AuditContext>().cloned();
+        if let Some(context) = &context {
+            context.learn_caller(&parts.extensions);
+        }
+        Ok(context)
     }
 }

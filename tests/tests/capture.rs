@@ -779,3 +779,41 @@ async fn record_with_stores_the_entry_once_and_gives_it_back_on_failure() {
     assert_eq!((e.outcome, e.status), (Outcome::Failure, Some(503)));
     assert_eq!(e.entity_name.as_deref(), Some("Orders mapping"));
 }
+
+#[tokio::test]
+async fn a_second_attempt_stores_what_the_handler_said_since_the_first() {
+    let sink = MemorySink::new();
+    let written = MemorySink::new();
+    let written_by_handler = written.clone();
+    let app = Router::new()
+        .route(
+            "/mapping-configs/{id}",
+            put(move |audit: AuditContext| {
+                let written = written_by_handler.clone();
+                async move {
+                    audit.details("first try");
+                    let first = audit
+                        .record_with(|_| async { Err::<(), _>("deadlock") })
+                        .await;
+                    assert!(first.is_err());
+                    audit.details("second try, after a deadlock");
+                    audit
+                        .record_with(|entry| async move {
+                            audit_core::AuditSink::record(&written, entry).await
+                        })
+                        .await
+                        .unwrap();
+                    StatusCode::OK
+                }
+            }),
+        )
+        .layer(AuditLayer::new(sink.clone()));
+    let req = request(Method::PUT, "/mapping-configs/m1")
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+    assert!(sink.is_empty(), "the entry was stored by the handler");
+    let e = only(&written);
+    assert_eq!(e.details.as_deref(), Some("second try, after a deadlock"));
+    assert_eq!(e.outcome, Outcome::Success);
+}

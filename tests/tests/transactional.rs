@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use audit_core::{Action, AuditQuery, AuditStore, Scope, TenantRef};
+use audit_core::{Action, Actor, AuditQuery, AuditStore, Scope, TenantRef};
 use audit_seaorm::SeaOrmStore;
 use audit_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use audit_tests::{Backend, fresh_db};
@@ -136,10 +136,112 @@ async fn change_and_entry_commit_or_roll_back_together(backend: Backend) {
     assert_eq!(e.route.as_deref(), Some("/widgets/{id}"));
 }
 
+/// Authentication inside the audit layer: the caller is named in the request extensions only
+/// after the layer has run.
+async fn inner_auth(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(TenantRef::new("acme"));
+    req.extensions_mut()
+        .insert(Actor::user("u-inner", "Inner User"));
+    next.run(req).await
+}
+
+/// Renames a widget in a transaction that the first attempt rolls back (as after a
+/// serialization failure) and the second commits; both record the entry in their transaction.
+async fn rename_with_retry(
+    State(db): State<DatabaseConnection>,
+    audit: AuditContext,
+    Path(id): Path<i64>,
+) -> StatusCode {
+    let backend = db.get_database_backend();
+    for attempt in 1..=2 {
+        let txn = db.begin().await.unwrap();
+        let sql = Statement::from_sql_and_values(
+            backend,
+            rename_sql(backend),
+            [format!("retried-{id}").into(), id.into()],
+        );
+        txn.execute_raw(sql).await.unwrap();
+        audit.entity_name(format!("widget {id}, attempt {attempt}"));
+        audit
+            .record_with(audit_seaorm::record_in(&txn))
+            .await
+            .unwrap();
+        if attempt == 1 {
+            txn.rollback().await.unwrap();
+        } else {
+            txn.commit().await.unwrap();
+        }
+    }
+    StatusCode::OK
+}
+
+async fn a_retried_transaction_commits_its_entry_with_the_inner_caller(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let store = SeaOrmStore::connect(&db.url).await.unwrap();
+    let conn = store.connection().clone();
+    conn.execute_unprepared(
+        "CREATE TABLE widgets (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL)",
+    )
+    .await
+    .unwrap();
+    conn.execute_unprepared("INSERT INTO widgets (id, name) VALUES (1, 'one')")
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route("/widgets/{id}", put(rename_with_retry))
+        .route_layer(middleware::from_fn(inner_auth))
+        .layer(AuditLayer::new(store.clone()))
+        .with_state(conn.clone());
+    let mut req = Request::builder()
+        .method("PUT")
+        .uri("/widgets/1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 4], 5000))));
+    assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);
+
+    let name = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT name FROM widgets WHERE id = 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    assert_eq!(name, "retried-1");
+    let entries = store
+        .query(&AuditQuery::new(Scope::tenant("acme")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        entries.len(),
+        1,
+        "the committed change has its entry, in the caller's tenant: {entries:#?}"
+    );
+    let e = &entries[0];
+    assert_eq!(e.actor_id.as_deref(), Some("u-inner"));
+    assert_eq!(e.entity_name.as_deref(), Some("widget 1, attempt 2"));
+    assert_eq!(e.entity_id.as_deref(), Some("1"));
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_transaction_commits_its_entry_with_the_inner_caller() {
+        super::a_retried_transaction_commits_its_entry_with_the_inner_caller(
+            super::Backend::Sqlite,
+        )
+        .await;
     }
 }
 
@@ -148,11 +250,25 @@ mod postgres {
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Postgres).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_transaction_commits_its_entry_with_the_inner_caller() {
+        super::a_retried_transaction_commits_its_entry_with_the_inner_caller(
+            super::Backend::Postgres,
+        )
+        .await;
+    }
 }
 
 mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Mysql).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_transaction_commits_its_entry_with_the_inner_caller() {
+        super::a_retried_transaction_commits_its_entry_with_the_inner_caller(super::Backend::Mysql)
+            .await;
     }
 }
