@@ -16,7 +16,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use audit_core::{Action, Actor, ApiKeyRef, AuditEntry, AuditSink, Limits, Redactor, TenantRef};
+use audit_core::{
+    Action, Actor, ApiKeyRef, AuditEntry, AuditSink, Limits, REDACTED, Redactor, TenantRef,
+};
 use axum::extract::MatchedPath;
 use http::{Extensions, HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
@@ -158,7 +160,10 @@ impl AuditLayer {
 
     /// The redaction rules for changes and metadata (default: [`Redactor::default`]).
     pub fn redactor(self, redactor: Redactor) -> Self {
-        self.with(|c| c.redactor = redactor)
+        self.with(|c| {
+            c.routes.set_redactor(redactor.clone());
+            c.redactor = redactor;
+        })
     }
 
     /// The field bounds (default: [`Limits::default`]).
@@ -314,7 +319,7 @@ fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
         entity_id: derived
             .id_from_end
             .and_then(|n| raw_segment_from_end(req.uri().path(), n))
-            .map(Segment::new),
+            .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
         ip: config.client_ip.client_ip(headers, extensions),
         user_agent: headers.get(http::header::USER_AGENT).cloned(),
         request_id: headers.get(&X_REQUEST_ID).cloned(),

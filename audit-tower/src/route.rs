@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
-use audit_core::Action;
+use audit_core::{Action, Redactor};
 use http::Method;
 
 /// The verb segments recognised at the end of a route by default, and their actions.
@@ -116,6 +116,9 @@ pub(crate) struct Derived {
     pub entity_type: Option<String>,
     /// The position of the entity id parameter, counted from the end of the path.
     pub id_from_end: Option<usize>,
+    /// Whether that parameter's name is sensitive (`/password-resets/{token}`): its value is
+    /// recorded as [`REDACTED`](audit_core::REDACTED), never as it is.
+    pub id_secret: bool,
     /// The route template itself.
     pub route: Box<str>,
 }
@@ -150,6 +153,8 @@ impl Hasher for Fnv {
 pub(crate) struct Routes {
     verbs: Vec<(String, Action)>,
     rules: Vec<RouteRule>,
+    /// The layer's redactor: an id parameter with a sensitive name (`{token}`) is not recorded.
+    redactor: Redactor,
     cache: Arc<RwLock<DeriveCache>>,
 }
 
@@ -161,6 +166,7 @@ impl Default for Routes {
                 .map(|(s, a)| ((*s).to_owned(), a.clone()))
                 .collect(),
             rules: Vec::new(),
+            redactor: Redactor::default(),
             cache: Arc::default(),
         }
     }
@@ -173,6 +179,11 @@ const CACHE_LIMIT: usize = 4096;
 impl Routes {
     pub fn add_rule(&mut self, rule: RouteRule) {
         self.rules.push(rule);
+        self.cache = Arc::default();
+    }
+
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = redactor;
         self.cache = Arc::default();
     }
 
@@ -242,6 +253,7 @@ impl Routes {
             id_from_end: id_index
                 .map(|i| segments.len() - 1 - i)
                 .filter(|_| !wildcard),
+            id_secret: false,
             route: Box::from(route),
         };
         if let Some(rule) = rule {
@@ -263,6 +275,14 @@ impl Routes {
         } else if is_safe(method) {
             derived.skip = true;
         }
+        derived.id_secret = derived
+            .id_from_end
+            .and_then(|n| segments.len().checked_sub(n + 1))
+            .and_then(|i| segments.get(i))
+            .is_some_and(|param| {
+                let name = param.trim_start_matches([':', '{']).trim_end_matches('}');
+                self.redactor.is_sensitive_key(name)
+            });
         derived
     }
 }

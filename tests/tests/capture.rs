@@ -677,6 +677,29 @@ async fn a_request_dropped_while_its_entry_is_written_still_leaves_it() {
 }
 
 #[tokio::test]
+async fn a_secret_in_the_path_is_not_recorded_as_the_entity_id() {
+    let sink = MemorySink::new();
+    let app = Router::new()
+        .route("/password-resets/{token}", post(ok))
+        .route("/api-keys/{id}/revoke", post(ok))
+        .layer(AuditLayer::new(sink.clone()));
+    let req = request(Method::POST, "/password-resets/rst_S3CRET456")
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+    let entry = only(&sink);
+    assert_eq!(entry.entity_type.as_deref(), Some("PasswordReset"));
+    assert_eq!(entry.entity_id.as_deref(), Some(audit_core::REDACTED));
+    assert!(!serde_json::to_string(&entry).unwrap().contains("S3CRET"));
+    // An ordinary id parameter is recorded as it is.
+    let req = request(Method::POST, "/api-keys/k-7/revoke")
+        .body("".into())
+        .unwrap();
+    send(&app, req).await;
+    assert_eq!(only(&sink).entity_id.as_deref(), Some("k-7"));
+}
+
+#[tokio::test]
 async fn a_failing_sink_never_fails_the_request() {
     struct Broken;
     #[async_trait::async_trait]
