@@ -48,11 +48,19 @@
 //! use audit_tower::admin::{self, Access};
 //! use axum::Router;
 //!
+//! /// Set by your authentication middleware.
+//! #[derive(Clone)]
+//! struct IsAdmin(bool);
+//!
 //! let store = MemorySink::new(); // or audit_seaorm::SeaOrmStore
 //! let audit_admin = admin::router(store)
-//!     .guard(|parts: &http::request::Parts| match parts.extensions.get::<TenantRef>() {
-//!         Some(tenant) => Access::tenant(&tenant.tenant_id),
-//!         None => Access::denied("sign in as an administrator to read the audit log"),
+//!     // Only administrators, and each only to their own tenant: being signed in is not enough.
+//!     .guard(|parts: &http::request::Parts| {
+//!         let admin = parts.extensions.get::<IsAdmin>().is_some_and(|a| a.0);
+//!         match (admin, parts.extensions.get::<TenantRef>()) {
+//!             (true, Some(tenant)) => Access::tenant(&tenant.tenant_id),
+//!             _ => Access::denied("the audit log is for administrators"),
+//!         }
 //!     })
 //!     .into_router();
 //! let app: Router = Router::new().nest("/admin/audit-log", audit_admin);
