@@ -157,7 +157,7 @@ pub async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()
 pub async fn start_example(backend: Backend) -> Option<RunningExample> {
     let db = fresh_db(backend).await?;
     let state = integrations_admin::connect(&db.url).await.unwrap();
-    let demo = integrations_admin::seed_demo(&state, None)
+    let demo = integrations_admin::seed_demo(&state)
         .await
         .unwrap()
         .expect("a fresh database is seeded");

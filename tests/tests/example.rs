@@ -581,6 +581,61 @@ async fn admins_see_only_their_own_tenant(backend: Backend) {
     );
 }
 
+/// `DEMO_ADMIN_TOKEN` acts as the demo administrator only while the process runs with it: it
+/// is kept in memory, never stored as a session that would outlive the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_token_works_only_while_it_is_set() {
+    let app = start_example(Backend::Sqlite).await.unwrap();
+    let mut with_token = app.state.clone();
+    with_token.demo_admin_token_hash = Some(integrations_admin::auth::sha256_hex("t0k3n"));
+    let (addr, server) = audit_tests::serve(integrations_admin::router(with_token)).await;
+    let get = |base: String| async move {
+        Client::new()
+            .get(format!("{base}/admin/audit-log/entries"))
+            .header("authorization", "Bearer t0k3n")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(get(format!("http://{addr}")).await, StatusCode::OK);
+    server.abort();
+    // The same database, served without the variable: the token means nothing.
+    assert_eq!(get(app.base.clone()).await, StatusCode::UNAUTHORIZED);
+    let sessions = integrations_admin::model::session::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(sessions.is_empty(), "{sessions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_with_a_trailing_slash_keeps_its_filters() {
+    let app = start_example(Backend::Sqlite).await.unwrap();
+    let admin = &app.demo.tenants[0].admin;
+    let auth = user_session(&app, &admin.email, &admin.password).await.auth;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, location) in [
+        (
+            "/admin/audit-log/?entity_type=ApiKey&action=Revoke",
+            "/admin/audit-log?entity_type=ApiKey&action=Revoke",
+        ),
+        ("/admin/audit-log/", "/admin/audit-log"),
+    ] {
+        let response = client
+            .get(format!("{}{path}", app.base))
+            .header(auth.0, &auth.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(response.headers()["location"], location);
+    }
+}
+
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case(audit_tests::Backend::Sqlite).await } )* }

@@ -28,6 +28,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The audit log, in the same database.
     pub store: SeaOrmStore,
+    /// The SHA-256 (hex) of `DEMO_ADMIN_TOKEN`, a bearer token that acts as the demo
+    /// administrator while the process runs with it set. Kept in memory only: a token that was
+    /// stored as a session would outlive the variable.
+    pub demo_admin_token_hash: Option<String>,
 }
 
 /// Why the service could not start.
@@ -59,7 +63,30 @@ pub async fn connect(database_url: &str) -> Result<AppState, SetupError> {
     for table in &mut tables {
         db.execute(table.if_not_exists()).await?;
     }
-    Ok(AppState { db, store })
+    Ok(AppState {
+        db,
+        store,
+        demo_admin_token_hash: None,
+    })
+}
+
+/// `/admin/audit-log/` → `/admin/audit-log`, keeping the query: a shared viewer link keeps its
+/// filters.
+async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let target = match uri.query() {
+        Some(query) => format!("/admin/audit-log?{query}"),
+        None => "/admin/audit-log".to_owned(),
+    };
+    // A parsed URI's query holds only characters a header value may hold.
+    let location = HeaderValue::try_from(target)
+        .unwrap_or_else(|_| HeaderValue::from_static("/admin/audit-log"));
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
 }
 
 /// The audit log viewer and API, for administrators of the caller's tenant.
@@ -113,10 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
         // Administrators read their own tenant's log; everyone else is refused.
         .nest("/admin/audit-log", admin_router(&state))
-        .route(
-            "/admin/audit-log/",
-            get(|| async { axum::response::Redirect::permanent("/admin/audit-log") }),
-        )
+        .route("/admin/audit-log/", get(viewer_without_slash))
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store. Authentication runs outside it (the next layer) and hands it the caller.
         .layer(AuditLayer::new(state.store.clone()))

@@ -49,11 +49,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = addr_from_args()?;
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
-    let state = integrations_admin::connect(&database_url).await?;
+    let mut state = integrations_admin::connect(&database_url).await?;
     let token = std::env::var("DEMO_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let demo = integrations_admin::seed_demo(&state, token.as_deref()).await?;
+    state.demo_admin_token_hash = token.as_deref().map(integrations_admin::auth::sha256_hex);
+    let demo = integrations_admin::seed_demo(&state).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
 

@@ -9,9 +9,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{ADMINISTRATOR, MEMBER, password_hash, sha256_hex};
-use crate::model::{
-    api_key, connection_profile, extraction_cursor, mapping_config, session, tenant, user,
-};
+use crate::model::{api_key, connection_profile, extraction_cursor, mapping_config, tenant, user};
 
 /// A demo account.
 #[derive(Debug, Clone)]
@@ -49,38 +47,14 @@ pub struct Demo {
 }
 
 /// Seeds the demo when the database has no tenant yet; returns what it made, or `None` when
-/// the data was already there. With `admin_token`, the first tenant's administrator can always
-/// sign in with that bearer token (for scripts).
-pub async fn seed_demo(
-    state: &AppState,
-    admin_token: Option<&str>,
-) -> Result<Option<Demo>, SeedError> {
+/// the data was already there.
+pub async fn seed_demo(state: &AppState) -> Result<Option<Demo>, SeedError> {
     let seeded = tenant::Entity::find().count(&state.db).await? > 0;
-    let demo = if seeded {
+    Ok(if seeded {
         None
     } else {
         Some(create(state).await?)
-    };
-    if let Some(token) = admin_token {
-        let admin = user::Entity::find_by_id("u-acme-admin")
-            .one(&state.db)
-            .await?;
-        let hash = sha256_hex(token);
-        if admin.is_some()
-            && session::Entity::find_by_id(hash.clone())
-                .one(&state.db)
-                .await?
-                .is_none()
-        {
-            session::ActiveModel {
-                token_hash: Set(hash),
-                user_id: Set("u-acme-admin".into()),
-            }
-            .insert(&state.db)
-            .await?;
-        }
-    }
-    Ok(demo)
+    })
 }
 
 /// Why seeding failed.
