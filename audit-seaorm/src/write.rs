@@ -89,7 +89,7 @@ const LARGE_STEP: usize = 100;
 /// The sizes of the statement that takes a chunk's last rows (fewer than [`LARGE_STEP`]),
 /// padded up to the next of them.
 const SMALL_SHAPES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
-const _: () = assert!(MAX_ROWS % LARGE_STEP == 0 && SMALL_SHAPES[6] == LARGE_STEP);
+const _: () = assert!(MAX_ROWS.is_multiple_of(LARGE_STEP) && SMALL_SHAPES[6] == LARGE_STEP);
 
 /// Cuts one chunk of at most [`MAX_ROWS`] rows into at most two statements of a few fixed
 /// sizes: its whole hundreds, and the rest padded up to the next of [`SMALL_SHAPES`] by

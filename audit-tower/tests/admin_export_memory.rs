@@ -43,7 +43,7 @@ fn rss_bytes() -> Option<u64> {
 
 fn entry(i: usize) -> AuditEntry {
     let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    AuditEntry::builder(if i % 3 == 0 {
+    AuditEntry::builder(if i.is_multiple_of(3) {
         Action::Update
     } else {
         Action::Create
@@ -107,7 +107,7 @@ async fn measure(app: &Router, format: &str) -> (u64, u64, usize) {
             newlines += data.iter().filter(|b| **b == b'\n').count();
         }
         frames += 1;
-        if frames % 16 == 0 {
+        if frames.is_multiple_of(16) {
             peak = peak.max(rss_bytes().unwrap());
         }
     }

@@ -163,7 +163,7 @@ fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
             if i % 3 != 2 {
                 builder = builder.team(format!("team{}", i % 2));
             }
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 builder = builder.details(NAMES[(i / 5) % NAMES.len()]);
             }
             let mut entry = builder.build();
