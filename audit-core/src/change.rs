@@ -63,11 +63,19 @@ fn diff_into(path: &mut String, before: &Value, after: &Value, out: &mut Vec<Cha
         (Value::Object(old), Value::Object(new)) => diff_objects(path, Some(old), Some(new), out),
         // An object that appeared or disappeared is reported field by field, so each field
         // can be redacted on its own and the details view lines up with updates.
-        (Value::Null, Value::Object(new)) if !new.is_empty() => {
-            diff_objects(path, None, Some(new), out)
-        }
-        (Value::Object(old), Value::Null) if !old.is_empty() => {
-            diff_objects(path, Some(old), None, out)
+        (Value::Null, Value::Object(map)) | (Value::Object(map), Value::Null)
+            if !map.is_empty() =>
+        {
+            let (old, new) = match before {
+                Value::Null => (None, Some(map)),
+                _ => (Some(map), None),
+            };
+            let found = out.len();
+            diff_objects(path, old, new, out);
+            // Fields that are all null say nothing field by field; the object itself changed.
+            if out.len() == found {
+                out.push(Change::new(path.clone(), before.clone(), after.clone()));
+            }
         }
         (old, new) if old != new => out.push(Change::new(path.clone(), old.clone(), new.clone())),
         _ => {}
@@ -102,6 +110,20 @@ fn diff_objects(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_object_of_nulls_that_appears_or_disappears_is_a_change() {
+        let nulls = json!({"x": null});
+        for (before, after) in [
+            (json!({"a": nulls}), json!({"a": null})),
+            (json!({"a": nulls}), json!({})),
+            (json!({}), json!({"a": nulls})),
+        ] {
+            let changes = diff(&before, &after);
+            assert_eq!(changes.len(), 1, "{before} -> {after}");
+            assert_eq!(changes[0].field, "a");
+        }
+    }
 
     #[test]
     fn equal_values_have_no_changes() {
