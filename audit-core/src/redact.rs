@@ -1,8 +1,10 @@
 //! [`Redactor`]: keeps secrets out of entries.
 //!
 //! In the flow request → layer → **entry** → sink → store → admin router, redaction runs when
-//! an entry is made, before any sink sees it, so no store, export or log line ever holds a
-//! sensitive value.
+//! an entry is made (by the layer, or by [`AuditEntry::builder`](crate::AuditEntry::builder)),
+//! before any sink sees it, so no store, export or log line holds a sensitive value.
+//! An entry whose public fields are set by hand skips that step; call
+//! [`Redactor::redact_changes`] and [`Redactor::redact_map`] on it yourself.
 
 use serde_json::{Map, Value};
 
