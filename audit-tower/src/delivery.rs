@@ -6,7 +6,7 @@
 //! handler never runs, so no change ever happens without room for its entry. When the response is
 //! ready the request's capture goes into the queue as it is, and the response is returned at
 //! once. A writer task, spawned on the Tokio runtime the first time it is needed, takes what has
-//! gathered, builds the [`AuditEntry`](audit_core::AuditEntry)s and hands them to the sink in
+//! gathered, builds the `AuditEntry`s and hands them to the sink in
 //! batches, retrying a failed batch with exponential backoff until it is stored. Slots are
 //! given back only once their entries are stored, so a sink that stays down fills the queue
 //! and the layer starts refusing requests rather than losing entries.
