@@ -83,7 +83,7 @@ fn indexes() -> Vec<(&'static str, Vec<AuditLog>)> {
 }
 
 /// The collation that compares MySQL text byte for byte and counts trailing spaces.
-async fn mysql_collation(manager: &SchemaManager<'_>) -> Result<&'static str, DbErr> {
+pub(crate) async fn mysql_collation(manager: &SchemaManager<'_>) -> Result<&'static str, DbErr> {
     let row = manager
         .get_connection()
         .query_one_raw(Statement::from_string(

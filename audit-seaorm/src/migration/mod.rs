@@ -1,6 +1,8 @@
 //! The schema of the audit log: [`Migrator`] and its migrations, in order:
-//! [`m20260101_000001_create_audit_log`] (the table and its indexes) and
-//! [`m20261122_000002_free_text_index`] (PostgreSQL's free-text indexes; nothing elsewhere).
+//! [`m20260101_000001_create_audit_log`] (the table and its indexes),
+//! [`m20261122_000002_free_text_index`] (PostgreSQL's free-text indexes; nothing elsewhere) and
+//! [`m20261130_000003_mysql_exact_text`] (binary collation on MySQL and MariaDB for a table
+//! created otherwise; nothing elsewhere).
 //!
 //! In the flow request → layer → entry → sink → **store** → admin router, this creates what the
 //! store writes to. [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs it; to run it
@@ -18,6 +20,7 @@
 //!             // ... your own migrations ...
 //!             Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
 //!             Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
+//!             Box::new(audit_seaorm::migration::m20261130_000003_mysql_exact_text::Migration),
 //!         ]
 //!     }
 //! }
@@ -39,6 +42,7 @@ use sea_orm_migration::prelude::*;
 
 pub mod m20260101_000001_create_audit_log;
 pub mod m20261122_000002_free_text_index;
+pub mod m20261130_000003_mysql_exact_text;
 
 /// Creates and upgrades the `audit_log` table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +54,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20260101_000001_create_audit_log::Migration),
             Box::new(m20261122_000002_free_text_index::Migration),
+            Box::new(m20261130_000003_mysql_exact_text::Migration),
         ]
     }
 

@@ -186,6 +186,7 @@ async fn the_migration_runs_from_a_users_own_migrator() {
             vec![
                 Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
                 Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
+                Box::new(audit_seaorm::migration::m20261130_000003_mysql_exact_text::Migration),
             ]
         }
     }
@@ -199,4 +200,56 @@ async fn the_migration_runs_from_a_users_own_migrator() {
         .await
         .unwrap();
     cases::reinserting_is_a_no_op(&support::Backend::from_store("sqlite", file.url(), store)).await;
+}
+
+/// MySQL-only: a table created some other way (here from the entity, under a case- and
+/// accent-insensitive default collation) is converted by the migration, so one tenant's scope
+/// never matches another tenant whose id differs only in case, accents or trailing spaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_made_elsewhere_compares_tenants_exactly_on_mysql() {
+    use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
+    use audit_seaorm::sea_orm::{ConnectionTrait, Database, DbBackend, Schema};
+
+    let Ok(base) = std::env::var("AUDIT_TEST_MYSQL_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "AUDIT_TEST_MYSQL_URL is not set: CI must run the MySQL suites"
+        );
+        eprintln!("notice: AUDIT_TEST_MYSQL_URL is not set; skipping the MySQL collation test");
+        return;
+    };
+    let name = format!("audit_collation_{}", uuid::Uuid::now_v7().simple());
+    let server = Database::connect(&base).await.unwrap();
+    server
+        .execute_unprepared(&format!(
+            "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        ))
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{name}");
+    let db = Database::connect(&url).await.unwrap();
+    let table =
+        Schema::new(DbBackend::MySql).create_table_from_entity(audit_seaorm::entity::Entity);
+    db.execute(&table).await.unwrap();
+    drop(db);
+
+    let store = audit_seaorm::SeaOrmStore::connect(&url).await.unwrap();
+    let tenants = ["acme", "ACME", "Acmé", "acme "];
+    for tenant in tenants {
+        let entry = AuditEntry::builder(Action::Create).tenant(tenant).build();
+        store.record(entry).await.unwrap();
+    }
+    for tenant in tenants {
+        let page = store
+            .query(&AuditQuery::new(Scope::tenant(tenant)))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{tenant:?}: {:?}", page.items);
+        assert_eq!(page.items[0].tenant_id.as_deref(), Some(tenant));
+    }
+    server
+        .execute_unprepared(&format!("DROP DATABASE {name}"))
+        .await
+        .unwrap();
 }
