@@ -264,9 +264,11 @@ impl Drop for Writer {
             );
             queue.undelivered.fetch_sub(self.in_hand, Ordering::AcqRel);
             queue.held.fetch_sub(self.in_hand, Ordering::AcqRel);
-            queue.delivered.notify_waiters();
         }
         queue.writer.store(false, Ordering::Release);
+        // A `flush` waiting on another runtime wakes up, finds entries still queued and
+        // starts a writer of its own.
+        queue.delivered.notify_waiters();
     }
 }
 

@@ -273,15 +273,18 @@ where
             None => AuditContext::new(self.config.clone(), capture),
         };
         req.extensions_mut().insert(context.clone());
+        // Made before the inner service is called: if `call` itself panics, dropping it
+        // still settles the entry and gives its queue slot back.
+        let pending = Pending {
+            context,
+            config: self.config.clone(),
+            queue,
+            done: false,
+        };
         ResponseFuture {
             state: State::Running {
                 future: inner.call(req),
-                pending: Some(Pending {
-                    context,
-                    config: self.config.clone(),
-                    queue,
-                    done: false,
-                }),
+                pending: Some(pending),
             },
         }
     }
