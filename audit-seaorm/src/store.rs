@@ -248,7 +248,9 @@ impl SeaOrmStore {
     /// Uses an existing connection as it is, for reads and writes: no migration runs (see
     /// [`migrate`](Self::migrate) or run [`Migrator`] from your own migrator) and no
     /// connection setting changes, so on SQLite choose WAL mode and a busy timeout yourself
-    /// (SQLx's default busy timeout is 5 s).
+    /// (SQLx's default busy timeout is 5 s). The table must come from [`Migrator`]: on MySQL
+    /// and MariaDB its binary collation is what keeps one tenant's scope from matching another
+    /// tenant id that differs only in case, accents or trailing spaces.
     pub fn new(db: DatabaseConnection) -> Self {
         SeaOrmStore {
             writer: db.clone(),
