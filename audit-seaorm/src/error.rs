@@ -33,11 +33,12 @@ fn connection_lost(err: &DbErr) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL: the server is shutting down or restarting (57P01–57P03); MySQL: the
-        // server is shutting down (1053).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "1053")),
+        // The SQLSTATE: class 08 is a connection exception on every backend (MySQL reports a
+        // server shutting down as 08S01); 57P01–57P03 are PostgreSQL shutting down or
+        // restarting.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
         _ => false,
     }
 }

@@ -88,7 +88,10 @@ impl ClientIpConfig {
             .get_all(&header)
             .iter()
             .rev()
-            .flat_map(|line| line.as_bytes().rsplit(|b| *b == b','));
+            .flat_map(|line| HopsFromRight {
+                rest: Some(line.as_bytes()),
+                quoted: forwarded,
+            });
         let mut farthest_trusted = None;
         for _ in 0..MAX_HOPS {
             let Some(hop) = hops.next() else {
@@ -105,6 +108,34 @@ impl ClientIpConfig {
             farthest_trusted = Some(ip);
         }
         Some(peer_ip)
+    }
+}
+
+/// The comma-separated elements of one header line, right to left. With `quoted`, a comma
+/// inside a quoted string (`by="a,b"` in `Forwarded`) does not separate elements.
+struct HopsFromRight<'a> {
+    rest: Option<&'a [u8]>,
+    quoted: bool,
+}
+
+impl<'a> Iterator for HopsFromRight<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        let mut in_quotes = false;
+        for (i, byte) in rest.iter().enumerate().rev() {
+            match byte {
+                b'"' if self.quoted => in_quotes = !in_quotes,
+                b',' if !in_quotes => {
+                    self.rest = Some(&rest[..i]);
+                    return Some(&rest[i + 1..]);
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(rest)
     }
 }
 
@@ -257,6 +288,14 @@ mod tests {
         let h = headers("forwarded", &[b"proto=http, for=203.0.113.7;proto=https"]);
         assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
         let h = headers("forwarded", &[b"for=\"[::1, for=203.0.113.7, for=10.0.0.2"]);
+        assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
+        // A comma inside a quoted value does not split the element.
+        let h = headers("forwarded", &[b"for=203.0.113.7;by=\"a,b\""]);
+        assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
+        let h = headers(
+            "forwarded",
+            &[b"for=198.51.100.1, for=203.0.113.7;by=\"x,y\", for=10.0.0.2"],
+        );
         assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
     }
 

@@ -281,7 +281,9 @@ impl Routes {
             .and_then(|i| segments.get(i))
             .is_some_and(|param| {
                 let name = param.trim_start_matches([':', '{']).trim_end_matches('}');
-                self.redactor.is_sensitive_key(name)
+                // `{token}` holds a secret; `{token_id}` names one, which the log must show.
+                let names_an_id = name.to_ascii_lowercase().ends_with("id");
+                self.redactor.is_sensitive_key(name) && !names_an_id
             });
         derived
     }

@@ -682,6 +682,7 @@ async fn a_secret_in_the_path_is_not_recorded_as_the_entity_id() {
     let app = Router::new()
         .route("/password-resets/{token}", post(ok))
         .route("/api-keys/{id}/revoke", post(ok))
+        .route("/api-tokens/{token_id}", axum::routing::delete(ok))
         .layer(AuditLayer::new(sink.clone()));
     let req = request(Method::POST, "/password-resets/rst_S3CRET456")
         .body("".into())
@@ -697,6 +698,12 @@ async fn a_secret_in_the_path_is_not_recorded_as_the_entity_id() {
         .unwrap();
     send(&app, req).await;
     assert_eq!(only(&sink).entity_id.as_deref(), Some("k-7"));
+    // A parameter that names a secret's id is the id, not the secret.
+    let req = request(Method::DELETE, "/api-tokens/tok-42")
+        .body("".into())
+        .unwrap();
+    send(&app, req).await;
+    assert_eq!(only(&sink).entity_id.as_deref(), Some("tok-42"));
 }
 
 #[tokio::test]
