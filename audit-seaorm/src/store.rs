@@ -12,8 +12,9 @@ use audit_core::{AuditEntry, AuditQuery, AuditSink, AuditStore, Page, SinkError,
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, IsolationLevel,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    IsolationLevel, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
@@ -51,6 +52,44 @@ pub struct SeaOrmStore {
     /// The store's own writes and migrations: on a SQLite file opened by
     /// [`SeaOrmStore::connect_with`], a pool of one connection; otherwise `db`.
     writer: DatabaseConnection,
+}
+
+/// Opens a SQLite pool, retrying while the file is locked. Setting up a connection switches the
+/// file to WAL mode, which needs a moment of exclusive access that SQLite does not wait for:
+/// several processes opening one new file at once (replicas starting together) could fail
+/// with "database is locked". The retries stop after [`SQLITE_BUSY_TIMEOUT`].
+async fn connect_sqlite(
+    options: impl Fn() -> ConnectOptions,
+) -> Result<DatabaseConnection, StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Database::connect(options()).await {
+            Ok(db) => return Ok(db),
+            Err(err) if sqlite_busy(&err) && started.elapsed() < SQLITE_BUSY_TIMEOUT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(err) => return Err(store_error(err)),
+        }
+    }
+}
+
+/// Whether `err` is SQLite's "busy" or "locked" (primary result codes 5 and 6).
+fn sqlite_busy(err: &DbErr) -> bool {
+    let (DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime)) = err else {
+        return false;
+    };
+    let RuntimeErr::SqlxError(error) = runtime else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = error.as_ref() else {
+        return false;
+    };
+    // Extended result codes keep the primary code in their low byte.
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// How many WAL pages a SQLite commit may leave before it checkpoints (SQLite's default is
@@ -227,7 +266,7 @@ impl SeaOrmStore {
         };
         if in_memory {
             // Each connection to `sqlite::memory:` would see its own empty database.
-            let db = Database::connect(sqlite(1)).await.map_err(store_error)?;
+            let db = connect_sqlite(|| sqlite(1)).await?;
             let store = SeaOrmStore::new(db);
             store.migrate().await?;
             return Ok(store);
@@ -236,9 +275,9 @@ impl SeaOrmStore {
         // the store's writes in the pool instead of in SQLite's busy handler, and keeps that
         // connection's page cache valid from one commit to the next (a connection drops its
         // whole cache when it finds that another one has written).
-        let writer = Database::connect(sqlite(1)).await.map_err(store_error)?;
+        let writer = connect_sqlite(|| sqlite(1)).await?;
         let store = SeaOrmStore {
-            db: Database::connect(sqlite(4)).await.map_err(store_error)?,
+            db: connect_sqlite(|| sqlite(4)).await?,
             writer,
         };
         store.migrate().await?;
