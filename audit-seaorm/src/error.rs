@@ -19,15 +19,13 @@ pub(crate) fn store_error(err: DbErr) -> StoreError {
 /// refused a statement: no connection to be had, a connection reset or closed mid-statement,
 /// or a server shutting down.
 fn connection_lost(err: &DbErr) -> bool {
-    let runtime = match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx_error) = runtime else {
+    if matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        return true;
+    }
+    let Some(sqlx_error) = sqlx_error(err) else {
         return false;
     };
-    match sqlx_error.as_ref() {
+    match sqlx_error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
@@ -40,6 +38,17 @@ fn connection_lost(err: &DbErr) -> bool {
             code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
         }),
         _ => false,
+    }
+}
+
+/// The SQLx error under a connection, statement or query failure, if SQLx raised it.
+pub(crate) fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
+    let (DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime)) = err else {
+        return None;
+    };
+    match runtime {
+        RuntimeErr::SqlxError(error) => Some(error.as_ref()),
+        _ => None,
     }
 }
 

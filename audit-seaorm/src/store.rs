@@ -13,13 +13,12 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    IsolationLevel, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
-use crate::error::{sink_error, store_error};
+use crate::error::{sink_error, sqlx_error, store_error};
 use crate::migration::Migrator;
 use crate::options::StoreOptions;
 use crate::{read, write};
@@ -77,13 +76,7 @@ async fn connect_sqlite(
 
 /// Whether `err` is SQLite's "busy" or "locked" (primary result codes 5 and 6).
 fn sqlite_busy(err: &DbErr) -> bool {
-    let (DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime)) = err else {
-        return false;
-    };
-    let RuntimeErr::SqlxError(error) = runtime else {
-        return false;
-    };
-    let sea_orm::sqlx::Error::Database(db) = error.as_ref() else {
+    let Some(sea_orm::sqlx::Error::Database(db)) = sqlx_error(err) else {
         return false;
     };
     // Extended result codes keep the primary code in their low byte.

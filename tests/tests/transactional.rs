@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use audit_core::{Action, Actor, AuditQuery, AuditStore, Scope, TenantRef};
 use audit_seaorm::SeaOrmStore;
 use audit_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
-use audit_tests::{Backend, fresh_db};
+use audit_tests::{Backend, TestDb, fresh_db};
 use audit_tower::{AuditContext, AuditLayer};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -59,10 +59,9 @@ fn rename_sql(backend: audit_seaorm::sea_orm::DbBackend) -> &'static str {
     }
 }
 
-async fn change_and_entry_commit_or_roll_back_together(backend: Backend) {
-    let Some(db) = fresh_db(backend).await else {
-        return;
-    };
+/// A fresh database on `backend` with the audit store and a `widgets` table of two rows.
+async fn widgets(backend: Backend) -> Option<(TestDb, SeaOrmStore, DatabaseConnection)> {
+    let db = fresh_db(backend).await?;
     let store = SeaOrmStore::connect(&db.url).await.unwrap();
     let conn = store.connection().clone();
     conn.execute_unprepared(
@@ -73,6 +72,13 @@ async fn change_and_entry_commit_or_roll_back_together(backend: Backend) {
     conn.execute_unprepared("INSERT INTO widgets (id, name) VALUES (1, 'one'), (2, 'two')")
         .await
         .unwrap();
+    Some((db, store, conn))
+}
+
+async fn change_and_entry_commit_or_roll_back_together(backend: Backend) {
+    let Some((_db, store, conn)) = widgets(backend).await else {
+        return;
+    };
     let app = Router::new()
         .route("/widgets/{id}", put(rename))
         .layer(AuditLayer::new(store.clone()))
@@ -176,19 +182,9 @@ async fn rename_with_retry(
 }
 
 async fn a_retried_transaction_commits_its_entry_with_the_inner_caller(backend: Backend) {
-    let Some(db) = fresh_db(backend).await else {
+    let Some((_db, store, conn)) = widgets(backend).await else {
         return;
     };
-    let store = SeaOrmStore::connect(&db.url).await.unwrap();
-    let conn = store.connection().clone();
-    conn.execute_unprepared(
-        "CREATE TABLE widgets (id BIGINT PRIMARY KEY, name VARCHAR(100) NOT NULL)",
-    )
-    .await
-    .unwrap();
-    conn.execute_unprepared("INSERT INTO widgets (id, name) VALUES (1, 'one')")
-        .await
-        .unwrap();
     let app = Router::new()
         .route("/widgets/{id}", put(rename_with_retry))
         .route_layer(middleware::from_fn(inner_auth))

@@ -18,27 +18,8 @@ use super::m20260101_000001_create_audit_log::mysql_collation;
 #[derive(Debug, Clone, Copy, DeriveMigrationName)]
 pub struct Migration;
 
-/// The text columns compared by value (scopes, filters, free text), and the other short ones.
-const COLUMNS: [&str; 18] = [
-    "tenant_id",
-    "team_id",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "api_key_id",
-    "api_key_name",
-    "action",
-    "entity_type",
-    "entity_id",
-    "entity_name",
-    "details",
-    "outcome",
-    "ip",
-    "user_agent",
-    "request_id",
-    "method",
-    "route",
-];
+/// The JSON columns: MariaDB gives them a collation of their own, which is left alone.
+const JSON_COLUMNS: [&str; 2] = ["changes", "metadata"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -61,7 +42,7 @@ impl MigrationTrait for Migration {
         for row in rows {
             let name: String = row.try_get("", "name")?;
             let current: String = row.try_get("", "collation")?;
-            if !COLUMNS.contains(&name.as_str()) || current == collation {
+            if JSON_COLUMNS.contains(&name.as_str()) || current == collation {
                 continue;
             }
             let column_type: String = row.try_get("", "type")?;
