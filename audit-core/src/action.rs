@@ -1,14 +1,12 @@
-//! [`Action`]: the verb of an audit entry.
-//!
-//! In the flow request → layer → **entry** → sink → store → admin router, the layer derives an
-//! action from the HTTP method and route (`POST /api-keys/{id}/revoke` → [`Action::Revoke`]),
-//! handlers may override it, and the store keeps it as text. The text form is PascalCase
-//! (`"ToggleActive"`), and [`Display`](fmt::Display) and [`FromStr`] round-trip.
+//! [`Action`]: the verb of an audit entry, kept as PascalCase text (`"ToggleActive"`) whose
+//! [`Display`](fmt::Display) and [`FromStr`] forms round-trip.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::parse::ParseError;
 
 /// The longest custom action name accepted, in bytes.
 pub const MAX_ACTION_LEN: usize = 64;
@@ -171,43 +169,34 @@ impl Action {
     }
 }
 
-/// Why a text could not be read as an [`Action`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParseActionError {
-    /// The text was empty.
-    #[error("an action name cannot be empty")]
-    Empty,
-    /// The text was longer than [`MAX_ACTION_LEN`] bytes.
-    #[error("an action name is at most {MAX_ACTION_LEN} bytes, got {0}")]
-    TooLong(usize),
-    /// The text held something other than ASCII letters, digits, `_`, `-` or `.`, or did not
-    /// start with a letter.
-    #[error(
-        "an action name starts with a letter and holds only ASCII letters, digits, '_', '-' or '.': {0:?}"
-    )]
-    Invalid(String),
-}
-
 impl FromStr for Action {
-    type Err = ParseActionError;
+    type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some((_, action)) = KNOWN.iter().find(|(name, _)| *name == s) {
             return Ok(action.clone());
         }
-        if s.is_empty() {
-            return Err(ParseActionError::Empty);
-        }
         if s.len() > MAX_ACTION_LEN {
-            return Err(ParseActionError::TooLong(s.len()));
+            return Err(ParseError::new(
+                "action",
+                s,
+                format!(
+                    "an action name is at most {MAX_ACTION_LEN} bytes, got {}",
+                    s.len()
+                ),
+            ));
         }
         let mut chars = s.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
         if !starts_with_letter
             || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(ParseActionError::Invalid(s.to_owned()));
+            return Err(ParseError::new(
+                "action",
+                s,
+                "an action name starts with an ASCII letter and holds only ASCII letters, \
+                 digits, '_', '-' or '.'",
+            ));
         }
         Ok(Action::Custom(s.to_owned()))
     }
@@ -229,6 +218,25 @@ impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Action {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Action".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let known: Vec<&str> = KNOWN.iter().map(|(name, _)| *name).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!("^[A-Za-z][A-Za-z0-9_.-]{{0,{}}}$", MAX_ACTION_LEN - 1),
+            "description": format!(
+                "Well-known actions: {}; any other name of this pattern is a custom action.",
+                known.join(", ")
+            ),
+        })
     }
 }
 
@@ -274,19 +282,12 @@ mod tests {
 
     #[test]
     fn bad_action_text_is_a_clear_error() {
-        assert_eq!("".parse::<Action>(), Err(ParseActionError::Empty));
-        assert_eq!(
-            "x".repeat(65).parse::<Action>(),
-            Err(ParseActionError::TooLong(65))
-        );
-        assert!(matches!(
-            "1abc".parse::<Action>(),
-            Err(ParseActionError::Invalid(_))
-        ));
-        assert!(matches!(
-            "Drop'; --".parse::<Action>(),
-            Err(ParseActionError::Invalid(_))
-        ));
+        for bad in ["", "1abc", "Drop'; --", &"x".repeat(65)] {
+            let err = bad.parse::<Action>().unwrap_err();
+            assert_eq!(err.what(), "action", "{bad:?}");
+        }
+        let long = "x".repeat(65).parse::<Action>().unwrap_err();
+        assert!(long.to_string().contains("got 65"), "{long}");
         assert!(serde_json::from_str::<Action>("\"a b\"").is_err());
     }
 

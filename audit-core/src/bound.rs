@@ -1,8 +1,6 @@
-//! [`Limits`]: the size bounds every entry is cut to.
-//!
-//! In the flow request → layer → **entry** → sink → store → admin router, bounding runs when an
-//! entry is made, so a hostile client (a megabyte `User-Agent`, a huge entity name) cannot write
-//! an oversized row and every store can use bounded columns.
+//! [`Limits`]: the size bounds every entry is cut to when it is made, so a hostile client (a
+//! megabyte `User-Agent`, a huge entity name) cannot write an oversized row and every store can
+//! use bounded columns.
 
 use serde_json::Value;
 
@@ -54,24 +52,12 @@ impl Default for Limits {
 }
 
 /// Cuts `text` to at most `max` bytes, ending with [`TRUNCATION_MARKER`] when it was cut.
-///
-/// ```
-/// use audit_core::{truncate, TRUNCATION_MARKER};
-///
-/// let mut name = "é".repeat(100);
-/// truncate(&mut name, 40);
-/// assert!(name.len() <= 40 && name.ends_with(TRUNCATION_MARKER));
-/// ```
-pub fn truncate(text: &mut String, max: usize) {
+pub(crate) fn truncate(text: &mut String, max: usize) {
     if text.len() <= max {
         return;
     }
     let keep = max.saturating_sub(TRUNCATION_MARKER.len());
-    let mut cut = keep.min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
+    text.truncate(text.floor_char_boundary(keep));
     if TRUNCATION_MARKER.len() <= max {
         text.push_str(TRUNCATION_MARKER);
     }
@@ -175,47 +161,24 @@ impl Limits {
     }
 }
 
-fn json_len(value: &Value) -> usize {
-    json_text_len(value)
-}
-
 /// How many bytes `value` takes as JSON text: exact for strings (quotes and escapes counted:
 /// a control character takes up to six bytes), arrays and objects; eight for any number.
-///
-/// Stores use it to size statements, where a JSON value is sent as its text.
-///
-/// ```
-/// use audit_core::json_text_len;
-/// use serde_json::json;
-///
-/// assert_eq!(json_text_len(&json!("a\"b")), 6);
-/// assert_eq!(json_text_len(&json!("\u{1}")), 8);
-/// assert_eq!(json_text_len(&json!({"k": [1, 2]})), 11);
-/// ```
-pub fn json_text_len(value: &Value) -> usize {
+fn json_len(value: &Value) -> usize {
     match value {
-        Value::String(s) => json_str_len(s),
+        Value::String(s) => {
+            2 + s
+                .bytes()
+                .map(|b| match b {
+                    b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                    0..=0x1f => 6,
+                    _ => 1,
+                })
+                .sum::<usize>()
+        }
         Value::Null => 4,
         Value::Bool(_) | Value::Number(_) => 8,
         other => other.to_string().len(),
     }
-}
-
-/// How many bytes `text` takes as a JSON string, quotes included, escaped as `serde_json`
-/// writes it.
-///
-/// ```
-/// assert_eq!(audit_core::json_str_len("tab\there"), 11);
-/// ```
-pub fn json_str_len(text: &str) -> usize {
-    2 + text
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
 }
 
 #[cfg(test)]

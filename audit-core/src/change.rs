@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 /// One changed field: its dotted path, the value before and the value after.
 ///
 /// A field that did not exist on one side has `null` there.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// The field's path; nested object keys are joined with `.` (`auth.client_id`).

@@ -1,9 +1,6 @@
-//! [`AuditEntry`], the record this project is about, and the small types it is made of.
-//!
-//! In the flow request → layer → **entry** → sink → store → admin router, the layer (or a
-//! [builder](AuditEntry::builder) outside HTTP) makes one entry per audited action; sinks and
-//! stores take it as it is. Entries are flat so every filter column can be indexed; JSON is
-//! used only where the shape is open (`changes`, `metadata`).
+//! [`AuditEntry`], the record this project is about, and the small types it is made of. Entries
+//! are flat so every filter column can be indexed; JSON is used only where the shape is open
+//! (`changes`, `metadata`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -16,9 +13,11 @@ use uuid::Uuid;
 use crate::action::Action;
 use crate::bound::Limits;
 use crate::change::Change;
+use crate::parse::ParseError;
 use crate::redact::Redactor;
 
 /// Who performed an action, by kind.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -47,6 +46,7 @@ impl ActorKind {
 }
 
 /// How an audited request ended.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -81,17 +81,8 @@ impl Outcome {
     }
 }
 
-/// Why a text could not be read as an [`ActorKind`] or [`Outcome`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {value:?}; expected one of: {expected}")]
-pub struct ParseEnumError {
-    what: &'static str,
-    value: String,
-    expected: &'static str,
-}
-
 impl FromStr for ActorKind {
-    type Err = ParseEnumError;
+    type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -99,28 +90,28 @@ impl FromStr for ActorKind {
             "api_key" => Ok(ActorKind::ApiKey),
             "system" => Ok(ActorKind::System),
             "anonymous" => Ok(ActorKind::Anonymous),
-            _ => Err(ParseEnumError {
-                what: "actor kind",
-                value: s.chars().take(64).collect(),
-                expected: "user, api_key, system, anonymous",
-            }),
+            _ => Err(ParseError::new(
+                "actor_kind",
+                s,
+                "expected one of: user, api_key, system, anonymous",
+            )),
         }
     }
 }
 
 impl FromStr for Outcome {
-    type Err = ParseEnumError;
+    type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "success" => Ok(Outcome::Success),
             "failure" => Ok(Outcome::Failure),
             "denied" => Ok(Outcome::Denied),
-            _ => Err(ParseEnumError {
-                what: "outcome",
-                value: s.chars().take(64).collect(),
-                expected: "success, failure, denied",
-            }),
+            _ => Err(ParseError::new(
+                "outcome",
+                s,
+                "expected one of: success, failure, denied",
+            )),
         }
     }
 }
@@ -243,6 +234,7 @@ impl TenantRef {
 ///
 /// The serialised form uses the snake_case field names listed here; `actor_kind` and `outcome`
 /// are lower-case text, `action` PascalCase text, `ip` the usual text form of an address.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// A UUIDv7 made at capture time: ids sort by time, and a retried insert is idempotent.
@@ -296,7 +288,7 @@ pub struct AuditEntry {
 }
 
 /// Now, to the microsecond, as entries store it.
-pub fn now_micros() -> DateTime<Utc> {
+pub(crate) fn now_micros() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -304,9 +296,16 @@ impl AuditEntry {
     /// An entry for `action` with a fresh UUIDv7 id, the current time, an anonymous actor and
     /// a `success` outcome; everything else empty.
     pub fn new(action: Action) -> Self {
+        AuditEntry::with_id(Uuid::now_v7(), now_micros(), action)
+    }
+
+    /// An entry for `action` with this id and time, an anonymous actor and a `success` outcome;
+    /// everything else empty. Stores expect ids that sort by time (UUIDv7) and times to the
+    /// microsecond, as [`new`](Self::new) makes them.
+    pub fn with_id(id: Uuid, occurred_at: DateTime<Utc>, action: Action) -> Self {
         AuditEntry {
-            id: Uuid::now_v7(),
-            occurred_at: now_micros(),
+            id,
+            occurred_at,
             tenant_id: None,
             team_id: None,
             actor_kind: ActorKind::Anonymous,

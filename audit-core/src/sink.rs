@@ -1,10 +1,7 @@
-//! [`AuditSink`]: where finished entries go.
-//!
-//! In the flow request → layer → entry → **sink** → store → admin router, the layer hands each
-//! entry to a sink. This crate ships two: [`MemorySink`] for tests and [`TracingSink`] for
-//! services that ship logs elsewhere; `audit-seaorm` provides the database one.
+//! [`AuditSink`]: where finished entries go, and [`TracingSink`], a sink that logs them.
+//! [`MemoryStore`](crate::MemoryStore) is a sink too; `audit-seaorm` provides the database one.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -67,83 +64,11 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     }
 }
 
-/// Keeps entries in memory: for your own tests and for trying the layer out.
+/// Emits one `tracing` event per entry, at `INFO` on the target `audit`.
 ///
-/// Clones share the same entries, so keep one clone to inspect what the layer recorded.
-///
-/// ```
-/// use audit_core::{Action, AuditEntry, AuditSink, MemorySink};
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let sink = MemorySink::new();
-/// sink.clone().record(AuditEntry::new(Action::Create)).await.unwrap();
-/// assert_eq!(sink.entries().len(), 1);
-/// # });
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct MemorySink {
-    entries: Arc<Mutex<Vec<AuditEntry>>>,
-}
-
-impl MemorySink {
-    /// An empty sink.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<AuditEntry>> {
-        // A panic while holding the lock cannot leave the Vec half-written, so the data is
-        // still good after poisoning.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A copy of every entry recorded so far, in the order they arrived.
-    pub fn entries(&self) -> Vec<AuditEntry> {
-        self.lock().clone()
-    }
-
-    /// How many entries were recorded.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Removes and returns every entry.
-    pub fn take(&self) -> Vec<AuditEntry> {
-        std::mem::take(&mut *self.lock())
-    }
-}
-
-#[async_trait]
-impl AuditSink for MemorySink {
-    async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
-        let mut entries = self.lock();
-        if !entries.iter().any(|e| e.id == entry.id) {
-            entries.push(entry);
-        }
-        Ok(())
-    }
-
-    async fn record_batch(&self, batch: Vec<AuditEntry>) -> Result<(), SinkError> {
-        let mut entries = self.lock();
-        for entry in batch {
-            if !entries.iter().any(|e| e.id == entry.id) {
-                entries.push(entry);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Emits one structured `tracing` event per entry, at `INFO` on the target `audit`.
-///
-/// Every column is a field of the event; `changes` and `metadata` are JSON text. Route the
+/// The event's `entry` field holds the whole entry as JSON, in the same form the admin API and
+/// the exports use, so a field added to [`AuditEntry`] appears in the log with no change here;
+/// `entry_id`, `action` and `tenant_id` are fields of their own for filtering. Route the
 /// `audit` target to its own layer or file with your subscriber's filter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingSink;
@@ -157,34 +82,14 @@ impl TracingSink {
 
 #[async_trait]
 impl AuditSink for TracingSink {
-    async fn record(&self, e: AuditEntry) -> Result<(), SinkError> {
-        let changes = serde_json::to_string(&e.changes).unwrap_or_default();
-        let metadata = serde_json::to_string(&e.metadata).unwrap_or_default();
+    async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
+        let json = serde_json::to_string(&entry).map_err(|e| SinkError::Backend(Box::new(e)))?;
         tracing::info!(
             target: "audit",
-            id = %e.id,
-            occurred_at = %e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            tenant_id = e.tenant_id.as_deref(),
-            team_id = e.team_id.as_deref(),
-            actor_kind = e.actor_kind.as_str(),
-            actor_id = e.actor_id.as_deref(),
-            actor_name = e.actor_name.as_deref(),
-            api_key_id = e.api_key_id.as_deref(),
-            api_key_name = e.api_key_name.as_deref(),
-            action = e.action.as_str(),
-            entity_type = e.entity_type.as_deref(),
-            entity_id = e.entity_id.as_deref(),
-            entity_name = e.entity_name.as_deref(),
-            details = e.details.as_deref(),
-            changes = %changes,
-            outcome = e.outcome.as_str(),
-            status = e.status,
-            ip = e.ip.map(tracing::field::display),
-            user_agent = e.user_agent.as_deref(),
-            request_id = e.request_id.as_deref(),
-            method = e.method.as_deref(),
-            route = e.route.as_deref(),
-            metadata = %metadata,
+            entry_id = %entry.id,
+            action = entry.action.as_str(),
+            tenant_id = entry.tenant_id.as_deref(),
+            entry = %json,
             "audit entry"
         );
         Ok(())
@@ -192,38 +97,57 @@ impl AuditSink for TracingSink {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::Action;
-
-    #[tokio::test]
-    async fn memory_sink_clones_share_state_and_ignore_repeated_ids() {
-        let sink = MemorySink::new();
-        let writer = sink.clone();
-        let entry = AuditEntry::new(Action::Create);
-        writer.record(entry.clone()).await.unwrap();
-        writer.record(entry.clone()).await.unwrap();
-        writer
-            .record_batch(vec![entry.clone(), AuditEntry::new(Action::Delete)])
-            .await
-            .unwrap();
-        let entries = sink.entries();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].id, entry.id);
-        assert_eq!(entries[1].action, Action::Delete);
-        assert_eq!(sink.take().len(), 2);
-        assert!(sink.is_empty());
-    }
+    use std::sync::Mutex;
 
     #[tokio::test]
     async fn arc_dyn_sinks_are_sinks() {
-        let memory = MemorySink::new();
+        let memory = crate::MemoryStore::new();
         let shared: Arc<dyn AuditSink> = Arc::new(memory.clone());
         shared.record(AuditEntry::new(Action::Login)).await.unwrap();
-        TracingSink
-            .record(AuditEntry::new(Action::Login))
-            .await
-            .unwrap();
         assert_eq!(memory.len(), 1);
+    }
+
+    /// Collects what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_tracing_sink_logs_every_field_of_the_entry() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let entry = AuditEntry::builder(Action::Revoke)
+            .tenant("acme")
+            .entity("ApiKey", "k-7")
+            .entity_name("CI deploy key")
+            .build();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(TracingSink.record(entry.clone())).unwrap();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains(" audit: audit entry"), "{text}");
+        assert!(text.contains(&format!("entry_id={}", entry.id)), "{text}");
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(text.contains(&format!("entry={json}")), "{text}");
     }
 }

@@ -28,10 +28,9 @@
 
 use std::time::{Duration, Instant};
 
-use audit_core::{
-    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditQuery, AuditSink, AuditStore, Change,
-    Order, Outcome, Scope,
-};
+use audit_core::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, Outcome};
+
+use audit_core::store::{AuditQuery, AuditStore, Order, Scope};
 use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend};
 use audit_seaorm::{SeaOrmStore, SqliteDurability, StoreOptions};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};

@@ -1,33 +1,122 @@
-//! Between [`AuditEntry`] and a row of `audit_log`.
+//! Between [`AuditEntry`] and a row of `audit_log`, through the entry's serialised form: each
+//! field goes to the column of the same name, converted by that column's type, so a field added
+//! to the entry and to the entity needs no code here.
 //!
-//! In the flow request → layer → entry → sink → **store** → admin router, entries arrive
-//! already bounded by `audit-core`'s `Limits`, but those limits are configurable and the
-//! columns are not, so every text is cut again to its column's capacity here. NUL characters,
-//! which PostgreSQL refuses in text and in JSON, are replaced with U+FFFD, so a hostile
-//! `User-Agent` can never make an audit write fail.
+//! Entries arrive already bounded by `audit-core`'s `Limits`, but those limits are configurable
+//! and the columns are not, so every text is cut again to its column's capacity. NUL
+//! characters, which PostgreSQL refuses in text and in JSON, are replaced with U+FFFD, so a
+//! hostile `User-Agent` can never make an audit write fail.
 
-use std::net::IpAddr;
+use std::str::FromStr;
 
-use audit_core::{Action, ActorKind, AuditEntry, Outcome, StoreError, truncate};
-use chrono::SubsecRound;
-use sea_orm::ActiveValue::Set;
+use audit_core::store::StoreError;
+use audit_core::{Action, AuditEntry, TRUNCATION_MARKER};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sea_query::{ColumnType, StringLen};
+use sea_orm::{ActiveModelTrait, ColumnTrait};
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::entity::{self, capacity};
+use crate::entity::{self, Column, capacity};
 
-/// A NUL-free text of at most `max` bytes.
-fn clean(text: &str, max: u32) -> String {
-    let mut text = if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text.to_owned()
-    };
-    truncate(&mut text, max as usize);
-    text
+/// A row ready to insert, with roughly how many bytes it adds to a statement.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub model: entity::ActiveModel,
+    pub bytes: usize,
 }
 
-fn clean_opt(text: &Option<String>, max: u32) -> Option<String> {
-    text.as_deref().map(|t| clean(t, max))
+/// The row for `entry`, every column set.
+pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
+    let mut model = <entity::ActiveModel as ActiveModelTrait>::default();
+    // Fixed-size columns and per-value overhead.
+    let mut bytes = 128;
+    for (name, value) in entry.fields() {
+        let column = Column::from_str(name).map_err(|_| {
+            StoreError::Backend(format!("`audit_log` has no column for the field {name}").into())
+        })?;
+        let (value, size) = column_value(column, value)
+            .map_err(|message| StoreError::Backend(format!("{name}: {message}").into()))?;
+        bytes += size;
+        model
+            .try_set(column, value)
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    }
+    // A `Custom` can be built directly with any text; it is stored as the valid name
+    // `Action::custom` makes of it, so that every stored action reads back.
+    if !entry.action.is_valid() {
+        let valid = Action::custom(entry.action.as_str());
+        model
+            .try_set(Column::Action, valid.as_str().into())
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    }
+    Ok(Row { model, bytes })
+}
+
+/// `value` as `column` stores it, and how many bytes it adds to a statement (at least as many
+/// as its text: JSON is sent as JSON text, where escapes count).
+fn column_value(column: Column, value: Value) -> Result<(sea_orm::Value, usize), String> {
+    let def = column.def();
+    let column_type = def.get_column_type();
+    let mismatch = |value: &Value| format!("a {column_type:?} column cannot hold {value}");
+    Ok(match (column_type, value) {
+        (ColumnType::Json | ColumnType::JsonBinary, mut json) => {
+            clean_json(&mut json);
+            let size = json_text_len(&json);
+            (sea_orm::Value::Json(Some(Box::new(json))), size)
+        }
+        (ColumnType::String(_) | ColumnType::Text, Value::String(text)) => {
+            let text = clean(text, capacity_of(column_type));
+            let size = text.len();
+            (sea_orm::Value::String(Some(text)), size)
+        }
+        (ColumnType::String(_) | ColumnType::Text, Value::Null) => {
+            (sea_orm::Value::String(None), 0)
+        }
+        (ColumnType::Uuid, Value::String(text)) => {
+            let id = Uuid::parse_str(&text).map_err(|e| e.to_string())?;
+            (sea_orm::Value::Uuid(Some(id)), 16)
+        }
+        // Microseconds, as the builder makes them and cursors carry them: an entry built
+        // directly may hold nanoseconds, which SQLite would keep as text and PostgreSQL and
+        // MySQL would drop, so SQLite's keyset comparisons would miss or repeat rows.
+        (ColumnType::TimestampWithTimeZone, Value::String(text)) => {
+            let at = DateTime::parse_from_rfc3339(&text).map_err(|e| e.to_string())?;
+            let at = at.with_timezone(&Utc).trunc_subsecs(6);
+            (sea_orm::Value::ChronoDateTimeUtc(Some(at)), 8)
+        }
+        (ColumnType::Integer, Value::Number(number)) => {
+            let number = number
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| mismatch(&Value::Number(number)))?;
+            (sea_orm::Value::Int(Some(number)), 4)
+        }
+        (ColumnType::Integer, Value::Null) => (sea_orm::Value::Int(None), 0),
+        (_, other) => return Err(mismatch(&other)),
+    })
+}
+
+/// The capacity, in bytes, a value of a text column is cut to: its declared length, or what
+/// MySQL's `TEXT` holds.
+fn capacity_of(column_type: &ColumnType) -> usize {
+    match column_type {
+        ColumnType::String(StringLen::N(len)) => *len as usize,
+        _ => capacity::TEXT as usize,
+    }
+}
+
+/// A NUL-free text of at most `max` bytes, ending with the truncation marker when it was cut.
+fn clean(mut text: String, max: usize) -> String {
+    if text.contains('\0') {
+        text = text.replace('\0', "\u{FFFD}");
+    }
+    if text.len() > max {
+        let keep = max.saturating_sub(TRUNCATION_MARKER.len());
+        text.truncate(text.floor_char_boundary(keep));
+        text.push_str(TRUNCATION_MARKER);
+    }
+    text
 }
 
 /// Replaces NUL in every string and key of a JSON value.
@@ -48,124 +137,69 @@ fn clean_json(value: &mut Value) {
     }
 }
 
-/// The row for `entry`, every value set.
-pub(crate) fn to_active(entry: &AuditEntry) -> entity::ActiveModel {
-    let mut changes = serde_json::to_value(&entry.changes).unwrap_or(Value::Array(Vec::new()));
-    clean_json(&mut changes);
-    let mut metadata = Value::Object(entry.metadata.clone());
-    clean_json(&mut metadata);
-    entity::ActiveModel {
-        id: Set(entry.id),
-        // Microseconds, as the builder makes them and cursors carry them: an entry built
-        // directly may hold nanoseconds, which SQLite would keep as text and PostgreSQL and
-        // MySQL would drop, so SQLite's keyset comparisons would miss or repeat rows.
-        occurred_at: Set(entry.occurred_at.trunc_subsecs(6)),
-        tenant_id: Set(clean_opt(&entry.tenant_id, capacity::ID)),
-        team_id: Set(clean_opt(&entry.team_id, capacity::ID)),
-        actor_kind: Set(entry.actor_kind.as_str().to_owned()),
-        actor_id: Set(clean_opt(&entry.actor_id, capacity::ID)),
-        actor_name: Set(clean_opt(&entry.actor_name, capacity::NAME)),
-        api_key_id: Set(clean_opt(&entry.api_key_id, capacity::ID)),
-        api_key_name: Set(clean_opt(&entry.api_key_name, capacity::NAME)),
-        // A `Custom` can be built directly with any text; it is stored as the valid name
-        // `Action::custom` makes of it, so that every stored action reads back.
-        action: Set(if entry.action.is_valid() {
-            clean(entry.action.as_str(), capacity::ACTION)
-        } else {
-            Action::custom(entry.action.as_str()).as_str().to_owned()
-        }),
-        entity_type: Set(clean_opt(&entry.entity_type, capacity::NAME)),
-        entity_id: Set(clean_opt(&entry.entity_id, capacity::ID)),
-        entity_name: Set(clean_opt(&entry.entity_name, capacity::NAME)),
-        details: Set(clean_opt(&entry.details, capacity::TEXT)),
-        changes: Set(changes),
-        outcome: Set(entry.outcome.as_str().to_owned()),
-        status: Set(entry.status.map(i32::from)),
-        ip: Set(entry.ip.map(|ip| ip.to_string())),
-        user_agent: Set(clean_opt(&entry.user_agent, capacity::TEXT)),
-        request_id: Set(clean_opt(&entry.request_id, capacity::ID)),
-        method: Set(clean_opt(&entry.method, capacity::METHOD)),
-        route: Set(clean_opt(&entry.route, capacity::TEXT)),
-        metadata: Set(metadata),
+/// The length of `value` as JSON text, counted as `serde_json` writes it.
+fn json_text_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
+    let mut count = Count(0);
+    // Writing a JSON value into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// The entry a row holds; a value the entry types cannot hold is [`StoreError::Corrupt`].
 pub(crate) fn from_model(row: entity::Model) -> Result<AuditEntry, StoreError> {
+    let id = row.id;
     let corrupt = |message: String| StoreError::Corrupt {
-        id: row.id.to_string(),
+        id: id.to_string(),
         message,
     };
-    // Rows this store writes always hold a valid name. One written otherwise (by hand, by another
-    // tool) is shown as it is rather than failing every page and export that covers it.
-    let action = row
-        .action
-        .parse()
-        .unwrap_or_else(|_| Action::Custom(row.action.clone()));
-    let actor_kind: ActorKind = row
-        .actor_kind
-        .parse()
-        .map_err(|e| corrupt(format!("actor_kind: {e}")))?;
-    let outcome: Outcome = row
-        .outcome
-        .parse()
-        .map_err(|e| corrupt(format!("outcome: {e}")))?;
-    let status = row
-        .status
-        .map(u16::try_from)
-        .transpose()
-        .map_err(|e| corrupt(format!("status: {e}")))?;
-    let ip = row
-        .ip
-        .as_deref()
-        .map(str::parse::<IpAddr>)
-        .transpose()
-        .map_err(|e| corrupt(format!("ip: {e}")))?;
-    let changes = match row.changes {
-        Value::Null => Vec::new(),
-        value => serde_json::from_value(value).map_err(|e| corrupt(format!("changes: {e}")))?,
+    let mut json = serde_json::to_value(row).map_err(|e| corrupt(e.to_string()))?;
+    // Rows this store writes always hold a valid action name. One written otherwise (by hand,
+    // by another tool) is shown as it is rather than failing every page that covers it.
+    let foreign_action = match json.get("action").and_then(Value::as_str) {
+        Some(action) if action.parse::<Action>().is_err() => Some(action.to_owned()),
+        _ => None,
     };
-    let metadata = match row.metadata {
-        Value::Object(map) => map,
-        Value::Null => serde_json::Map::new(),
-        other => {
-            return Err(corrupt(format!(
-                "metadata: expected a JSON object, found {other}"
-            )));
+    if foreign_action.is_some() {
+        json["action"] = Value::from(Action::Create.as_str());
+    }
+    for (field, empty) in [
+        ("changes", Value::Array(Vec::new())),
+        ("metadata", Value::Object(Default::default())),
+    ] {
+        if json.get(field).is_some_and(Value::is_null) {
+            json[field] = empty;
         }
-    };
-    Ok(AuditEntry {
-        id: row.id,
-        occurred_at: row.occurred_at,
-        tenant_id: row.tenant_id,
-        team_id: row.team_id,
-        actor_kind,
-        actor_id: row.actor_id,
-        actor_name: row.actor_name,
-        api_key_id: row.api_key_id,
-        api_key_name: row.api_key_name,
-        action,
-        entity_type: row.entity_type,
-        entity_id: row.entity_id,
-        entity_name: row.entity_name,
-        details: row.details,
-        changes,
-        outcome,
-        status,
-        ip,
-        user_agent: row.user_agent,
-        request_id: row.request_id,
-        method: row.method,
-        route: row.route,
-        metadata,
-    })
+    }
+    let mut entry: AuditEntry = serde_json::from_value(json).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(action) = foreign_action {
+        entry.action = Action::Custom(action);
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use sea_orm::ActiveValue;
+    use audit_core::Change;
+    use sea_orm::{ActiveValue, Iterable};
+
+    fn text(row: &Row, column: Column) -> String {
+        match row.model.get(column) {
+            ActiveValue::Set(sea_orm::Value::String(Some(text))) => text,
+            other => panic!("{column:?} is {other:?}"),
+        }
+    }
 
     #[test]
     fn nul_is_replaced_and_long_text_cut_to_the_column() {
@@ -175,18 +209,41 @@ mod tests {
             .build();
         entry.user_agent = Some("curl\0/8".into());
         entry.entity_name = Some("é".repeat(400));
-        let row = to_active(&entry);
-        let ActiveValue::Set(Some(ua)) = row.user_agent else {
-            panic!("user agent not set")
-        };
-        assert_eq!(ua, "curl\u{FFFD}/8");
-        let ActiveValue::Set(Some(name)) = row.entity_name else {
-            panic!("name not set")
-        };
-        assert!(name.len() <= capacity::NAME as usize);
-        let ActiveValue::Set(metadata) = row.metadata else {
+        let row = to_row(&entry).unwrap();
+        assert_eq!(text(&row, Column::UserAgent), "curl\u{FFFD}/8");
+        let name = text(&row, Column::EntityName);
+        assert!(name.len() <= capacity::NAME as usize && name.ends_with(TRUNCATION_MARKER));
+        let ActiveValue::Set(sea_orm::Value::Json(Some(metadata))) =
+            row.model.get(Column::Metadata)
+        else {
             panic!("metadata not set")
         };
-        assert_eq!(metadata, serde_json::json!({"k\u{FFFD}": "v\u{FFFD}"}));
+        assert_eq!(*metadata, serde_json::json!({"k\u{FFFD}": "v\u{FFFD}"}));
+    }
+
+    #[test]
+    fn every_column_is_set_and_a_row_is_sized_at_least_as_its_json() {
+        let control = "\u{1}".repeat(4000);
+        let mut entry = AuditEntry::new(Action::Update);
+        entry.changes = (0..20)
+            .map(|i| {
+                Change::new(
+                    format!("f\"{i}"),
+                    serde_json::json!(control),
+                    serde_json::json!({"a": control}),
+                )
+            })
+            .collect();
+        entry
+            .metadata
+            .insert("k\n".into(), serde_json::json!(["\\", control]));
+        let row = to_row(&entry).unwrap();
+        for column in Column::iter() {
+            assert!(row.model.get(column).is_set(), "{column:?}");
+        }
+        let changes = serde_json::to_string(&entry.changes).unwrap().len();
+        let metadata = serde_json::to_string(&entry.metadata).unwrap().len();
+        assert!(changes > 20 * 2 * 6 * 4000);
+        assert!(row.bytes >= changes + metadata);
     }
 }

@@ -1,17 +1,17 @@
-//! The `audit_log` table as a SeaORM entity.
+//! The `audit_log` table as a SeaORM entity: one row is one
+//! [`AuditEntry`](audit_core::AuditEntry), one column per field of its serialised form, under
+//! the same name. `changes` and `metadata` are JSON (JSONB on PostgreSQL, JSON on MySQL, text on
+//! SQLite); `action`, `actor_kind` and `outcome` hold the text forms from `audit-core`.
 //!
-//! In the flow request → layer → entry → sink → **store** → admin router, one row of this table
-//! is one [`AuditEntry`](audit_core::AuditEntry). The row is flat so that every filter column can
-//! be indexed; `changes` and `metadata` are JSON (JSONB on PostgreSQL, JSON on MySQL, text on
-//! SQLite). `action`, `actor_kind` and `outcome` hold the text forms from `audit-core`.
-//!
-//! The table is created by [`Migrator`](crate::migration::Migrator); the column list here and
-//! the migration must agree.
+//! Adding a field to the entry means adding its column here and in a new migration; rows are
+//! converted through the serialised form, so nothing else changes. The table is created by
+//! [`Migrator`](crate::migration::Migrator); the column list here and the migrations must agree
+//! (a test compares them with the entry's fields).
 
 use sea_orm::entity::prelude::*;
 
 /// One stored audit entry.
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "audit_log")]
 pub struct Model {
     /// The entry's UUIDv7.
@@ -20,26 +20,37 @@ pub struct Model {
     /// When it happened (UTC, microseconds).
     pub occurred_at: DateTimeUtc,
     /// The tenant.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub tenant_id: Option<String>,
     /// The team within the tenant.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub team_id: Option<String>,
     /// `user`, `api_key`, `system` or `anonymous`.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::KIND))")]
     pub actor_kind: String,
     /// The caller's id.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub actor_id: Option<String>,
     /// The caller's display name.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::NAME))", nullable)]
     pub actor_name: Option<String>,
     /// The API key's id.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub api_key_id: Option<String>,
     /// The API key's name.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::NAME))", nullable)]
     pub api_key_name: Option<String>,
     /// The action's text form.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ACTION))")]
     pub action: String,
     /// The kind of object acted on.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::NAME))", nullable)]
     pub entity_type: Option<String>,
     /// The object's id.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub entity_id: Option<String>,
     /// The object's display name.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::NAME))", nullable)]
     pub entity_name: Option<String>,
     /// A short human summary.
     #[sea_orm(column_type = "Text", nullable)]
@@ -48,17 +59,21 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub changes: Json,
     /// `success`, `failure` or `denied`.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::KIND))")]
     pub outcome: String,
     /// The HTTP status.
     pub status: Option<i32>,
     /// The client address, as text.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::IP))", nullable)]
     pub ip: Option<String>,
     /// The client's user agent.
     #[sea_orm(column_type = "Text", nullable)]
     pub user_agent: Option<String>,
     /// The request id.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub request_id: Option<String>,
     /// The HTTP method.
+    #[sea_orm(column_type = "String(StringLen::N(capacity::METHOD))", nullable)]
     pub method: Option<String>,
     /// The matched route template.
     #[sea_orm(column_type = "Text", nullable)]

@@ -1,10 +1,9 @@
-//! SeaORM errors as `audit-core` errors.
-//!
-//! In the flow request → layer → entry → sink → **store** → admin router, a lost connection is
-//! reported as "unavailable" (a sink may retry or spool; an HTTP layer may answer 503) and
-//! anything else as a backend failure, with the database's error as its source.
+//! SeaORM errors as `audit-core` errors: a lost connection is "unavailable" (a sink may retry;
+//! an HTTP layer may answer 503), anything else a backend failure, with the database's error as
+//! its source.
 
-use audit_core::{SinkError, StoreError};
+use audit_core::SinkError;
+use audit_core::store::StoreError;
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 
 /// A database error as a [`StoreError`].

@@ -15,7 +15,7 @@
 //!   migration's indexes; exports stream in chunks.
 //!
 //! ```no_run
-//! use audit_core::{AuditQuery, AuditStore, Scope};
+//! use audit_core::store::{AuditQuery, AuditStore, Scope};
 //! use audit_seaorm::SeaOrmStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

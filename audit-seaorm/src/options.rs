@@ -1,6 +1,4 @@
-//! How [`SeaOrmStore::connect_with`](crate::SeaOrmStore::connect_with) opens its connections.
-//!
-//! In the flow request → layer → entry → sink → **store** → admin router, these options decide
+//! How [`SeaOrmStore::connect_with`](crate::SeaOrmStore::connect_with) opens its connections:
 //! what a committed entry survives. They only concern the pool the store opens itself: with
 //! [`SeaOrmStore::new`](crate::SeaOrmStore::new) your own connection settings apply, and an
 //! entry written in your transaction ([`record_in`](crate::record_in),

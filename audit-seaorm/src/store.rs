@@ -1,14 +1,12 @@
-//! [`SeaOrmStore`]: the audit log in a SeaORM database, as a sink and as a store.
-//!
-//! In the flow request → layer → entry → **sink → store** → admin router, the layer hands
-//! entries to this type through [`AuditSink`], and the admin router reads them back through
-//! [`AuditStore`].
+//! [`SeaOrmStore`]: the audit log in a SeaORM database, as a sink (what the layer writes to)
+//! and as a store (what the admin router reads from): connecting, migrating, and the SQLite
+//! settings the store opens its connections with.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audit_core::store::Scope;
-use audit_core::{AuditEntry, AuditQuery, AuditSink, AuditStore, Page, SinkError, StoreError};
+use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
+use audit_core::{AuditEntry, AuditSink, SinkError};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
@@ -34,7 +32,8 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// letters only, so there `É` and `é` differ, while PostgreSQL and MySQL fold all letters.
 ///
 /// ```no_run
-/// use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
+/// use audit_core::{Action, AuditEntry, AuditSink};
+/// use audit_core::store::{AuditQuery, AuditStore, Scope};
 /// use audit_seaorm::SeaOrmStore;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -313,13 +312,13 @@ impl SeaOrmStore {
     /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
     /// transaction, so it is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let chunks = write::chunks(self.writer.get_database_backend(), entries);
-        match chunks.as_slice() {
-            [] => Ok(()),
-            [only] => write::insert_chunk(&self.writer, only).await,
+        let mut chunks = write::chunks(self.writer.get_database_backend(), entries)?;
+        match chunks.len() {
+            0 => Ok(()),
+            1 => write::insert_chunk(&self.writer, chunks.remove(0)).await,
             _ => {
                 let txn = self.writer.begin().await.map_err(store_error)?;
-                for chunk in &chunks {
+                for chunk in chunks {
                     write::insert_chunk(&txn, chunk).await?;
                 }
                 txn.commit().await.map_err(store_error)

@@ -1,21 +1,17 @@
-//! Writing entries: idempotent multi-row inserts, chunked under each backend's limits.
-//!
-//! In the flow request → layer → entry → **sink** → store → admin router, this is the sink's
-//! half of [`SeaOrmStore`](crate::SeaOrmStore), and [`insert_entry`] is what transactional
-//! recording uses to write an entry inside a handler's own transaction.
+//! Writing entries: idempotent multi-row inserts, chunked under each backend's limits. This is
+//! the sink's half of [`SeaOrmStore`](crate::SeaOrmStore); [`insert_entry`] writes an entry
+//! inside a handler's own transaction.
 
 use std::collections::HashSet;
 
-use audit_core::{AuditEntry, StoreError, json_str_len, json_text_len};
+use audit_core::AuditEntry;
+use audit_core::store::StoreError;
 use futures_util::future::BoxFuture;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Iterable};
 
-use crate::convert::to_active;
-use crate::entity;
+use crate::convert::{Row, to_row};
+use crate::entity::{self, Column};
 use crate::error::store_error;
-
-/// Bound parameters per row: one per column.
-const COLUMNS: usize = 23;
 /// The most rows in one statement, whatever the backend allows: past this, larger statements
 /// stop paying for themselves and only hold locks longer.
 const MAX_ROWS: usize = 1000;
@@ -37,50 +33,9 @@ fn max_parameters(backend: DbBackend) -> usize {
     }
 }
 
-/// The most rows per statement on `backend`.
+/// The most rows per statement on `backend`: one bound parameter per column and row.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
-    (max_parameters(backend) / COLUMNS).min(MAX_ROWS)
-}
-
-/// Roughly how many bytes `entry` adds to a statement (at least as many as its JSON columns'
-/// text).
-fn approx_size(entry: &AuditEntry) -> usize {
-    fn len(text: &Option<String>) -> usize {
-        text.as_deref().map_or(0, str::len)
-    }
-    let texts = [
-        &entry.tenant_id,
-        &entry.team_id,
-        &entry.actor_id,
-        &entry.actor_name,
-        &entry.api_key_id,
-        &entry.api_key_name,
-        &entry.entity_type,
-        &entry.entity_id,
-        &entry.entity_name,
-        &entry.details,
-        &entry.user_agent,
-        &entry.request_id,
-        &entry.method,
-        &entry.route,
-    ]
-    .into_iter()
-    .map(len)
-    .sum::<usize>();
-    // JSON columns are sent as JSON text, where escapes count: a control character in a
-    // string takes six bytes.
-    let changes = entry
-        .changes
-        .iter()
-        .map(|c| json_str_len(&c.field) + json_text_len(&c.old) + json_text_len(&c.new) + 24)
-        .sum::<usize>();
-    let metadata = entry
-        .metadata
-        .iter()
-        .map(|(k, v)| json_str_len(k) + json_text_len(v) + 2)
-        .sum::<usize>();
-    // Fixed-size columns and per-value overhead.
-    128 + texts + changes + metadata
+    (max_parameters(backend) / Column::iter().count()).min(MAX_ROWS)
 }
 
 /// The step between the large statement sizes: a chunk's whole hundreds (100, 200, …, 1,000
@@ -105,19 +60,19 @@ const _: () = assert!(MAX_ROWS.is_multiple_of(LARGE_STEP) && SMALL_SHAPES[6] == 
 /// SQLite, and over TCP one that spans several segments may wait ~40 ms for a delayed
 /// acknowledgement (SQLx 0.9.0 does not set `TCP_NODELAY`); the padding costs at most 49
 /// repeated rows, which the database skips.
-fn shaped<'a>(rows: &[&'a AuditEntry], out: &mut Vec<Vec<&'a AuditEntry>>) {
-    let (large, rest) = rows.split_at(rows.len() / LARGE_STEP * LARGE_STEP);
-    if !large.is_empty() {
-        out.push(large.to_vec());
+fn shaped(mut rows: Vec<Row>, out: &mut Vec<Vec<Row>>) {
+    let rest = rows.split_off(rows.len() / LARGE_STEP * LARGE_STEP);
+    if !rows.is_empty() {
+        out.push(rows);
     }
-    let Some(filler) = rest.iter().copied().min_by_key(|entry| approx_size(entry)) else {
+    let Some(filler) = rest.iter().min_by_key(|row| row.bytes).cloned() else {
         return;
     };
     let shape = SMALL_SHAPES
         .into_iter()
         .find(|&shape| shape >= rest.len())
         .unwrap_or(rest.len());
-    let mut piece = rest.to_vec();
+    let mut piece = rest;
     piece.resize(shape, filler);
     out.push(piece);
 }
@@ -126,47 +81,50 @@ fn shaped<'a>(rows: &[&'a AuditEntry], out: &mut Vec<Vec<&'a AuditEntry>>) {
 /// first one wins, as it would in separate inserts). Statements have one of a few sizes (see
 /// [`shaped`]), so that a connection prepares a bounded number of insert statements; the last
 /// rows of a chunk may be followed by repeats of one of them, which the insert skips.
-pub(crate) fn chunks(backend: DbBackend, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
+pub(crate) fn chunks(
+    backend: DbBackend,
+    entries: &[AuditEntry],
+) -> Result<Vec<Vec<Row>>, StoreError> {
     let max_rows = rows_per_statement(backend);
-    let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
-    for chunk in sized_chunks(max_rows, entries) {
-        shaped(&chunk, &mut out);
+    let mut out = Vec::new();
+    for chunk in sized_chunks(max_rows, entries)? {
+        shaped(chunk, &mut out);
     }
-    out
+    Ok(out)
 }
 
-/// Splits `entries` into chunks of at most `max_rows` rows and [`MAX_CHUNK_BYTES`],
-/// dropping repeated ids.
-fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Vec<Vec<&AuditEntry>> {
+/// Converts `entries` into rows in chunks of at most `max_rows` rows and
+/// [`MAX_CHUNK_BYTES`], dropping repeated ids.
+fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Result<Vec<Vec<Row>>, StoreError> {
     let mut seen = HashSet::with_capacity(entries.len());
-    let mut out: Vec<Vec<&AuditEntry>> = Vec::new();
-    let mut current: Vec<&AuditEntry> = Vec::new();
+    let mut out = Vec::new();
+    let mut current: Vec<Row> = Vec::new();
     let mut bytes = 0;
     for entry in entries {
         if !seen.insert(entry.id) {
             continue;
         }
-        let size = approx_size(entry);
-        if !current.is_empty() && (current.len() >= max_rows || bytes + size > MAX_CHUNK_BYTES) {
+        let row = to_row(entry)?;
+        if !current.is_empty() && (current.len() >= max_rows || bytes + row.bytes > MAX_CHUNK_BYTES)
+        {
             out.push(std::mem::take(&mut current));
             bytes = 0;
         }
-        bytes += size;
-        current.push(entry);
+        bytes += row.bytes;
+        current.push(row);
     }
     if !current.is_empty() {
         out.push(current);
     }
-    out
+    Ok(out)
 }
 
 /// Inserts one chunk as one statement; ids that already exist are skipped.
 pub(crate) async fn insert_chunk<C: ConnectionTrait>(
     conn: &C,
-    chunk: &[&AuditEntry],
+    chunk: Vec<Row>,
 ) -> Result<(), StoreError> {
-    let rows = chunk.iter().map(|entry| to_active(entry));
-    entity::Entity::insert_many(rows)
+    entity::Entity::insert_many(chunk.into_iter().map(|row| row.model))
         .on_conflict_do_nothing()
         .exec_without_returning(conn)
         .await
@@ -197,7 +155,7 @@ pub async fn insert_entry<C: ConnectionTrait>(
     conn: &C,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
-    insert_chunk(conn, &[entry]).await
+    insert_chunk(conn, vec![to_row(entry)?]).await
 }
 
 /// The writer for `AuditContext::record_with` (in `audit-tower`) that inserts the request's
@@ -236,8 +194,8 @@ pub async fn insert_entries<C: ConnectionTrait>(
     conn: &C,
     entries: &[AuditEntry],
 ) -> Result<(), StoreError> {
-    for chunk in chunks(conn.get_database_backend(), entries) {
-        insert_chunk(conn, &chunk).await?;
+    for chunk in chunks(conn.get_database_backend(), entries)? {
+        insert_chunk(conn, chunk).await?;
     }
     Ok(())
 }
@@ -248,31 +206,20 @@ mod tests {
     use super::*;
     use audit_core::{Action, Change};
 
-    #[test]
-    fn an_entry_is_sized_at_least_as_its_json_text() {
-        let control = "\u{1}".repeat(4000);
-        let mut entry = AuditEntry::new(Action::Update);
-        entry.changes = (0..20)
-            .map(|i| {
-                Change::new(
-                    format!("f\"{i}"),
-                    serde_json::json!(control),
-                    serde_json::json!({"a": control}),
-                )
-            })
-            .collect();
-        entry
-            .metadata
-            .insert("k\n".into(), serde_json::json!(["\\", control]));
-        let changes = serde_json::to_string(&entry.changes).unwrap().len();
-        let metadata = serde_json::to_string(&entry.metadata).unwrap().len();
-        assert!(changes > 20 * 2 * 6 * 4000);
-        assert!(approx_size(&entry) >= changes + metadata);
+    fn id(row: &Row) -> uuid::Uuid {
+        match &row.model.id {
+            sea_orm::ActiveValue::Set(id) => *id,
+            other => panic!("id is {other:?}"),
+        }
+    }
+
+    fn chunks(backend: DbBackend, entries: &[AuditEntry]) -> Vec<Vec<Row>> {
+        super::chunks(backend, entries).unwrap()
     }
 
     #[test]
     fn chunks_respect_parameter_limits_and_drop_repeated_ids() {
-        assert!(rows_per_statement(DbBackend::Sqlite) * COLUMNS <= 32_766);
+        assert!(rows_per_statement(DbBackend::Sqlite) * Column::iter().count() <= 32_766);
         assert_eq!(rows_per_statement(DbBackend::Postgres), 1000);
         let entries: Vec<AuditEntry> = (0..2500).map(|_| AuditEntry::new(Action::Create)).collect();
         let mut with_repeats = entries.clone();
@@ -282,7 +229,7 @@ mod tests {
             let chunks = chunks(backend, &with_repeats);
             let max = rows_per_statement(backend);
             assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= max));
-            let flat: Vec<_> = chunks.iter().flatten().map(|e| e.id).collect();
+            let flat: Vec<_> = chunks.iter().flatten().map(id).collect();
             let expected: Vec<_> = entries.iter().map(|e| e.id).collect();
             assert_eq!(flat, expected);
         }
@@ -298,11 +245,11 @@ mod tests {
             let mut seen = HashSet::new();
             let mut order = Vec::new();
             for chunk in &chunks {
-                let ids: HashSet<_> = chunk.iter().map(|e| e.id).collect();
-                for entry in chunk {
-                    assert!(ids.contains(&entry.id));
-                    if seen.insert(entry.id) {
-                        order.push(entry.id);
+                let ids: HashSet<_> = chunk.iter().map(id).collect();
+                for row in chunk {
+                    assert!(ids.contains(&id(row)));
+                    if seen.insert(id(row)) {
+                        order.push(id(row));
                     }
                 }
             }
@@ -367,7 +314,7 @@ mod tests {
         let chunks = chunks(DbBackend::MySql, &entries);
         assert!(chunks.len() >= 3, "{}", chunks.len());
         for chunk in &chunks {
-            let bytes: usize = chunk.iter().map(|e| approx_size(e)).sum();
+            let bytes: usize = chunk.iter().map(|row| row.bytes).sum();
             assert!(bytes <= MAX_STATEMENT_BYTES);
         }
     }

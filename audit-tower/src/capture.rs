@@ -1,27 +1,33 @@
-//! What the layer keeps of a request it records, and how an [`AuditEntry`] is made from it.
+//! What the layer keeps of a request it records ([`Capture`]), what the handler adds
+//! ([`Edits`]) and what the response tells ([`ResponseFacts`]), and how the three become an
+//! [`AuditEntry`] ([`fill`]).
 //!
-//! In the flow request → **layer → entry** → sink → store → admin router, the layer does as
-//! little as it can while the request is in flight: it takes one clock reading, the cached route
-//! derivation, reference-counted header values and the peer address into a [`Capture`]; the
-//! handler's additions go into [`Edits`]; the response adds its status and whatever its
-//! extensions say about the caller ([`ResponseFacts`]). [`build`] turns the three into the
-//! entry, with owned, bounded text. In the synchronous mode that happens before the response is
-//! returned; in the buffered mode the queue's writer does it, off the request path.
+//! The request path does as little as it can: one clock reading, the cached route derivation,
+//! reference-counted header values, the client address and the caller. Owned, bounded text is
+//! made by [`fill`]: before the response in the synchronous mode, on the writer in the
+//! buffered one, where it writes into the buffers of the entries of the previous batch.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit_core::{
-    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, Change, Limits, Outcome, TenantRef,
+    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, Change, Limits, Outcome, REDACTED, TenantRef,
 };
 use chrono::{DateTime, Utc};
-use http::{HeaderValue, Method};
+use http::header::USER_AGENT;
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use serde_json::{Map, Value};
 use uuid::{Timestamp, Uuid};
 
-use crate::resolve::fingerprint_text;
-use crate::route::{Derived, percent_decode};
+use crate::config::Config;
+use crate::resolve::{KeyFingerprint, fingerprint};
+use crate::route::{Derived, percent_decode, raw_segment_from_end};
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// API key values longer than this are not looked up (they are still fingerprinted).
+const MAX_API_KEY_BYTES: usize = 512;
 
 /// How the request identified an API key.
 #[derive(Clone)]
@@ -30,15 +36,14 @@ pub(crate) enum KeyCapture {
     None,
     /// A key the resolver (or the extensions) knew.
     Known(ApiKeyRef),
-    /// An unknown key: the first six bytes of its SHA-256, never the key.
-    Fingerprint([u8; 6]),
+    /// An unknown key: a short digest of it, never the key.
+    Fingerprint(KeyFingerprint),
 }
 
 /// The request side of an entry, taken before the inner service runs.
 #[derive(Clone)]
 pub(crate) struct Capture {
-    /// The clock reading the entry's id and time are made from (by [`build`], off the request
-    /// path when delivery is buffered).
+    /// The clock reading the entry's id and time are made from.
     pub at: Duration,
     pub derived: Arc<Derived>,
     pub method: Method,
@@ -50,6 +55,99 @@ pub(crate) struct Capture {
     pub key: KeyCapture,
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
+}
+
+/// The request side of `req`'s entry, or `None` when the layer does not record it.
+pub(crate) fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()?
+        .as_str();
+    let derived = config.routes.derive(req.method(), route);
+    if derived.skip {
+        return None;
+    }
+    Some(capture_with(
+        config,
+        derived,
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        req.extensions(),
+    ))
+}
+
+/// The request side of an entry whose meaning (`derived`) is already known.
+pub(crate) fn capture_with(
+    config: &Config,
+    derived: Arc<Derived>,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Capture {
+    let key = match extensions.get::<ApiKeyRef>() {
+        Some(known) => KeyCapture::Known(known.clone()),
+        None => key_from_header(config, headers),
+    };
+    Capture {
+        at: now(),
+        method: method.clone(),
+        entity_id: derived
+            .id_from_end
+            .and_then(|n| raw_segment_from_end(path, n))
+            .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
+        ip: config.client_ip.client_ip(headers, extensions),
+        user_agent: headers.get(USER_AGENT).cloned(),
+        request_id: headers.get(&X_REQUEST_ID).cloned(),
+        key,
+        actor: resolve_actor(config, headers, extensions),
+        tenant: resolve_tenant(config, headers, extensions),
+        derived,
+    }
+}
+
+/// The key the API key header names: looked up with the resolver, fingerprinted when unknown.
+/// The header's value is used for both, then dropped.
+fn key_from_header(config: &Config, headers: &HeaderMap) -> KeyCapture {
+    let Some(value) = config.api_key_header.as_ref().and_then(|h| headers.get(h)) else {
+        return KeyCapture::None;
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() {
+        return KeyCapture::None;
+    }
+    let known = value
+        .to_str()
+        .ok()
+        .filter(|raw| raw.len() <= MAX_API_KEY_BYTES)
+        .and_then(|raw| config.api_key.as_ref()?.resolve_api_key(raw));
+    match known {
+        Some(known) => KeyCapture::Known(known),
+        None => KeyCapture::Fingerprint(fingerprint(bytes)),
+    }
+}
+
+pub(crate) fn resolve_actor(
+    config: &Config,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Option<Actor> {
+    extensions
+        .get::<Actor>()
+        .cloned()
+        .or_else(|| config.actor.as_ref()?.resolve_actor(headers, extensions))
+}
+
+pub(crate) fn resolve_tenant(
+    config: &Config,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> Option<TenantRef> {
+    extensions
+        .get::<TenantRef>()
+        .cloned()
+        .or_else(|| config.tenant.as_ref()?.resolve_tenant(headers, extensions))
 }
 
 /// A path segment, kept without an allocation when it is short (ids usually are).
@@ -120,6 +218,8 @@ pub(crate) struct Edits {
     pub action: Option<Action>,
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
+    /// A tenant to use only when neither the request nor the response names one.
+    pub fallback_tenant: Option<TenantRef>,
     pub outcome: Option<Outcome>,
     pub changes: Option<Vec<Change>>,
     pub metadata: Map<String, Value>,
@@ -142,14 +242,54 @@ pub(crate) struct Caller {
     pub key: Option<ApiKeyRef>,
 }
 
-/// The entry made from a request, the handler's edits and (unless the entry is claimed before
-/// the response exists) the response, bounded to `limits`.
-pub(crate) fn build(
+/// What `response` (or its absence, when the inner service failed) tells.
+pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>) -> ResponseFacts {
+    let Some(response) = response else {
+        return ResponseFacts::default();
+    };
+    let status = Some(response.status().as_u16());
+    let (headers, extensions) = (response.headers(), response.extensions());
+    // Most responses carry no extensions, and then only a resolver could name a caller.
+    if extensions.is_empty() && !config.resolves_from_headers() {
+        return ResponseFacts {
+            status,
+            caller: None,
+        };
+    }
+    let caller = Caller {
+        actor: resolve_actor(config, headers, extensions),
+        tenant: resolve_tenant(config, headers, extensions),
+        key: extensions.get::<ApiKeyRef>().cloned(),
+    };
+    let named = caller.actor.is_some() || caller.tenant.is_some() || caller.key.is_some();
+    ResponseFacts {
+        status,
+        caller: named.then(|| Box::new(caller)),
+    }
+}
+
+/// Writes `value` into `field`, in `spare`'s buffer when there is one.
+fn put(field: &mut Option<String>, spare: Option<String>, value: &str) {
+    let mut text = spare.unwrap_or_default();
+    text.clear();
+    text.push_str(value);
+    *field = Some(text);
+}
+
+/// Turns `slot` into the entry made from a request, the handler's edits and (unless the entry
+/// is claimed before the response exists) the response, bounded to `limits`.
+///
+/// The text the layer copies (route, method, entity type and id, headers, the caller named by
+/// a key) goes into the buffers of the entry `slot` held before, so a writer that fills the
+/// same entries batch after batch allocates nothing for them. Fields this function does not
+/// set start empty: nothing of the previous entry is kept but its buffers.
+pub(crate) fn fill(
+    slot: &mut AuditEntry,
     capture: Capture,
     edits: Edits,
     response: Option<ResponseFacts>,
     limits: &Limits,
-) -> AuditEntry {
+) {
     let Capture {
         at,
         derived,
@@ -162,84 +302,118 @@ pub(crate) fn build(
         actor,
         tenant,
     } = capture;
-    let responded = response.is_some();
-    let (status, response_actor, response_tenant, response_key) = match response {
-        Some(r) => {
-            let caller = r.caller.map(|c| *c).unwrap_or_default();
-            (r.status, caller.actor, caller.tenant, caller.key)
-        }
-        None => (None, None, None, None),
-    };
+    let (id, occurred_at) = id_and_time(at);
+    let action = edits.action.unwrap_or_else(|| derived.action.clone());
+    let mut old = std::mem::replace(slot, AuditEntry::with_id(id, occurred_at, action));
+    let entry = slot;
 
-    let key = match (response_key, key) {
-        (Some(known), _) | (None, KeyCapture::Known(known)) => Some(known),
-        (None, KeyCapture::Fingerprint(bytes)) => Some(ApiKeyRef {
-            id: Some(fingerprint_text(&bytes)),
-            name: None,
-        }),
-        (None, KeyCapture::None) => None,
+    let responded = response.is_some();
+    let (status, caller) = match response {
+        Some(r) => (r.status, r.caller.map(|c| *c).unwrap_or_default()),
+        None => (None, Caller::default()),
     };
-    let actor = edits.actor.or(response_actor).or(actor).or_else(|| {
+    let key = match (caller.key, key) {
+        (Some(known), _) | (None, KeyCapture::Known(known)) => {
+            entry.api_key_id = known.id;
+            entry.api_key_name = known.name;
+            true
+        }
+        (None, KeyCapture::Fingerprint(digest)) => {
+            put(
+                &mut entry.api_key_id,
+                old.api_key_id.take(),
+                digest.as_str(),
+            );
+            true
+        }
+        (None, KeyCapture::None) => false,
+    };
+    match edits.actor.or(caller.actor).or(actor) {
+        Some(actor) => entry.set_actor(actor),
         // A request authenticated only by its key is the key's doing.
-        let key = key
-            .as_ref()
-            .filter(|k| k.id.is_some() || k.name.is_some())?;
-        Some(Actor {
-            kind: ActorKind::ApiKey,
-            id: key.id.clone(),
-            name: key.name.clone(),
-        })
-    });
-    let tenant = edits.tenant.or(response_tenant).or(tenant);
-    let outcome = edits
+        None if key && (entry.api_key_id.is_some() || entry.api_key_name.is_some()) => {
+            entry.actor_kind = ActorKind::ApiKey;
+            if let Some(id) = &entry.api_key_id {
+                put(&mut entry.actor_id, old.actor_id.take(), id);
+            }
+            if let Some(name) = &entry.api_key_name {
+                put(&mut entry.actor_name, old.actor_name.take(), name);
+            }
+        }
+        None => {}
+    }
+    if let Some(tenant) = edits
+        .tenant
+        .or(caller.tenant)
+        .or(tenant)
+        .or(edits.fallback_tenant)
+    {
+        entry.tenant_id = Some(tenant.tenant_id);
+        entry.team_id = tenant.team_id;
+    }
+    entry.outcome = edits
         .outcome
         .unwrap_or_else(|| outcome_of(responded, status));
-    let (id, occurred_at) = id_and_time(at);
-    let request_id = request_id
+    entry.status = status;
+    entry.ip = ip;
+
+    match edits.entity_type {
+        Some(entity_type) => entry.entity_type = Some(entity_type),
+        None => {
+            if let Some(derived_type) = &derived.entity_type {
+                put(&mut entry.entity_type, old.entity_type.take(), derived_type);
+            }
+        }
+    }
+    match edits.entity_id {
+        Some(entity_id) => entry.entity_id = Some(entity_id),
+        None => {
+            if let Some(segment) = &entity_id {
+                put(
+                    &mut entry.entity_id,
+                    old.entity_id.take(),
+                    &percent_decode(segment.as_str()),
+                );
+            }
+        }
+    }
+    entry.entity_name = edits.entity_name;
+    entry.details = edits.details;
+    entry.changes = edits.changes.unwrap_or_default();
+    entry.metadata = edits.metadata;
+
+    if let Some(value) = &user_agent {
+        match value.to_str() {
+            Ok(text) => put(&mut entry.user_agent, old.user_agent.take(), text),
+            Err(_) => {
+                entry.user_agent = Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            }
+        }
+    }
+    let given = request_id
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= limits.id)
-        .map_or_else(
-            || {
-                let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-                id.hyphenated().encode_lower(&mut text).to_owned()
-            },
-            str::to_owned,
-        );
-    let (tenant_id, team_id) = tenant.map_or((None, None), |t| (Some(t.tenant_id), t.team_id));
-    let actor = actor.unwrap_or_else(Actor::anonymous);
-    let (api_key_id, api_key_name) = key.map_or((None, None), |k| (k.id, k.name));
-    let mut entry = AuditEntry {
-        id,
-        occurred_at,
-        tenant_id,
-        team_id,
-        actor_kind: actor.kind,
-        actor_id: actor.id,
-        actor_name: actor.name,
-        api_key_id,
-        api_key_name,
-        action: edits.action.unwrap_or_else(|| derived.action.clone()),
-        entity_type: edits.entity_type.or_else(|| derived.entity_type.clone()),
-        entity_id: edits
-            .entity_id
-            .or_else(|| entity_id.map(|s| percent_decode(s.as_str()))),
-        entity_name: edits.entity_name,
-        details: edits.details,
-        changes: edits.changes.unwrap_or_default(),
-        outcome,
-        status,
-        ip,
-        user_agent: user_agent.map(|v| match v.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        }),
-        request_id: Some(request_id),
-        method: Some(method.as_str().to_owned()),
-        route: Some(derived.route.to_string()),
-        metadata: edits.metadata,
+        .filter(|v| !v.is_empty() && v.len() <= limits.id);
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    let request_id = match given {
+        Some(given) => given,
+        None => id.hyphenated().encode_lower(&mut text),
     };
+    put(&mut entry.request_id, old.request_id.take(), request_id);
+    put(&mut entry.method, old.method.take(), method.as_str());
+    put(&mut entry.route, old.route.take(), &derived.route);
     entry.bound(limits);
+}
+
+/// The entry made from a request, the handler's edits and the response; see [`fill`].
+pub(crate) fn build(
+    capture: Capture,
+    edits: Edits,
+    response: Option<ResponseFacts>,
+    limits: &Limits,
+) -> AuditEntry {
+    let mut entry = AuditEntry::with_id(Uuid::nil(), DateTime::UNIX_EPOCH, Action::Create);
+    fill(&mut entry, capture, edits, response, limits);
     entry
 }
 
@@ -270,6 +444,7 @@ pub(crate) fn finish_released(
         action,
         actor,
         tenant,
+        fallback_tenant: _,
         outcome,
         changes,
         metadata,
@@ -348,5 +523,83 @@ mod tests {
             (secs as i64, nanos / 1_000_000),
             (at.timestamp(), at.timestamp_subsec_millis())
         );
+    }
+
+    fn capture(route: &str, ua: &'static str, key: KeyCapture) -> Capture {
+        Capture {
+            at: now(),
+            derived: Arc::new(Derived::fixed(
+                Action::Revoke,
+                Some("ApiKey".into()),
+                route.into(),
+            )),
+            method: Method::POST,
+            entity_id: Some(Segment::new("k%201")),
+            ip: None,
+            user_agent: Some(HeaderValue::from_static(ua)),
+            request_id: None,
+            key,
+            actor: None,
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn a_refilled_entry_keeps_nothing_of_the_one_before() {
+        let limits = Limits::default();
+        let mut first = Edits {
+            entity_name: Some("old name".into()),
+            details: Some("old details".into()),
+            tenant: Some(TenantRef::new("acme").with_team("ops")),
+            ..Edits::default()
+        };
+        first.metadata.insert("k".into(), Value::from(1));
+        let known = KeyCapture::Known(ApiKeyRef::new("k-1", "deploy"));
+        let mut slot = build(
+            capture("/api-keys/{id}/revoke", "curl/8", known),
+            first,
+            Some(ResponseFacts {
+                status: Some(403),
+                caller: None,
+            }),
+            &limits,
+        );
+        assert_eq!(slot.tenant_id.as_deref(), Some("acme"));
+        assert_eq!(slot.actor_name.as_deref(), Some("deploy"));
+        let previous = slot.id;
+        let unknown = KeyCapture::Fingerprint(fingerprint(b"sk_unknown"));
+        fill(
+            &mut slot,
+            capture("/keys/{id}/revoke", "bench", unknown),
+            Edits::default(),
+            None,
+            &limits,
+        );
+        let fresh = build(
+            capture("/keys/{id}/revoke", "bench", KeyCapture::None),
+            Edits::default(),
+            None,
+            &limits,
+        );
+        assert_ne!(slot.id, previous);
+        assert_eq!(slot.route.as_deref(), Some("/keys/{id}/revoke"));
+        assert_eq!(slot.user_agent.as_deref(), Some("bench"));
+        assert_eq!(slot.entity_id.as_deref(), Some("k 1"));
+        assert_eq!(slot.outcome, Outcome::Success);
+        assert_eq!(slot.status, None);
+        assert!(slot.api_key_id.as_deref().unwrap().starts_with("sha256:"));
+        assert_eq!(slot.actor_kind, ActorKind::ApiKey);
+        assert_eq!(slot.actor_id, slot.api_key_id);
+        assert_eq!(slot.actor_name, None);
+        for (refilled, fresh) in [
+            (&slot.tenant_id, &fresh.tenant_id),
+            (&slot.team_id, &fresh.team_id),
+            (&slot.entity_name, &fresh.entity_name),
+            (&slot.details, &fresh.details),
+            (&slot.api_key_name, &fresh.api_key_name),
+        ] {
+            assert_eq!(refilled, fresh);
+        }
+        assert!(slot.metadata.is_empty());
     }
 }

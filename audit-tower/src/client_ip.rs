@@ -1,9 +1,10 @@
-//! Which address a request came from.
-//!
-//! In the flow request → **layer** → entry → sink → store → admin router, the layer records the
-//! client address of every entry. The safe default is the TCP peer (axum's
+//! Which address a request came from. The safe default is the TCP peer (axum's
 //! [`ConnectInfo`](axum::extract::ConnectInfo)); forwarded headers are read only when a source is
 //! configured, and then only past proxies you trust, because any client can send them.
+//!
+//! `Forwarded` (RFC 7239) is parsed here rather than with a crate: the ones published split the
+//! header on commas inside quoted strings and parse it whole from the left, where a client
+//! writes what it likes (see `docs/decisions`).
 
 use std::net::{IpAddr, SocketAddr};
 

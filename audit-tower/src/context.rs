@@ -1,24 +1,18 @@
 //! [`AuditContext`]: how a handler enriches, corrects or vetoes its own audit entry.
 //!
-//! In the flow request → **layer** → entry → sink → store → admin router, the layer drafts an
-//! entry before the handler runs (actor, API key, IP, action and entity from the route) and
-//! puts an `AuditContext` into the request extensions. The handler extracts it and adds what
-//! only it knows: the entity's name, a summary, the before and after values. When the response
-//! is ready the layer finishes the entry and hands it to the sink.
+//! The layer drafts an entry before the handler runs (actor, API key, address, action and
+//! entity from the route) and puts an `AuditContext` into the request extensions. The handler
+//! extracts it and adds what only it knows: the entity's name, a summary, the before and after
+//! values. When the response is ready the layer finishes the entry.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use audit_core::{Action, Actor, AuditEntry, Outcome, REDACTED, TenantRef, diff};
-
-use crate::capture::{Capture, Edits, ResponseFacts, build, finish_released};
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use http::request::Parts;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::layer::Config;
+use crate::capture::{Capture, Edits, KeyCapture, ResponseFacts, build, fill, finish_released};
+use crate::config::Config;
 
 /// The audit entry of the current request, as the handler sees it.
 ///
@@ -46,7 +40,7 @@ use crate::layer::Config;
 /// `Option<AuditContext>`.
 #[derive(Clone)]
 pub struct AuditContext {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for AuditContext {
@@ -55,16 +49,17 @@ impl std::fmt::Debug for AuditContext {
     }
 }
 
-pub(crate) struct Shared {
+struct Inner {
     config: Arc<Config>,
-    state: Mutex<State>,
+    draft: Mutex<Draft>,
 }
 
-pub(crate) struct State {
+/// The entry as it stands while its request runs.
+struct Draft {
     /// The request side of the entry; `None` once the entry was skipped or claimed.
     pub capture: Option<Capture>,
     /// What the handler said so far; allocated by its first edit, so a request whose handler
-    /// adds nothing keeps the state small.
+    /// adds nothing keeps the draft small.
     pub edits: Option<Box<Edits>>,
     /// An entry that was claimed, could not be stored, and was given back.
     pub released: Option<Box<AuditEntry>>,
@@ -75,10 +70,10 @@ pub(crate) struct State {
     pub written: Option<Box<AuditEntry>>,
 }
 
-impl State {
-    /// The state of a request that has just been captured.
+impl Draft {
+    /// The draft of a request that has just been captured.
     fn fresh(capture: Capture) -> Self {
-        State {
+        Draft {
             capture: Some(capture),
             edits: None,
             released: None,
@@ -95,43 +90,56 @@ impl State {
 impl AuditContext {
     pub(crate) fn new(config: Arc<Config>, capture: Capture) -> Self {
         AuditContext {
-            shared: Arc::new(Shared {
+            inner: Arc::new(Inner {
                 config,
-                state: Mutex::new(State::fresh(capture)),
+                draft: Mutex::new(Draft::fresh(capture)),
             }),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every write below leaves the state whole, so a poisoned lock still holds good data.
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Draft> {
+        // Every write below leaves the draft whole, so a poisoned lock still holds good data.
+        self.inner.draft.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The finished entry, or `None` when the handler skipped or claimed it.
     pub(crate) fn finish(&self, response: Option<ResponseFacts>) -> Option<AuditEntry> {
-        let limits = &self.shared.config.limits;
-        let mut state = self.lock();
-        let edits = state.edits.take().map(|e| *e).unwrap_or_default();
-        if let Some(released) = state.released.take() {
+        let limits = &self.inner.config.limits;
+        let mut draft = self.lock();
+        let edits = draft.edits.take().map(|e| *e).unwrap_or_default();
+        if let Some(released) = draft.released.take() {
             return Some(finish_released(*released, edits, response, limits));
         }
-        let capture = state.capture.take()?;
-        drop(state);
+        let capture = draft.capture.take()?;
+        drop(draft);
         Some(build(capture, edits, response, limits))
     }
 
     /// Keeps the response side for the writer of the buffered queue; `false` when there is no
     /// entry to write.
     pub(crate) fn park(&self, response: ResponseFacts) -> bool {
-        let mut state = self.lock();
-        state.response = Some(response);
-        state.live()
+        let mut draft = self.lock();
+        draft.response = Some(response);
+        draft.live()
     }
 
-    /// The entry of a context the buffered queue held, with its parked response.
-    pub(crate) fn finish_queued(&self) -> Option<AuditEntry> {
-        let response = self.lock().response.take();
-        self.finish(Some(response.unwrap_or_default()))
+    /// Turns `slot` into the entry of a context the buffered queue held, with its parked
+    /// response; `false` when there is no entry to write.
+    pub(crate) fn finish_queued(&self, slot: &mut AuditEntry) -> bool {
+        let limits = &self.inner.config.limits;
+        let mut draft = self.lock();
+        let response = Some(draft.response.take().unwrap_or_default());
+        let edits = draft.edits.take().map(|e| *e).unwrap_or_default();
+        if let Some(released) = draft.released.take() {
+            *slot = finish_released(*released, edits, response, limits);
+            return true;
+        }
+        let Some(capture) = draft.capture.take() else {
+            return false;
+        };
+        drop(draft);
+        fill(slot, capture, edits, response, limits);
+        true
     }
 
     /// A context for `capture` in `recycled`'s allocation, when no one else holds it any more
@@ -142,10 +150,10 @@ impl AuditContext {
         config: &Arc<Config>,
         capture: Capture,
     ) -> Self {
-        match Arc::get_mut(&mut recycled.shared) {
-            Some(shared) if Arc::ptr_eq(&shared.config, config) => {
-                let state = shared.state.get_mut().unwrap_or_else(|p| p.into_inner());
-                *state = State::fresh(capture);
+        match Arc::get_mut(&mut recycled.inner) {
+            Some(inner) if Arc::ptr_eq(&inner.config, config) => {
+                let draft = inner.draft.get_mut().unwrap_or_else(|p| p.into_inner());
+                *draft = Draft::fresh(capture);
                 recycled
             }
             _ => AuditContext::new(config.clone(), capture),
@@ -154,21 +162,21 @@ impl AuditContext {
 
     /// Whether this is the last handle on the context, so it can be reused.
     pub(crate) fn is_unique(&mut self) -> bool {
-        Arc::get_mut(&mut self.shared).is_some()
+        Arc::get_mut(&mut self.inner).is_some()
     }
 
     /// Takes the caller that middleware inside the layer has named in the request extensions
     /// since the layer ran (an `Actor`, `TenantRef` or `ApiKeyRef`), so an entry the handler
     /// claims or records itself carries it, as the layer's own entry would.
-    fn learn_caller(&self, extensions: &http::Extensions) {
+    pub(crate) fn learn_caller(&self, extensions: &http::Extensions) {
         let actor = extensions.get::<Actor>();
         let tenant = extensions.get::<TenantRef>();
         let key = extensions.get::<audit_core::ApiKeyRef>();
         if actor.is_none() && tenant.is_none() && key.is_none() {
             return;
         }
-        let mut state = self.lock();
-        let Some(capture) = state.capture.as_mut() else {
+        let mut draft = self.lock();
+        let Some(capture) = draft.capture.as_mut() else {
             return;
         };
         if let Some(actor) = actor {
@@ -178,16 +186,23 @@ impl AuditContext {
             capture.tenant = Some(tenant.clone());
         }
         if let Some(key) = key {
-            capture.key = crate::capture::KeyCapture::Known(key.clone());
+            capture.key = KeyCapture::Known(key.clone());
         }
     }
 
     fn edit(&self, f: impl FnOnce(&mut Edits)) {
-        let mut state = self.lock();
+        let mut draft = self.lock();
         // A written entry may be written again (a retried transaction), with what is said now.
-        if state.live() || state.written.is_some() {
-            f(state.edits.get_or_insert_default());
+        if draft.live() || draft.written.is_some() {
+            f(draft.edits.get_or_insert_default());
         }
+    }
+
+    /// A tenant that counts only when neither the request nor the response names one (the
+    /// admin router's reads fall back to the scope they were granted).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn fallback_tenant(&self, tenant: TenantRef) {
+        self.edit(|e| e.fallback_tenant = Some(tenant));
     }
 
     /// The display name of the object acted on (`Salesforce prod`).
@@ -258,7 +273,7 @@ impl AuditContext {
         let changes = match (serde_json::to_value(before), serde_json::to_value(after)) {
             (Ok(before), Ok(after)) => {
                 let mut changes = diff(&before, &after);
-                self.shared.config.redactor.redact_changes(&mut changes);
+                self.inner.config.redactor.redact_changes(&mut changes);
                 changes
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -287,7 +302,7 @@ impl AuditContext {
     /// One application-specific metadata key; sensitive keys are redacted.
     pub fn metadata<V: Serialize + ?Sized>(&self, key: impl Into<String>, value: &V) -> &Self {
         let key = key.into();
-        let redactor = &self.shared.config.redactor;
+        let redactor = &self.inner.config.redactor;
         let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
         if redactor.is_sensitive_key(&key) {
             value = Value::String(REDACTED.to_owned());
@@ -302,10 +317,10 @@ impl AuditContext {
 
     /// Records nothing for this request.
     pub fn skip(&self) {
-        let mut state = self.lock();
-        state.capture = None;
-        state.released = None;
-        state.written = None;
+        let mut draft = self.lock();
+        draft.capture = None;
+        draft.released = None;
+        draft.written = None;
     }
 
     /// Takes the entry as it stands, so the caller can store it itself (in its own database
@@ -315,28 +330,28 @@ impl AuditContext {
     /// The entry's outcome is `success` and its status unset: the response does not exist yet.
     /// If storing it fails, give it back with [`release`](Self::release) so the layer records it.
     pub fn claim(&self) -> Option<AuditEntry> {
-        let mut state = self.lock();
-        let limits = &self.shared.config.limits;
-        let edits = state.edits.as_deref().cloned().unwrap_or_default();
-        if let Some(released) = state.released.take() {
+        let mut draft = self.lock();
+        let limits = &self.inner.config.limits;
+        let edits = draft.edits.as_deref().cloned().unwrap_or_default();
+        if let Some(released) = draft.released.take() {
             // What the handler added since the failed attempt counts too.
             return Some(finish_released(*released, edits, None, limits));
         }
-        let capture = state.capture.take()?;
+        let capture = draft.capture.take()?;
         Some(build(capture, edits, None, limits))
     }
 
     /// The entry the last successful [`record_with`](Self::record_with) stored, with the
     /// handler's additions since.
     fn rewrite(&self) -> Option<AuditEntry> {
-        let state = self.lock();
-        let written = state.written.as_deref()?.clone();
-        let edits = state.edits.as_deref().cloned().unwrap_or_default();
+        let draft = self.lock();
+        let written = draft.written.as_deref()?.clone();
+        let edits = draft.edits.as_deref().cloned().unwrap_or_default();
         Some(finish_released(
             written,
             edits,
             None,
-            &self.shared.config.limits,
+            &self.inner.config.limits,
         ))
     }
 
@@ -394,53 +409,9 @@ impl AuditContext {
     /// Gives back an entry taken with [`claim`](Self::claim) that could not be stored; the layer
     /// records it when the response is ready.
     pub fn release(&self, entry: AuditEntry) {
-        let mut state = self.lock();
-        if !state.live() {
-            state.released = Some(Box::new(entry));
+        let mut draft = self.lock();
+        if !draft.live() {
+            draft.released = Some(Box::new(entry));
         }
-    }
-}
-
-/// The rejection when [`AuditContext`] is extracted on a route without
-/// [`AuditLayer`](crate::AuditLayer), or on a request the layer does not record.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error(
-    "AuditContext is missing: add `.layer(AuditLayer::new(sink))` to this router, and extract \
-     `Option<AuditContext>` in handlers that also serve GET, HEAD or OPTIONS"
-)]
-pub struct MissingAuditContext;
-
-impl IntoResponse for MissingAuditContext {
-    fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
-    type Rejection = MissingAuditContext;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context = parts
-            .extensions
-            .get::<AuditContext>()
-            .cloned()
-            .ok_or(MissingAuditContext)?;
-        context.learn_caller(&parts.extensions);
-        Ok(context)
-    }
-}
-
-impl<S: Send + Sync> OptionalFromRequestParts<S> for AuditContext {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        let context = parts.extensions.get::<AuditContext>().cloned();
-        if let Some(context) = &context {
-            context.learn_caller(&parts.extensions);
-        }
-        Ok(context)
     }
 }

@@ -1,29 +1,33 @@
-//! [`Buffered`] delivery: a bounded queue between the layer and the sink.
+//! How entries reach the sink: written before the response (the default), or through the
+//! bounded queue of [`Buffered`] delivery.
 //!
-//! In the flow request → layer → **entry → sink** → store → admin router, this is the
-//! asynchronous path. A request the layer records takes a slot in the queue *before* its handler
-//! runs; when no slot is free the request is refused with `503 Service Unavailable` and the
+//! Buffered, a request the layer records takes a slot in the queue *before* its handler runs; when no slot is free the request is refused with `503 Service Unavailable` and the
 //! handler never runs, so no change ever happens without room for its entry. When the response is
 //! ready the request's capture goes into the queue as it is, and the response is returned at
 //! once. A writer task, spawned on the Tokio runtime the first time it is needed, takes what has
-//! gathered, builds the `AuditEntry`s and hands them to the sink in
-//! batches, retrying a failed batch with exponential backoff until it is stored. Slots are
+//! gathered, builds the `AuditEntry`s (into the entries of its previous batch, reusing their
+//! buffers) and hands them to the sink in batches, retrying a failed batch with exponential
+//! backoff until it is stored. Slots are
 //! given back only once their entries are stored, so a sink that stays down fills the queue
 //! and the layer starts refusing requests rather than losing entries.
 //!
 //! Call [`AuditLayer::flush`](crate::AuditLayer::flush) at shutdown, after the server has
 //! stopped taking requests: entries still queued when the process exits are lost.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use audit_core::{AuditEntry, AuditSink};
+use audit_core::{Action, AuditEntry, AuditSink};
+use chrono::DateTime;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::capture::Capture;
+use crate::config::Config;
 use crate::context::AuditContext;
-use crate::layer::Config;
 
 /// Settings of the buffered delivery mode; see [`AuditLayer::buffered`](crate::AuditLayer::buffered).
 ///
@@ -276,6 +280,8 @@ async fn write_loop(mut writer: Writer) {
     let queue = writer.queue.clone();
     let settings = &queue.settings;
     let mut spent: Vec<AuditContext> = Vec::new();
+    // The entries of the last batch: the next one is written into them, so their text buffers
+    // are reused instead of allocated and freed for every entry.
     let mut entries: Vec<AuditEntry> = Vec::new();
     loop {
         // Sleep until there is something to write.
@@ -295,24 +301,27 @@ async fn write_loop(mut writer: Writer) {
         // Swap in the emptied buffer of the last round, so pushes never grow a new Vec.
         let mut taken = std::mem::replace(&mut *queue.items(), std::mem::take(&mut spent));
         writer.in_hand = taken.len();
-        let mut start = 0;
-        while start < taken.len() {
-            let end = (start + settings.max_batch).min(taken.len());
-            // One buffer for every batch: a fresh batch-sized Vec each time is a large
-            // allocation, which makes glibc consolidate its small-chunk bins on every batch.
-            entries.extend(
-                taken[start..end]
-                    .iter()
-                    .filter_map(AuditContext::finish_queued),
-            );
-            deliver(&*queue.sink, &entries, settings.max_backoff).await;
-            entries.clear();
-            let count = end - start;
+        for batch in taken.chunks(settings.max_batch) {
+            let mut filled = 0;
+            for context in batch {
+                if filled == entries.len() {
+                    entries.push(blank());
+                }
+                if context.finish_queued(&mut entries[filled]) {
+                    filled += 1;
+                }
+            }
+            deliver(&*queue.sink, &entries[..filled], settings.max_backoff).await;
+            // What the sink has stored need not stay in memory until the next batch.
+            for entry in &mut entries[..filled] {
+                entry.changes = Vec::new();
+                entry.metadata.clear();
+            }
+            let count = batch.len();
             writer.in_hand -= count;
             queue.undelivered.fetch_sub(count, Ordering::AcqRel);
             queue.held.fetch_sub(count, Ordering::AcqRel);
             queue.delivered.notify_waiters();
-            start = end;
         }
         // Keep finished contexts that nobody else holds for the next requests.
         {
@@ -328,6 +337,11 @@ async fn write_loop(mut writer: Writer) {
         taken.clear();
         spent = taken;
     }
+}
+
+/// An entry for the writer to fill.
+fn blank() -> AuditEntry {
+    AuditEntry::with_id(Uuid::nil(), DateTime::UNIX_EPOCH, Action::Create)
 }
 
 /// The most finished contexts kept for reuse.
@@ -352,4 +366,19 @@ async fn deliver(sink: &dyn AuditSink, entries: &[AuditEntry], max_backoff: Dura
         backoff = (backoff * 2).min(max_backoff);
         attempt = attempt.saturating_add(1);
     }
+}
+
+/// An entry being written to the sink.
+pub(crate) type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Writes `entry` to the layer's sink now, logging a failure: the synchronous mode, and the
+/// admin router's records of its reads.
+pub(crate) fn write(entry: AuditEntry, config: Arc<Config>) -> Write {
+    Box::pin(async move {
+        let id = entry.id;
+        // Through the trait object directly: calling on the `Arc` would box the future twice.
+        if let Err(error) = config.sink.as_ref().record(entry).await {
+            tracing::error!(%error, entry_id = %id, "audit: the sink failed to record an entry");
+        }
+    })
 }

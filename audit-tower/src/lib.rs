@@ -1,19 +1,20 @@
 //! Audit logging for tower and axum services: one layer records who changed what.
 //!
-//! The flow is request → layer → entry → sink → store → admin router. This crate is the
-//! capture end of it:
+//! The project's flow is request → layer → entry → sink → store → admin router. This crate is
+//! both ends of it:
 //!
 //! - [`AuditLayer`] wraps an axum `Router` (with `Router::layer`) and turns every mutating
 //!   request on a matched route into an [`AuditEntry`](audit_core::AuditEntry): action and
 //!   entity from the route ([`RouteRule`] to override), actor, tenant and API key from
-//!   [resolvers](ResolveActor), client address from [`ClientIpConfig`].
+//!   [resolvers](ResolveActor), client address from [`ClientIpConfig`]. It writes the entry to
+//!   its sink before the response, or through a [`Buffered`] queue.
 //! - [`AuditContext`] lets a handler add what only it knows: the entity's name, a summary, the
 //!   before and after values.
 //! - [`admin`] (feature `admin`, on by default) is the reading end: a router that lists,
 //!   filters, exports and shows the log to administrators, within the scope a guard grants.
 //!
 //! ```
-//! use audit_core::{Actor, MemorySink};
+//! use audit_core::MemoryStore;
 //! use audit_tower::{AuditContext, AuditLayer};
 //! use axum::{Router, routing::post};
 //!
@@ -22,10 +23,10 @@
 //!     "revoked"
 //! }
 //!
-//! let sink = MemorySink::new();
+//! let store = MemoryStore::new();
 //! let app: Router = Router::new()
 //!     .route("/api-keys/{id}/revoke", post(revoke))
-//!     .layer(AuditLayer::new(sink.clone()));
+//!     .layer(AuditLayer::new(store.clone()));
 //! ```
 //!
 //! Where the layer goes: add it with `Router::layer` so it runs after routing (it needs the
@@ -38,15 +39,22 @@
 pub mod admin;
 mod capture;
 mod client_ip;
+mod config;
 mod context;
-pub mod delivery;
+mod delivery;
+mod extract;
+mod future;
 mod layer;
 mod resolve;
 mod route;
+mod service;
 
 pub use client_ip::{ClientIpConfig, ClientIpSource};
-pub use context::{AuditContext, MissingAuditContext};
+pub use context::AuditContext;
 pub use delivery::Buffered;
-pub use layer::{AuditLayer, AuditService, ResponseFuture};
-pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant, fingerprint};
-pub use route::{DEFAULT_VERBS, RouteRule, entity_type_of};
+pub use extract::MissingAuditContext;
+pub use future::ResponseFuture;
+pub use layer::AuditLayer;
+pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
+pub use route::{DEFAULT_VERBS, RouteRule};
+pub use service::AuditService;

@@ -1,10 +1,9 @@
 //! Who is acting, for which tenant, with which API key: the resolvers the layer consults.
 //!
-//! In the flow request → **layer** → entry → sink → store → admin router, the layer asks the
-//! resolvers twice: over the request (headers and extensions) before the inner service runs,
-//! and over the response after it ran. The second answer wins when there is one, so the layer
-//! works whether authentication runs outside it (and put an [`Actor`] into the request
-//! extensions) or inside it (and put one into the response extensions).
+//! The layer asks the resolvers twice: over the request (headers and extensions) before the
+//! inner service runs, and over the response after it ran. The second answer wins when there
+//! is one, so the layer works whether authentication runs outside it (and put an [`Actor`] into
+//! the request extensions) or inside it (and put one into the response extensions).
 //!
 //! With no resolver configured, the layer reads [`Actor`], [`TenantRef`] and [`ApiKeyRef`] values
 //! straight from the extensions.
@@ -67,30 +66,31 @@ where
     }
 }
 
-/// `sha256:` and the first 12 hex digits of the key's SHA-256: enough to tell keys apart in the
-/// log, far too little to recover or brute-force a random key from.
-pub fn fingerprint(raw_key: &[u8]) -> String {
-    fingerprint_text(&fingerprint_bytes(raw_key))
-}
+/// How an unknown API key is recorded: `sha256:` and the first 12 hex digits of its SHA-256,
+/// enough to tell keys apart in the log, far too little to recover or brute-force a random key
+/// from. Kept inline, so recording it allocates nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyFingerprint([u8; KeyFingerprint::LEN]);
 
-/// The six bytes of a key's SHA-256 that [`fingerprint`] shows.
-pub(crate) fn fingerprint_bytes(raw_key: &[u8]) -> [u8; 6] {
-    let digest = Sha256::digest(raw_key);
-    let mut out = [0; 6];
-    out.copy_from_slice(&digest[..6]);
-    out
-}
+impl KeyFingerprint {
+    const PREFIX: &'static [u8] = b"sha256:";
+    const LEN: usize = Self::PREFIX.len() + 12;
 
-/// `sha256:` and the bytes as 12 lower-case hex digits.
-pub(crate) fn fingerprint_text(bytes: &[u8; 6]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(19);
-    out.push_str("sha256:");
-    for byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction: the prefix and hex digits.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
-    out
+}
+
+/// The fingerprint of `raw_key`.
+pub(crate) fn fingerprint(raw_key: &[u8]) -> KeyFingerprint {
+    let digest = Sha256::digest(raw_key);
+    let mut text = [0; KeyFingerprint::LEN];
+    let (prefix, digits) = text.split_at_mut(KeyFingerprint::PREFIX.len());
+    prefix.copy_from_slice(KeyFingerprint::PREFIX);
+    // Six bytes make exactly twelve digits, so this cannot fail.
+    let _ = hex::encode_to_slice(&digest[..6], digits);
+    KeyFingerprint(text)
 }
 
 #[cfg(test)]
@@ -100,12 +100,18 @@ mod tests {
     #[test]
     fn fingerprints_are_short_stable_and_hide_the_key() {
         let a = fingerprint(b"sk_live_0123456789abcdef");
-        assert_eq!(a.len(), 19);
-        assert!(a.starts_with("sha256:"));
-        assert_eq!(a, fingerprint(b"sk_live_0123456789abcdef"));
-        assert_ne!(a, fingerprint(b"sk_live_0123456789abcdeg"));
+        assert_eq!(a.as_str().len(), 19);
+        assert!(a.as_str().starts_with("sha256:"));
+        assert_eq!(
+            a.as_str(),
+            fingerprint(b"sk_live_0123456789abcdef").as_str()
+        );
+        assert_ne!(
+            a.as_str(),
+            fingerprint(b"sk_live_0123456789abcdeg").as_str()
+        );
         // The SHA-256 of "abc" begins ba7816bf8f01.
-        assert_eq!(fingerprint(b"abc"), "sha256:ba7816bf8f01");
+        assert_eq!(fingerprint(b"abc").as_str(), "sha256:ba7816bf8f01");
     }
 
     #[test]

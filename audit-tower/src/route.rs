@@ -1,15 +1,13 @@
-//! Deriving the action and the entity from the matched route, and the rules that override it.
-//!
-//! In the flow request → **layer** → entry → sink → store → admin router, the layer asks this
-//! module what a request means: `POST /api-keys/{id}/revoke` is [`Action::Revoke`] on an
-//! `ApiKey` whose id is the `{id}` segment. The derivation for each method and route template is
-//! computed once and cached, so the per-request cost is one map lookup.
+//! What a request means for the log, from its matched route: `POST /api-keys/{id}/revoke` is
+//! [`Action::Revoke`] on an `ApiKey` whose id is the `{id}` segment. [`RouteRule`]s override
+//! the derivation. It is computed once per method and route template and cached, so a request
+//! pays one map lookup.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use audit_core::{Action, Redactor};
+use fnv::FnvHashMap;
+use heck::ToUpperCamelCase;
 use http::Method;
 
 /// The verb segments recognised at the end of a route by default, and their actions.
@@ -123,30 +121,26 @@ pub(crate) struct Derived {
     pub route: Box<str>,
 }
 
-/// Derivations by route template, then by method.
-type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>, BuildHasherDefault<Fnv>>;
-
-/// FNV-1a, for the derivation cache: its keys are the application's own route templates, not
-/// client input, so a fast hash with no flooding defence is the right trade.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+impl Derived {
+    /// A derivation given whole, for entries whose meaning is known without a route (the admin
+    /// router's reads of the log).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn fixed(action: Action, entity_type: Option<String>, route: Box<str>) -> Self {
+        Derived {
+            skip: false,
+            action,
+            entity_type,
+            id_from_end: None,
+            id_secret: false,
+            route,
         }
     }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
+
+/// Derivations by route template, then by method. FNV: the keys are the application's own
+/// route templates, not client input, so a fast hash with no flooding defence is the right
+/// trade.
+type DeriveCache = FnvHashMap<Box<str>, Vec<(Method, Arc<Derived>)>>;
 
 /// The route configuration of a layer: verbs, rules and the cache of derivations.
 #[derive(Debug, Clone)]
@@ -307,13 +301,13 @@ fn method_action(method: &Method) -> Action {
         Method::DELETE => Action::Delete,
         Method::GET | Method::HEAD => Action::Read,
         // Any token is a valid method (`FOO!`, `M-SEARCH`), so the name is made a valid action.
-        _ => Action::custom(&pascal_case(&method.as_str().to_ascii_lowercase())),
+        _ => Action::custom(&method.as_str().to_ascii_lowercase().to_upper_camel_case()),
     }
 }
 
 /// `connection-profiles` → `ConnectionProfile`, `policies` → `Policy`.
-pub fn entity_type_of(collection: &str) -> String {
-    pascal_case(&singular(collection))
+fn entity_type_of(collection: &str) -> String {
+    singular(collection).to_upper_camel_case()
 }
 
 fn singular(word: &str) -> String {
@@ -332,22 +326,10 @@ fn singular(word: &str) -> String {
     }
 }
 
-fn pascal_case(word: &str) -> String {
-    let mut out = String::with_capacity(word.len());
-    for part in word.split(['-', '_', '.', ' ']).filter(|p| !p.is_empty()) {
-        let mut chars = part.chars();
-        if let Some(first) = chars.next() {
-            out.extend(first.to_uppercase());
-            out.push_str(chars.as_str());
-        }
-    }
-    out
-}
-
 /// The path segment at `from_end` positions before the end of `path`, percent-decoded.
 #[cfg(test)]
 pub(crate) fn segment_from_end(path: &str, from_end: usize) -> Option<String> {
-    raw_segment_from_end(path, from_end).map(percent_decode)
+    raw_segment_from_end(path, from_end).map(|s| percent_decode(s).into_owned())
 }
 
 /// The path segment at `from_end` positions before the end of `path`, as it appears there.
@@ -371,28 +353,10 @@ pub(crate) fn raw_segment_from_end(path: &str, from_end: usize) -> Option<&str> 
     }
 }
 
-/// `segment` with its `%XX` escapes decoded (invalid UTF-8 replaced).
-pub(crate) fn percent_decode(segment: &str) -> String {
-    if !segment.contains('%') {
-        return segment.to_owned();
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `segment` with its `%XX` escapes decoded (invalid UTF-8 replaced, malformed escapes kept
+/// as they are).
+pub(crate) fn percent_decode(segment: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The viewer page in a real browser: headless Chromium driven through chromedriver against the
-//! admin router served over TCP, on a seeded SeaORM store.
+//! admin router served over TCP, on a seeded `MemoryStore`.
 //!
 //! It loads the viewer, checks that hostile text renders literally, applies filters, follows
 //! "load more", checks that the export links carry the filters (and that the linked file holds
@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use audit_core::{Action, Actor, AuditEntry, Change};
-use audit_seaorm::SeaOrmStore;
+use audit_core::{Action, Actor, AuditEntry, AuditSink, Change, MemoryStore};
 use audit_tower::admin::{self, Access, NO_GUARD_MESSAGE};
 use axum::Router;
 use chrono::{TimeZone, Utc};
@@ -61,7 +60,7 @@ fn chrome_binary() -> Option<String> {
 /// Seeds tenant `acme` (and a little of `globex`, which must never show):
 /// 1,000 `MappingConfig` creations (oldest), 130 `ConnectionProfile` updates with changes,
 /// 20 `ApiKey` revocations, and, newest, a `Tenant` whose name is hostile markup.
-async fn seed(store: &SeaOrmStore) {
+async fn seed(store: &MemoryStore) {
     let base = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
     let mut entries = Vec::new();
     let mut minute = 0i64;
@@ -126,7 +125,7 @@ async fn seed(store: &SeaOrmStore) {
             .occurred_at(at())
             .build(),
     );
-    store.insert_batch(&entries).await.unwrap();
+    store.record_batch(entries).await.unwrap();
 }
 
 /// chromedriver on a free port, killed when dropped.
@@ -519,12 +518,7 @@ async fn the_viewer_flow(client: &Client, base: &str) {
 }
 
 async fn run(driver_path: &Path) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("audit.db").display()
-    );
-    let store = SeaOrmStore::connect(&url).await.unwrap();
+    let store = MemoryStore::new();
     seed(&store).await;
     let app = Router::new()
         .nest(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audit_core::{Action, AuditEntry, AuditSink, MemorySink, Outcome, SinkError};
+use audit_core::{Action, AuditEntry, AuditSink, MemoryStore, Outcome, SinkError};
 use audit_tower::{AuditContext, AuditLayer, Buffered};
 use axum::Router;
 use axum::body::Body;
@@ -17,10 +17,10 @@ use http::{Request, StatusCode};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// A sink that stores into a `MemorySink` once the test lets it, and fails while asked to.
+/// A sink that stores into a `MemoryStore` once the test lets it, and fails while asked to.
 #[derive(Clone)]
 struct GatedSink {
-    inner: MemorySink,
+    inner: MemoryStore,
     gate: Arc<Semaphore>,
     failures_left: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
@@ -29,7 +29,7 @@ struct GatedSink {
 impl GatedSink {
     fn open() -> Self {
         GatedSink {
-            inner: MemorySink::new(),
+            inner: MemoryStore::new(),
             gate: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
             failures_left: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(AtomicUsize::new(0)),
@@ -243,11 +243,11 @@ async fn batches_gather_while_the_writer_lingers() {
 
 #[tokio::test]
 async fn flush_returns_at_once_when_nothing_is_queued() {
-    let layer = AuditLayer::new(MemorySink::new()).buffered(Buffered::default());
+    let layer = AuditLayer::new(MemoryStore::new()).buffered(Buffered::default());
     tokio::time::timeout(Duration::from_secs(1), layer.flush())
         .await
         .unwrap();
-    let sync = AuditLayer::new(MemorySink::new());
+    let sync = AuditLayer::new(MemoryStore::new());
     tokio::time::timeout(Duration::from_secs(1), sync.flush())
         .await
         .unwrap();
@@ -258,7 +258,7 @@ fn without_a_tokio_runtime_the_entry_is_written_before_the_response() {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
 
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(4));
     let app = Router::new()
         .route("/tenants", post(|| async { StatusCode::CREATED }))
@@ -281,7 +281,7 @@ fn without_a_tokio_runtime_the_entry_is_written_before_the_response() {
 
 #[tokio::test]
 async fn a_request_dropped_before_its_response_is_recorded_as_a_failure() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let layer = AuditLayer::new(sink.clone()).buffered(Buffered::new(1).linger(Duration::ZERO));
     let app = Router::new()
         .route("/tenants", post(|| async { StatusCode::CREATED }))
@@ -316,7 +316,7 @@ async fn a_request_dropped_before_its_response_is_recorded_as_a_failure() {
 
 #[tokio::test]
 async fn a_request_dropped_before_its_response_is_recorded_in_the_sync_mode_too() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route(
             "/tenants/{id}/deactivate",

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use audit_core::{Action, Actor, ActorKind, AuditQuery, AuditStore, Scope, TenantRef};
+use audit_core::{Action, Actor, ActorKind, TenantRef};
+
+use audit_core::store::{AuditQuery, AuditStore, Scope};
 use audit_seaorm::SeaOrmStore;
 use audit_tests::{Backend, fresh_db, serve};
 use audit_tower::{AuditContext, AuditLayer, Buffered};

@@ -2,7 +2,9 @@
 //! `SeaOrmStore::connect` succeeds, the schema is created once, and each replica can write.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use audit_core::{Action, AuditEntry, AuditQuery, AuditSink, AuditStore, Scope};
+use audit_core::{Action, AuditEntry, AuditSink};
+
+use audit_core::store::{AuditQuery, AuditStore, Scope};
 use audit_seaorm::SeaOrmStore;
 use audit_seaorm::sea_orm::{ConnectionTrait, Statement};
 use audit_tests::{Backend, fresh_db};

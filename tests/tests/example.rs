@@ -2,7 +2,9 @@
 //! user of the audit log expects, and no secret reaches the audit table.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use audit_core::{Action, ActorKind, AuditEntry, AuditQuery, AuditStore, Outcome, Scope};
+use audit_core::{Action, ActorKind, AuditEntry, Outcome};
+
+use audit_core::store::{AuditQuery, AuditStore, Scope};
 use audit_seaorm::sea_orm::EntityTrait;
 use audit_tests::{Backend, RunningExample, start_example};
 use chrono::{DateTime, Utc};

@@ -5,7 +5,9 @@
 
 use std::net::SocketAddr;
 
-use audit_core::{Action, Actor, AuditQuery, AuditStore, Scope, TenantRef};
+use audit_core::{Action, Actor, TenantRef};
+
+use audit_core::store::{AuditQuery, AuditStore, Scope};
 use audit_seaorm::SeaOrmStore;
 use audit_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use audit_tests::{Backend, TestDb, fresh_db};

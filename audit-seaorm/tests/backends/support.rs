@@ -1,12 +1,14 @@
-//! Connecting the suite to each backend, and helpers shared by its cases.
+//! Connecting the suites to each backend, and helpers shared by the SQL-only cases.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Once;
 
-use audit_core::{AuditEntry, AuditQuery, AuditStore, Order};
+use async_trait::async_trait;
+use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
+use audit_core::{AuditEntry, AuditSink, SinkError};
 use audit_seaorm::SeaOrmStore;
+use futures_util::stream::BoxStream;
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 /// One backend under test. Dropping it removes a SQLite file.
 pub struct Backend {
@@ -66,46 +68,19 @@ pub async fn sqlite() -> Backend {
     }
 }
 
-/// Writes past libtest's output capture, so the notice shows in a normal `cargo test` run.
-fn notice(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
-fn url_from_env(var: &str, name: &str, once: &'static Once) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!(
-                    "{var} is not set but CI=true: the {name} suite must run in CI. \
-                     Set {var} to a database URL (see the README)."
-                );
-            }
-            once.call_once(|| {
-                notice(&format!(
-                    "\nNOTICE: {name} tests SKIPPED because {var} is not set. \
-                     Set it to run the same suite against {name} (see the README).\n"
-                ))
-            });
-            None
-        }
-    }
-}
-
 /// Connects, running the migration exactly once per process first: tests run in parallel
 /// and two concurrent first migrations of an empty database would race.
 async fn server(
     name: &'static str,
-    var: &str,
-    once: &'static Once,
+    backend: audit_test_support::Backend,
     migrated: &'static OnceCell<()>,
 ) -> Option<Backend> {
-    let url = url_from_env(var, name, once)?;
+    let url = audit_test_support::server_url(backend)?;
     migrated
         .get_or_init(|| async {
             SeaOrmStore::connect(&url)
                 .await
-                .unwrap_or_else(|e| panic!("connect to {name} at {var} and migrate: {e}"));
+                .unwrap_or_else(|e| panic!("connect to {name} and migrate: {e}"));
         })
         .await;
     let store = SeaOrmStore::connect(&url)
@@ -120,51 +95,54 @@ async fn server(
 }
 
 pub async fn postgres() -> Option<Backend> {
-    static NOTICE: Once = Once::new();
     static MIGRATED: OnceCell<()> = OnceCell::const_new();
-    server("PostgreSQL", "AUDIT_TEST_POSTGRES_URL", &NOTICE, &MIGRATED).await
+    server(
+        "PostgreSQL",
+        audit_test_support::Backend::Postgres,
+        &MIGRATED,
+    )
+    .await
 }
 
 pub async fn mysql() -> Option<Backend> {
-    static NOTICE: Once = Once::new();
     static MIGRATED: OnceCell<()> = OnceCell::const_new();
-    server("MySQL", "AUDIT_TEST_MYSQL_URL", &NOTICE, &MIGRATED).await
+    server("MySQL", audit_test_support::Backend::Mysql, &MIGRATED).await
 }
 
-/// A tenant id no other test uses: tests share one database and isolate by tenant.
-pub fn tenant() -> String {
-    format!("t-{}", uuid::Uuid::now_v7())
-}
-
-/// Every page of `query`, followed by cursor; checks that no page past the first is empty and
-/// that no page is longer than the limit.
-pub async fn all_pages(store: &SeaOrmStore, query: &AuditQuery) -> Vec<AuditEntry> {
-    let mut query = query.clone();
-    let mut out = Vec::new();
-    for page_number in 0..10_000 {
-        let page = store.query(&query).await.expect("query");
-        assert!(page.items.len() <= query.limit as usize);
-        if page_number > 0 {
-            assert!(!page.items.is_empty(), "a cursor led to an empty page");
-        }
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return out,
-        }
-    }
-    panic!("paging did not end");
-}
-
-/// `entries` in the order a store lists them.
-pub fn sorted(mut entries: Vec<AuditEntry>, order: Order) -> Vec<AuditEntry> {
-    entries.sort_by_key(|e| (e.occurred_at, e.id));
-    if order == Order::Desc {
-        entries.reverse();
-    }
-    entries
-}
+pub use audit_core::store::suite::tenant;
 
 pub fn ids(entries: &[AuditEntry]) -> Vec<uuid::Uuid> {
     entries.iter().map(|e| e.id).collect()
+}
+
+/// A backend is the store it holds (and keeps its SQLite file for as long as it lives), so the
+/// store suite can run on it.
+#[async_trait]
+impl AuditSink for Backend {
+    async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
+        self.store.record(entry).await
+    }
+
+    async fn record_batch(&self, entries: Vec<AuditEntry>) -> Result<(), SinkError> {
+        self.store.record_batch(entries).await
+    }
+
+    async fn record_slice(&self, entries: &[AuditEntry]) -> Result<(), SinkError> {
+        self.store.record_slice(entries).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for Backend {
+    async fn query(&self, query: &AuditQuery) -> Result<Page, StoreError> {
+        self.store.query(query).await
+    }
+
+    async fn get(&self, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
+        self.store.get(scope, id).await
+    }
+
+    fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
+        self.store.export(query)
+    }
 }

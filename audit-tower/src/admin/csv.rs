@@ -1,142 +1,132 @@
-//! CSV rows of audit entries: RFC 4180, with spreadsheet formulas neutralised.
+//! CSV rows of audit entries: RFC 4180 through the `csv` crate, one column per field of the
+//! entry's serialised form, with spreadsheet formulas neutralised.
 //!
-//! Audit entries hold text that callers chose (entity names, details, user agents), and a
-//! spreadsheet opening the export would run a cell such as `=HYPERLINK(...)` as a formula. Any
-//! cell starting with `=`, `+`, `-`, `@`, a tab, a carriage return or a line feed is therefore
-//! prefixed with `'`, which spreadsheets show as text; the data stays readable.
+//! The columns come from serde ([`AuditEntry::fields`]): each field the entry serialises is a
+//! column, in the order it serialises them, with strings and numbers as their text, `null` and empty lists or objects
+//! as an empty cell, and other lists and objects (`changes`, `metadata`) as JSON text. A field
+//! added to the entry is a column with no change here.
+//!
+//! Entries hold text that callers chose (entity names, details, user agents), and a spreadsheet
+//! opening the export would run a cell such as `=HYPERLINK(...)` as a formula. Any cell starting
+//! with `=`, `+`, `-`, `@`, a tab, a carriage return or a line feed is therefore prefixed with
+//! `'`, which spreadsheets show as text; the data stays readable.
 
 use audit_core::AuditEntry;
-use chrono::SecondsFormat;
+use serde_json::Value;
 
-/// The columns, in order: the entry's fields, with `changes` and `metadata` as JSON text.
-pub(crate) const COLUMNS: &[&str] = &[
-    "id",
-    "occurred_at",
-    "tenant_id",
-    "team_id",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "api_key_id",
-    "api_key_name",
-    "action",
-    "entity_type",
-    "entity_id",
-    "entity_name",
-    "details",
-    "changes",
-    "outcome",
-    "status",
-    "ip",
-    "user_agent",
-    "request_id",
-    "method",
-    "route",
-    "metadata",
-];
-
-/// Appends the header row.
-pub(crate) fn write_header(out: &mut Vec<u8>) {
-    for (i, column) in COLUMNS.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_cell(out, column);
-    }
-    out.extend_from_slice(b"\r\n");
+/// The header row: the names of the entry's serialised fields, in order.
+pub(crate) fn columns() -> Vec<&'static str> {
+    AuditEntry::field_names()
 }
 
-/// Appends one entry as a row.
-pub(crate) fn write_row(out: &mut Vec<u8>, e: &AuditEntry) -> Result<(), serde_json::Error> {
-    let opt = |value: &Option<String>| value.clone().unwrap_or_default();
-    let cells: [String; 23] = [
-        e.id.to_string(),
-        e.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        opt(&e.tenant_id),
-        opt(&e.team_id),
-        e.actor_kind.as_str().to_owned(),
-        opt(&e.actor_id),
-        opt(&e.actor_name),
-        opt(&e.api_key_id),
-        opt(&e.api_key_name),
-        e.action.as_str().to_owned(),
-        opt(&e.entity_type),
-        opt(&e.entity_id),
-        opt(&e.entity_name),
-        opt(&e.details),
-        if e.changes.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&e.changes)?
-        },
-        e.outcome.as_str().to_owned(),
-        e.status.map(|s| s.to_string()).unwrap_or_default(),
-        e.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        opt(&e.user_agent),
-        opt(&e.request_id),
-        opt(&e.method),
-        opt(&e.route),
-        if e.metadata.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&e.metadata)?
-        },
-    ];
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_cell(out, cell);
-    }
-    out.extend_from_slice(b"\r\n");
+/// Appends the header row to `out`.
+pub(crate) fn write_header(out: &mut Vec<u8>) -> Result<(), csv::Error> {
+    let mut writer = writer(out);
+    writer.write_record(columns())?;
+    writer.flush()?;
     Ok(())
 }
 
-/// Appends one cell: neutralised, then quoted when RFC 4180 requires it.
-fn write_cell(out: &mut Vec<u8>, value: &str) {
-    let neutralise = value.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']);
-    let quote = neutralise || value.contains([',', '"', '\r', '\n']);
-    if quote {
-        out.push(b'"');
+/// Appends `entries` as rows to `out`.
+pub(crate) fn write_rows<'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = &'a AuditEntry>,
+) -> Result<(), csv::Error> {
+    let mut writer = writer(out);
+    for entry in entries {
+        let cells = entry.fields().into_iter().map(|(_, value)| cell(value));
+        writer.write_record(cells.map(neutralised))?;
     }
-    if neutralise {
-        out.push(b'\'');
+    writer.flush()?;
+    Ok(())
+}
+
+fn writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(out)
+}
+
+/// `cell`, prefixed with `'` when a spreadsheet would run it as a formula.
+fn neutralised(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
+        format!("'{cell}")
+    } else {
+        cell
     }
-    for byte in value.bytes() {
-        if byte == b'"' {
-            out.push(b'"');
-        }
-        out.push(byte);
-    }
-    if quote {
-        out.push(b'"');
+}
+
+/// The cell of one field's value: strings and numbers as their text, `null` and empty lists or
+/// objects as nothing, other lists and objects as JSON text.
+fn cell(value: Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text,
+        Value::Array(items) if items.is_empty() => String::new(),
+        Value::Object(map) if map.is_empty() => String::new(),
+        other => other.to_string(),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+    use audit_core::{Action, Change};
+    use serde_json::json;
 
-    fn cell(value: &str) -> String {
+    fn row(entry: &AuditEntry) -> csv::StringRecord {
         let mut out = Vec::new();
-        write_cell(&mut out, value);
-        String::from_utf8(out).unwrap_or_default()
+        write_header(&mut out).unwrap();
+        write_rows(&mut out, [entry]).unwrap();
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        reader.records().next().unwrap().unwrap()
     }
 
     #[test]
-    fn cells_are_quoted_and_neutralised() {
-        assert_eq!(cell("plain"), "plain");
-        assert_eq!(cell(""), "");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("two\r\nlines"), "\"two\r\nlines\"");
-        assert_eq!(cell("=1+1"), "\"'=1+1\"");
-        assert_eq!(cell("+1"), "\"'+1\"");
-        assert_eq!(cell("-1"), "\"'-1\"");
-        assert_eq!(cell("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(cell("\tx"), "\"'\tx\"");
-        assert_eq!(cell("\rx"), "\"'\rx\"");
-        assert_eq!(cell("a=b"), "a=b");
-        assert_eq!(COLUMNS.len(), 23);
+    fn cells_are_neutralised_and_round_trip_through_a_reader() {
+        for (value, expected) in [
+            ("plain", "plain"),
+            ("a,b", "a,b"),
+            ("say \"hi\"", "say \"hi\""),
+            ("two\r\nlines", "two\r\nlines"),
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("a=b", "a=b"),
+        ] {
+            let entry = AuditEntry::builder(Action::Update).details(value).build();
+            let columns = columns();
+            let details = columns.iter().position(|c| *c == "details").unwrap();
+            assert_eq!(&row(&entry)[details], expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn columns_follow_the_serialised_entry() {
+        let entry = AuditEntry::builder(Action::Update)
+            .tenant("acme")
+            .changes(vec![Change::new("host", json!("a"), json!("b"))])
+            .metadata("region", "eu")
+            .build();
+        let json = serde_json::to_value(&entry).unwrap();
+        let record = row(&entry);
+        let columns = columns();
+        assert_eq!(columns.len(), json.as_object().unwrap().len());
+        for (column, cell) in columns.iter().zip(record.iter()) {
+            let expected = match &json[*column] {
+                Value::Null => String::new(),
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(cell, expected, "{column}");
+        }
+        let bare = row(&AuditEntry::new(Action::Create));
+        let changes = columns.iter().position(|c| *c == "changes").unwrap();
+        let metadata = columns.iter().position(|c| *c == "metadata").unwrap();
+        assert_eq!((&bare[changes], &bare[metadata]), ("", ""));
     }
 }

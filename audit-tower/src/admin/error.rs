@@ -1,14 +1,13 @@
 //! [`AdminError`]: why the admin router refused or failed a request, as a JSON response.
 //!
-//! In the flow request → layer → entry → sink → store → **admin router**, every refusal of the
-//! router is one of these: the caller's input (400), the guard (403), an entry the caller cannot
-//! see (404), or the store (500/503). Only the last is the server's fault, so nothing a client
-//! sends can produce a 500.
+//! Every refusal of the router is one of these: the caller's input (400), the guard (403), an
+//! entry the caller cannot see (404), or the store (500/503). Only the last is the server's
+//! fault, so nothing a client sends can produce a 500.
 
-use audit_core::StoreError;
+use audit_core::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::json;
+use serde::Serialize;
 
 use super::response::json_response;
 
@@ -74,35 +73,63 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// The body of every error response, and its schema in the OpenAPI document.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct ErrorBody {
+    /// What kind of refusal or failure this is.
+    pub error: ErrorCode,
+    /// The query parameter or path segment at fault, for `invalid_parameter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub(crate) enum ErrorCode {
+    InvalidParameter,
+    AccessDenied,
+    NotFound,
+    StoreUnavailable,
+    StoreError,
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
-            AdminError::InvalidParameter { parameter, message } => json!({
-                "error": "invalid_parameter",
-                "parameter": parameter,
-                "message": message,
-            }),
-            AdminError::AccessDenied(message) => json!({
-                "error": "access_denied",
-                "message": message,
-            }),
-            AdminError::NotFound(_) => json!({
-                "error": "not_found",
-                "message": self.to_string(),
-            }),
+        let (error, parameter, message) = match self {
+            AdminError::InvalidParameter { parameter, message } => {
+                (ErrorCode::InvalidParameter, Some(parameter), message)
+            }
+            AdminError::AccessDenied(message) => (ErrorCode::AccessDenied, None, message),
+            not_found @ AdminError::NotFound(_) => {
+                (ErrorCode::NotFound, None, not_found.to_string())
+            }
             AdminError::Store(error) => {
                 tracing::error!(%error, "audit admin: the store failed");
-                let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
+                if status == StatusCode::SERVICE_UNAVAILABLE {
                     (
-                        "store_unavailable",
-                        "the audit store is unavailable; try again later",
+                        ErrorCode::StoreUnavailable,
+                        None,
+                        "the audit store is unavailable; try again later".to_owned(),
                     )
                 } else {
-                    ("store_error", "the audit store failed; see the server log")
-                };
-                json!({"error": code, "message": message})
+                    (
+                        ErrorCode::StoreError,
+                        None,
+                        "the audit store failed; see the server log".to_owned(),
+                    )
+                }
             }
+        };
+        let body = ErrorBody {
+            error,
+            parameter,
+            message,
         };
         json_response(status, &body)
     }

@@ -1,7 +1,8 @@
 //! Streaming exports: CSV, a JSON array, and NDJSON, written chunk by chunk as the store yields
 //! entries, so the memory held does not grow with the number of rows.
 
-use audit_core::{AuditEntry, StoreError};
+use audit_core::AuditEntry;
+use audit_core::store::StoreError;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -39,16 +40,14 @@ impl Format {
         }
     }
 
-    fn head(self) -> Vec<u8> {
+    fn head(self) -> Result<Vec<u8>, ::csv::Error> {
+        let mut out = Vec::new();
         match self {
-            Format::Csv => {
-                let mut out = Vec::new();
-                csv::write_header(&mut out);
-                out
-            }
-            Format::Json => b"[".to_vec(),
-            Format::Ndjson => Vec::new(),
+            Format::Csv => csv::write_header(&mut out)?,
+            Format::Json => out.push(b'['),
+            Format::Ndjson => {}
         }
+        Ok(out)
     }
 
     fn tail(self) -> &'static [u8] {
@@ -58,16 +57,22 @@ impl Format {
         }
     }
 
-    fn write(self, out: &mut Vec<u8>, entry: &AuditEntry, first: bool) -> serde_json::Result<()> {
+    /// Appends `entries`; `first` says whether they are the first of the export.
+    fn write(self, out: &mut Vec<u8>, entries: &[AuditEntry], first: bool) -> Result<(), String> {
         match self {
-            Format::Csv => csv::write_row(out, entry),
+            Format::Csv => csv::write_rows(out, entries).map_err(|e| e.to_string()),
             Format::Json => {
-                out.extend_from_slice(if first { b"\n" } else { b",\n" });
-                serde_json::to_writer(&mut *out, entry)
+                for (i, entry) in entries.iter().enumerate() {
+                    out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
+                    serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())?;
+                }
+                Ok(())
             }
             Format::Ndjson => {
-                serde_json::to_writer(&mut *out, entry)?;
-                out.push(b'\n');
+                for entry in entries {
+                    serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())?;
+                    out.push(b'\n');
+                }
                 Ok(())
             }
         }
@@ -87,19 +92,23 @@ pub(crate) fn response(
 ) -> Response {
     let mut first = true;
     let rows = entries.ready_chunks(CHUNK_ENTRIES).map(move |chunk| {
-        let mut out = Vec::with_capacity(chunk.len() * 512);
-        for item in chunk {
-            let entry = item.inspect_err(|error| {
+        let entries = chunk
+            .into_iter()
+            .collect::<Result<Vec<AuditEntry>, StoreError>>()
+            .inspect_err(|error| {
                 tracing::error!(%error, "audit admin: the store failed during an export");
             })?;
-            format
-                .write(&mut out, &entry, first)
-                .map_err(|error| StoreError::Backend(Box::new(error)))?;
-            first = false;
-        }
+        let mut out = Vec::with_capacity(entries.len() * 512);
+        format
+            .write(&mut out, &entries, first)
+            .map_err(|error| StoreError::Backend(error.into()))?;
+        first = false;
         Ok::<_, StoreError>(Bytes::from(out))
     });
-    let body = stream::once(async move { Ok(Bytes::from(format.head())) })
+    let head = format
+        .head()
+        .map_err(|error| StoreError::Backend(Box::new(error)));
+    let body = stream::once(async move { head.map(Bytes::from) })
         .chain(rows)
         .chain(stream::once(async move {
             Ok(Bytes::from_static(format.tail()))

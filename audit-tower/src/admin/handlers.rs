@@ -1,65 +1,108 @@
-//! The data endpoints: list, one entry, and the three exports.
+//! The data endpoints: list, one entry, and the three exports; and the entries that record
+//! each read of the log, made by the audit layer's own capture.
 
 use std::sync::Arc;
 
-use audit_core::store::Scope;
-use audit_core::{Action, AuditSink, AuditStore, Outcome};
+use audit_core::store::{AuditStore, Scope};
+use audit_core::{Action, AuditSink, TenantRef};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::response::Response;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
-use http::StatusCode;
 use http::request::Parts;
-use serde_json::json;
+use http::{Method, StatusCode};
 use uuid::Uuid;
 
+use super::AUDIT_LOG_ENTITY;
 use super::error::AdminError;
 use super::export::{self, Format};
 use super::guard::AdminGuard;
 use super::params::{self, Endpoint};
-use super::record::Read;
 use super::response::json_response;
-use super::viewer;
-use crate::client_ip::ClientIpConfig;
+use super::viewer::ViewerPage;
+use crate::capture::{ResponseFacts, capture_with};
+use crate::config::Config;
+use crate::context::AuditContext;
+use crate::delivery::write;
+use crate::route::Derived;
 
 /// What every handler shares.
-pub(crate) struct Shared<S> {
-    pub store: S,
+pub(crate) struct AdminState<S> {
+    pub store: Arc<S>,
     pub guard: Arc<dyn AdminGuard>,
-    pub client_ip: ClientIpConfig,
-    pub viewer: viewer::Page,
+    /// The audit layer's settings: reads are recorded with its capture, into its sink.
+    pub audit: Arc<Config>,
+    pub viewer: ViewerPage,
     pub openapi: Bytes,
 }
 
-pub(crate) type AppState<S> = State<Arc<Shared<S>>>;
+pub(crate) type AppState<S> = State<Arc<AdminState<S>>>;
 
-impl<S: AuditStore + AuditSink> Shared<S> {
+impl<S: AuditStore + AuditSink> AdminState<S> {
     /// The caller's scope, or a 403 (recorded as a denied read).
     async fn scope(&self, parts: &Parts) -> Result<Scope, AdminError> {
         match self.guard.check(parts).scope() {
             Ok(scope) => Ok(scope),
             Err(message) => {
-                Read::new(Action::Read, None)
-                    .outcome(Outcome::Denied, StatusCode::FORBIDDEN)
-                    .details("access to the audit log denied")
-                    .write(self, parts, None)
-                    .await;
+                let read = self.read(parts, Action::Read);
+                read.details("access to the audit log denied");
+                self.record(parts, read, None, StatusCode::FORBIDDEN).await;
                 Err(AdminError::AccessDenied(message))
             }
         }
     }
 
-    pub(crate) async fn write(&self, entry: audit_core::AuditEntry) {
-        let id = entry.id;
-        if let Err(error) = self.store.record(entry).await {
-            tracing::error!(%error, entry_id = %id, "audit admin: could not record a read of the log");
-        }
+    /// The draft of the entry that records a read of the log, made as the layer makes any:
+    /// its resolvers, client address, redaction and limits.
+    fn read(&self, parts: &Parts, action: Action) -> AuditContext {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
+        let derived = Derived::fixed(action, Some(AUDIT_LOG_ENTITY.to_owned()), route.into());
+        let capture = capture_with(
+            &self.audit,
+            Arc::new(derived),
+            &parts.method,
+            parts.uri.path(),
+            &parts.headers,
+            &parts.extensions,
+        );
+        let read = AuditContext::new(self.audit.clone(), capture);
+        read.entity_name("Audit log");
+        read
     }
 
-    pub(crate) fn client_ip(&self) -> &ClientIpConfig {
-        &self.client_ip
+    /// Records a read with its answer's `status`. Without a tenant from the request, the
+    /// granted scope's tenant (and team) is the entry's, so tenant administrators see their own
+    /// reads in their own log. A failed write is logged; the read is still served.
+    async fn record(
+        &self,
+        parts: &Parts,
+        read: AuditContext,
+        scope: Option<&Scope>,
+        status: StatusCode,
+    ) {
+        // axum answers HEAD with the GET handler and drops the body: nothing was read.
+        if parts.method == Method::HEAD && status.is_success() {
+            return;
+        }
+        match scope {
+            Some(Scope::Tenant(tenant)) => read.fallback_tenant(TenantRef::new(tenant)),
+            Some(Scope::Team { tenant, team }) => {
+                read.fallback_tenant(TenantRef::new(tenant).with_team(team));
+            }
+            Some(Scope::All) | None => {}
+        }
+        let facts = ResponseFacts {
+            status: Some(status.as_u16()),
+            caller: None,
+        };
+        if let Some(entry) = read.finish(Some(facts)) {
+            write(entry, self.audit.clone()).await;
+        }
     }
 }
 
@@ -71,14 +114,15 @@ pub(crate) async fn list<S: AuditStore + AuditSink>(
     let scope = shared.scope(&parts).await?;
     let query = params::parse(parts.uri.query(), scope.clone(), Endpoint::List)?;
     let page = shared.store.query(&query).await?;
-    Read::new(Action::Read, None)
-        .details(format!("listed {} audit entries", page.items.len()))
-        .metadata("endpoint", json!("entries"))
-        .metadata("filter", params::filter_json(&query))
-        .metadata("limit", json!(query.limit))
-        .metadata("continued", json!(query.cursor.is_some()))
-        .metadata("returned", json!(page.items.len()))
-        .write(&shared, &parts, Some(&scope))
+    let read = shared.read(&parts, Action::Read);
+    read.details(format!("listed {} audit entries", page.items.len()))
+        .metadata("endpoint", "entries")
+        .metadata("filter", &params::filter_json(&query))
+        .metadata("limit", &query.limit)
+        .metadata("continued", &query.cursor.is_some())
+        .metadata("returned", &page.items.len());
+    shared
+        .record(&parts, read, Some(&scope), StatusCode::OK)
         .await;
     Ok(json_response(StatusCode::OK, &page))
 }
@@ -102,10 +146,12 @@ pub(crate) async fn entry<S: AuditStore + AuditSink>(
         .get(&scope, id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.to_string()))?;
-    Read::new(Action::Read, Some(id.to_string()))
+    let read = shared.read(&parts, Action::Read);
+    read.entity_id(id)
         .details("read one audit entry")
-        .metadata("endpoint", json!("entry"))
-        .write(&shared, &parts, Some(&scope))
+        .metadata("endpoint", "entry");
+    shared
+        .record(&parts, read, Some(&scope), StatusCode::OK)
         .await;
     Ok(json_response(StatusCode::OK, &entry))
 }
@@ -161,15 +207,16 @@ async fn export<S: AuditStore + AuditSink>(
         Some(Err(error)) => return Err(error.into()),
         other => other,
     };
-    Read::new(Action::Export, None)
-        .details(format!(
-            "exported the audit log as {}",
-            format.extension().to_uppercase()
-        ))
-        .metadata("endpoint", json!("export"))
-        .metadata("format", json!(format.extension()))
-        .metadata("filter", filter)
-        .write(&shared, &parts, Some(&scope))
+    let read = shared.read(&parts, Action::Export);
+    read.details(format!(
+        "exported the audit log as {}",
+        format.extension().to_uppercase()
+    ))
+    .metadata("endpoint", "export")
+    .metadata("format", format.extension())
+    .metadata("filter", &filter);
+    shared
+        .record(&parts, read, Some(&scope), StatusCode::OK)
         .await;
     let file_stem = format!("audit-log-{}", started.format("%Y%m%dT%H%M%SZ"));
     let entries = stream::iter(first).chain(entries).boxed();

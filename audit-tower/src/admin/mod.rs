@@ -1,11 +1,9 @@
 //! The admin router: list, filter, page, inspect and export the audit log, with access control,
 //! an OpenAPI document and a viewer page (feature `admin`, on by default).
 //!
-//! The flow of the project is request → layer → entry → sink → store → **admin router**. This
-//! module is the reading end: administrators and auditors ask an [`AuditStore`] questions
-//! through HTTP, within the [`Scope`](audit_core::store::Scope) a pluggable [`AdminGuard`]
-//! grants them, and every read and export they make is itself written back through the same
-//! store's [`AuditSink`] side, so the log records who looked at it.
+//! Administrators and auditors ask an [`AuditStore`] questions through HTTP, within the
+//! [`Scope`](audit_core::store::Scope) a pluggable [`AdminGuard`] grants them, and every read
+//! and export they make is itself recorded, so the log shows who looked at it.
 //!
 //! | endpoint | what it answers |
 //! |---|---|
@@ -35,16 +33,16 @@
 //! A successful list or fetch is recorded as [`Action::Read`](audit_core::Action::Read) and an
 //! export as [`Action::Export`](audit_core::Action::Export), on entity type `AuditLog`, with the
 //! filter in the entry's `metadata`; a request the guard denies is recorded as `Read` with the
-//! outcome `denied`. The actor, tenant and API key come from the request extensions
-//! ([`Actor`](audit_core::Actor), [`TenantRef`](audit_core::TenantRef),
-//! [`ApiKeyRef`](audit_core::ApiKeyRef)) as for [`AuditLayer`](crate::AuditLayer); without a
-//! `TenantRef`, the tenant (and team) of the granted scope is used, so a tenant administrator
-//! sees their own reads in their own log. The client address comes from [`ClientIpConfig`]
-//! (the TCP peer by default). As in the layer, a failure to record is logged, never turned into
-//! a failed request.
+//! outcome `denied`. These entries are made by the capture of an
+//! [`AuditLayer`](crate::AuditLayer) (give the router your service's with
+//! [`AdminRouter::recorded_by`]): the same resolvers name the actor, tenant and API key, the
+//! same client address configuration and redaction apply, and the entries go to the same sink.
+//! Without a tenant from the request, the tenant (and team) of the granted scope is used, so a
+//! tenant administrator sees their own reads in their own log. A failure to record is logged,
+//! never turned into a failed request.
 //!
 //! ```
-//! use audit_core::{MemorySink, TenantRef};
+//! use audit_core::{MemoryStore, TenantRef};
 //! use audit_tower::admin::{self, Access};
 //! use axum::Router;
 //!
@@ -52,7 +50,7 @@
 //! #[derive(Clone)]
 //! struct IsAdmin(bool);
 //!
-//! let store = MemorySink::new(); // or audit_seaorm::SeaOrmStore
+//! let store = MemoryStore::new(); // or audit_seaorm::SeaOrmStore
 //! let audit_admin = admin::router(store)
 //!     // Only administrators, and each only to their own tenant: being signed in is not enough.
 //!     .guard(|parts: &http::request::Parts| {
@@ -74,17 +72,17 @@ mod guard;
 mod handlers;
 mod openapi;
 mod params;
-mod record;
 mod response;
 mod viewer;
 
 use std::sync::Arc;
 
-use audit_core::{AuditSink, AuditStore};
+use audit_core::AuditSink;
+use audit_core::store::AuditStore;
 use axum::Router;
 use axum::routing::get;
 
-use crate::client_ip::ClientIpConfig;
+use crate::layer::AuditLayer;
 
 pub use error::AdminError;
 pub use guard::{Access, AdminGuard, DenyAll, NO_GUARD_MESSAGE};
@@ -98,13 +96,13 @@ pub fn router<S: AuditStore + AuditSink>(store: S) -> AdminRouter<S> {
     AdminRouter::new(store)
 }
 
-/// The admin router's configuration: the store, the guard and where client addresses come from.
+/// The admin router's configuration: the store, the guard and the layer that records reads.
 ///
 /// See the [module documentation](self) for the endpoints and an example.
 pub struct AdminRouter<S> {
-    store: S,
+    store: Arc<S>,
     guard: Arc<dyn AdminGuard>,
-    client_ip: ClientIpConfig,
+    audit: AuditLayer,
     entity_types: Vec<String>,
 }
 
@@ -112,20 +110,22 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AdminRouter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminRouter")
             .field("store", &self.store)
-            .field("client_ip", &self.client_ip)
+            .field("audit", &self.audit)
             .field("entity_types", &self.entity_types)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: AuditStore + AuditSink> AdminRouter<S> {
-    /// An admin router reading from `store` and recording reads into it, with the [`DenyAll`]
-    /// guard: configure a [`guard`](Self::guard) before anyone can read.
+    /// An admin router reading from `store` and recording reads into it with a default
+    /// [`AuditLayer`], with the [`DenyAll`] guard: configure a [`guard`](Self::guard) before
+    /// anyone can read.
     pub fn new(store: S) -> Self {
+        let store = Arc::new(store);
         AdminRouter {
+            audit: AuditLayer::new(store.clone()),
             store,
             guard: Arc::new(DenyAll),
-            client_ip: ClientIpConfig::default(),
             entity_types: Vec::new(),
         }
     }
@@ -140,10 +140,24 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
         self
     }
 
-    /// Where the client address of a recorded read comes from (default: the TCP peer, as in
-    /// [`AuditLayer`](crate::AuditLayer); use the same configuration as your layer).
-    pub fn client_ip(mut self, config: ClientIpConfig) -> Self {
-        self.client_ip = config;
+    /// Records reads and exports of the log as `layer` records requests: with its resolvers,
+    /// client address configuration, redaction and limits, into its sink (default: a plain
+    /// [`AuditLayer`] writing to the store). Give it the layer your service uses.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::{AuditLayer, ClientIpConfig, ClientIpSource, admin};
+    ///
+    /// let store = MemoryStore::new();
+    /// let audit = AuditLayer::new(store.clone()).client_ip(ClientIpConfig::forwarded(
+    ///     ClientIpSource::XForwardedFor,
+    ///     ["10.0.0.0/8".parse().unwrap()],
+    /// ));
+    /// let audit_log = admin::router(store).recorded_by(&audit).into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn recorded_by(mut self, layer: &AuditLayer) -> Self {
+        self.audit = layer.clone();
         self
     }
 
@@ -165,12 +179,12 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     where
         T: Clone + Send + Sync + 'static,
     {
-        let shared = Arc::new(handlers::Shared {
-            viewer: viewer::Page::new(&self.entity_types),
+        let shared = Arc::new(handlers::AdminState {
+            viewer: viewer::ViewerPage::new(&self.entity_types),
             openapi: openapi::document(),
             store: self.store,
             guard: self.guard,
-            client_ip: self.client_ip,
+            audit: self.audit.config().clone(),
         });
         Router::new()
             .route("/", get(viewer::page::<S>))

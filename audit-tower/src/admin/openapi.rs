@@ -1,15 +1,23 @@
-//! `GET /openapi.json`: an OpenAPI 3.0 document of the admin endpoints, made from the same
-//! parameter table the parser uses.
+//! `GET /openapi.json`: an OpenAPI 3.0 document of the admin endpoints. The schemas of the
+//! entry, the page and the error body are generated from the types the handlers serialise
+//! (`schemars`), the parameters from the table the query parser reads, and every bound from the
+//! constant that defines it, so the document cannot drift from what the router does.
 
-use audit_core::{Action, AuditSink, AuditStore};
+use audit_core::store::{
+    AuditStore, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
+    Page,
+};
+use audit_core::{Action, ActorKind, AuditEntry, AuditSink, Outcome};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
+use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
-use super::csv::COLUMNS;
+use super::csv::columns;
+use super::error::ErrorBody;
 use super::handlers::AppState;
 use super::params::{PARAMETERS, ValueType};
 use super::response::common_headers;
@@ -23,27 +31,33 @@ pub(crate) async fn serve<S: AuditStore + AuditSink>(State(shared): AppState<S>)
     response
 }
 
+/// The schema of a parameter's value. Enumerations are the types' own text forms.
 fn schema(kind: ValueType) -> Value {
+    let texts = |values: &[&str]| json!({"type": "string", "enum": values});
     match kind {
-        ValueType::Text => json!({"type": "string", "maxLength": 255}),
-        ValueType::Action => json!({
-            "type": "string",
-            "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,63}$",
-            "description": format!(
-                "Well-known actions: {}; any other name of this pattern is a custom action.",
-                Action::well_known().map(|a| a.as_str().to_owned()).collect::<Vec<_>>().join(", ")
-            ),
-        }),
-        ValueType::ActorKind => {
-            json!({"type": "string", "enum": ["user", "api_key", "system", "anonymous"]})
-        }
-        ValueType::Outcome => json!({"type": "string", "enum": ["success", "failure", "denied"]}),
+        ValueType::Text => json!({"type": "string", "maxLength": MAX_FILTER_VALUE_LEN}),
+        ValueType::FreeText => json!({"type": "string", "maxLength": MAX_TEXT_CHARS}),
+        ValueType::Action => json!({"$ref": "#/components/schemas/Action"}),
+        ValueType::ActorKind => texts(&[
+            ActorKind::User.as_str(),
+            ActorKind::ApiKey.as_str(),
+            ActorKind::System.as_str(),
+            ActorKind::Anonymous.as_str(),
+        ]),
+        ValueType::Outcome => texts(&[
+            Outcome::Success.as_str(),
+            Outcome::Failure.as_str(),
+            Outcome::Denied.as_str(),
+        ]),
         ValueType::DateTime => json!({"type": "string", "format": "date-time"}),
         ValueType::Order => json!({"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
-        ValueType::Limit => {
-            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
-        }
-        ValueType::Cursor => json!({"type": "string"}),
+        ValueType::Limit => json!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIMIT,
+            "default": DEFAULT_LIMIT,
+        }),
+        ValueType::Cursor => json!({"$ref": "#/components/schemas/Cursor"}),
     }
 }
 
@@ -53,7 +67,7 @@ fn parameters(list: bool) -> Vec<Value> {
         .filter(|p| list || !p.list_only)
         .map(|p| {
             let schema = if p.repeatable {
-                json!({"type": "array", "items": schema(p.kind), "maxItems": 100})
+                json!({"type": "array", "items": schema(p.kind), "maxItems": MAX_FILTER_VALUES})
             } else {
                 schema(p.kind)
             };
@@ -70,38 +84,40 @@ fn parameters(list: bool) -> Vec<Value> {
         .collect()
 }
 
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    })
-}
-
-fn export_operation(summary: &str, media_type: &str, schema: Value) -> Value {
-    json!({
-        "get": {
-            "summary": summary,
-            "description": "Every entry matching the filters, in the requested order, streamed; \
-                with no `to`, up to the moment the export started. The download is recorded as \
-                an `Export` of the `AuditLog`.",
-            "parameters": parameters(false),
-            "responses": {
-                "200": {
-                    "description": "The file, with a `Content-Disposition: attachment` name.",
-                    "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
-                    "content": {media_type: {"schema": schema}},
-                },
-                "400": error_response("A parameter is malformed or unknown; `parameter` names it."),
-                "403": error_response("The guard denied access."),
-            },
-        }
-    })
-}
-
 /// The document, serialised once.
 pub(crate) fn document() -> Bytes {
-    let entry_ref = || json!({"$ref": "#/components/schemas/AuditEntry"});
-    let nullable_text = || json!({"type": "string", "nullable": true});
+    let mut generator = SchemaSettings::openapi3().for_serialize().into_generator();
+    let page_ref = Value::from(generator.subschema_for::<Page>());
+    let entry_ref = Value::from(generator.subschema_for::<AuditEntry>());
+    let error_ref = Value::from(generator.subschema_for::<ErrorBody>());
+    let _ = generator.subschema_for::<Action>();
+    let schemas = generator.take_definitions(true);
+    let error_response = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": error_ref}},
+        })
+    };
+    let export_operation = |summary: &str, media_type: &str, schema: Value| {
+        json!({
+            "get": {
+                "summary": summary,
+                "description": "Every entry matching the filters, in the requested order, \
+                    streamed; with no `to`, up to the moment the export started. The download \
+                    is recorded as an `Export` of the `AuditLog`.",
+                "parameters": parameters(false),
+                "responses": {
+                    "200": {
+                        "description": "The file, with a `Content-Disposition: attachment` name.",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {media_type: {"schema": schema}},
+                    },
+                    "400": error_response("A parameter is malformed or unknown; `parameter` names it."),
+                    "403": error_response("The guard denied access."),
+                },
+            }
+        })
+    };
     let doc = json!({
         "openapi": "3.0.3",
         "info": {
@@ -118,7 +134,7 @@ pub(crate) fn document() -> Bytes {
                     "responses": {
                         "200": {
                             "description": "A page; follow `next_cursor` for the next one.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}},
+                            "content": {"application/json": {"schema": page_ref}},
                         },
                         "400": error_response("A parameter is malformed or unknown; `parameter` names it."),
                         "403": error_response("The guard denied access."),
@@ -135,7 +151,7 @@ pub(crate) fn document() -> Bytes {
                     "responses": {
                         "200": {
                             "description": "The entry.",
-                            "content": {"application/json": {"schema": entry_ref()}},
+                            "content": {"application/json": {"schema": entry_ref}},
                         },
                         "400": error_response("The id is not a UUID."),
                         "403": error_response("The guard denied access."),
@@ -146,17 +162,17 @@ pub(crate) fn document() -> Bytes {
             "/export.csv": export_operation(
                 "Export as CSV (RFC 4180, formulas neutralised)",
                 "text/csv",
-                json!({"type": "string", "description": format!("Header row: {}", COLUMNS.join(","))}),
+                json!({"type": "string", "description": format!("Header row: {}", columns().join(","))}),
             ),
             "/export.json": export_operation(
                 "Export as one JSON array",
                 "application/json",
-                json!({"type": "array", "items": entry_ref()}),
+                json!({"type": "array", "items": entry_ref}),
             ),
             "/export.ndjson": export_operation(
                 "Export as newline-delimited JSON, one entry per line",
                 "application/x-ndjson",
-                entry_ref(),
+                entry_ref.clone(),
             ),
             "/openapi.json": {
                 "get": {
@@ -171,65 +187,7 @@ pub(crate) fn document() -> Bytes {
                 }
             },
         },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "message"],
-                    "properties": {
-                        "error": {"type": "string", "enum": ["invalid_parameter", "access_denied", "not_found", "store_unavailable", "store_error"]},
-                        "parameter": {"type": "string"},
-                        "message": {"type": "string"},
-                    },
-                },
-                "Page": {
-                    "type": "object",
-                    "required": ["items", "next_cursor"],
-                    "properties": {
-                        "items": {"type": "array", "items": entry_ref()},
-                        "next_cursor": nullable_text(),
-                    },
-                },
-                "Change": {
-                    "type": "object",
-                    "required": ["field", "old", "new"],
-                    "properties": {
-                        "field": {"type": "string"},
-                        "old": {"description": "Any JSON value; null when the field did not exist."},
-                        "new": {"description": "Any JSON value; null when the field no longer exists."},
-                    },
-                },
-                "AuditEntry": {
-                    "type": "object",
-                    "required": ["id", "occurred_at", "actor_kind", "action", "changes", "outcome", "metadata"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "occurred_at": {"type": "string", "format": "date-time"},
-                        "tenant_id": nullable_text(),
-                        "team_id": nullable_text(),
-                        "actor_kind": schema(ValueType::ActorKind),
-                        "actor_id": nullable_text(),
-                        "actor_name": nullable_text(),
-                        "api_key_id": nullable_text(),
-                        "api_key_name": nullable_text(),
-                        "action": {"type": "string"},
-                        "entity_type": nullable_text(),
-                        "entity_id": nullable_text(),
-                        "entity_name": nullable_text(),
-                        "details": nullable_text(),
-                        "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
-                        "outcome": schema(ValueType::Outcome),
-                        "status": {"type": "integer", "nullable": true},
-                        "ip": nullable_text(),
-                        "user_agent": nullable_text(),
-                        "request_id": nullable_text(),
-                        "method": nullable_text(),
-                        "route": nullable_text(),
-                        "metadata": {"type": "object", "additionalProperties": true},
-                    },
-                },
-            }
-        },
+        "components": {"schemas": schemas},
     });
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }

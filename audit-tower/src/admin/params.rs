@@ -25,7 +25,10 @@ pub(crate) enum Endpoint {
 /// The type of a parameter's value, for the OpenAPI document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ValueType {
+    /// A filter value: an id, a type, a key.
     Text,
+    /// The free-text search.
+    FreeText,
     Action,
     ActorKind,
     Outcome,
@@ -130,10 +133,10 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
     ),
     param(
         "q",
-        ValueType::Text,
+        ValueType::FreeText,
         false,
         false,
-        "Free text, case-insensitive, matched literally in the entity name, details, actor name, entity id and API key name (at most 200 characters).",
+        "Free text, case-insensitive, matched literally in the entity name, details, actor name, entity id and API key name.",
     ),
     param(
         "order",
@@ -142,13 +145,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         false,
         "`desc` (newest first, the default) or `asc`.",
     ),
-    param(
-        "limit",
-        ValueType::Limit,
-        false,
-        true,
-        "Page size, 1 to 1000 (default 100).",
-    ),
+    param("limit", ValueType::Limit, false, true, "Page size."),
     param(
         "cursor",
         ValueType::Cursor,
@@ -230,8 +227,8 @@ fn apply(query: &mut AuditQuery, name: &'static str, value: &str) -> Result<(), 
             .push(Outcome::from_str(value).map_err(|e| bad(e.to_string()))?),
         "from" => query.from = Some(instant(name, value)?),
         "to" => query.to = Some(instant(name, value)?),
-        "q" => query.q = Some(value.to_owned()),
-        "order" => query.order = Order::from_str(value)?,
+        "q" => query.text = Some(value.to_owned()),
+        "order" => query.order = Order::from_str(value).map_err(|e| bad(e.to_string()))?,
         "limit" => {
             query.limit = value.parse().map_err(|_| {
                 bad(format!(
@@ -240,7 +237,9 @@ fn apply(query: &mut AuditQuery, name: &'static str, value: &str) -> Result<(), 
                 ))
             })?;
         }
-        "cursor" => query.cursor = Some(Cursor::from_str(value)?),
+        "cursor" => {
+            query.cursor = Some(Cursor::from_str(value).map_err(|e| bad(e.expected().to_owned()))?);
+        }
         _ => return Err(bad("unknown parameter".to_owned())),
     }
     Ok(())
@@ -308,7 +307,7 @@ pub(crate) fn filter_json(query: &AuditQuery) -> Value {
     if let Some(to) = query.to {
         filter.insert("to".to_owned(), time(to));
     }
-    if let Some(q) = query.search_text() {
+    if let Some(q) = query.trimmed_text() {
         filter.insert("q".to_owned(), json!(q));
     }
     filter.insert("order".to_owned(), json!(query.order.as_str()));
@@ -338,7 +337,7 @@ mod tests {
         assert_eq!(q.actions, [Action::Create, Action::Revoke]);
         assert_eq!(q.entity_types, ["ApiKey"]);
         assert_eq!(q.outcomes, [Outcome::Denied]);
-        assert_eq!(q.q, None);
+        assert_eq!(q.text, None);
         assert_eq!(q.from, None);
     }
 

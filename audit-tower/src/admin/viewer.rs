@@ -6,10 +6,13 @@
 //! `Content-Security-Policy` allows only this page's own script and style (by hash) and
 //! requests to its own origin.
 
-use audit_core::{Action, AuditSink, AuditStore};
+use audit_core::store::AuditStore;
+use audit_core::{Action, AuditSink};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 use http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_FRAME_OPTIONS};
 use serde_json::json;
@@ -22,12 +25,12 @@ const TEMPLATE: &str = include_str!("viewer.html");
 const CONFIG_SLOT: &str = "{{CONFIG}}";
 
 /// The rendered page and its security policy.
-pub(crate) struct Page {
+pub(crate) struct ViewerPage {
     html: String,
     csp: HeaderValue,
 }
 
-impl Page {
+impl ViewerPage {
     pub(crate) fn new(entity_types: &[String]) -> Self {
         let config = json!({
             "actions": Action::well_known().map(|a| a.as_str().to_owned()).collect::<Vec<_>>(),
@@ -46,7 +49,7 @@ impl Page {
             sha256_base64(script),
             sha256_base64(style),
         );
-        Page {
+        ViewerPage {
             html,
             csp: HeaderValue::from_str(&csp)
                 .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
@@ -62,25 +65,7 @@ fn element_body<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
 }
 
 fn sha256_base64(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(44);
-    for chunk in digest.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Serves the page.
@@ -130,7 +115,7 @@ mod tests {
 
     #[test]
     fn config_cannot_close_its_script_block() {
-        let page = Page::new(&["</script><script>alert(1)</script>".to_owned()]);
+        let page = ViewerPage::new(&["</script><script>alert(1)</script>".to_owned()]);
         assert_eq!(page.html.matches("</script>").count(), 2);
     }
 }

@@ -27,7 +27,7 @@ pub enum ApiError {
     Invalid(String),
     /// The audit entry could not be written with the change, so the change was not made.
     #[error("the audit log is unavailable, so the change was not made")]
-    Audit(#[from] audit_core::StoreError),
+    Audit(#[from] audit_core::store::StoreError),
     /// The database failed.
     #[error("database error")]
     Database(#[from] sea_orm::DbErr),

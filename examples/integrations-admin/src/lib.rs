@@ -39,7 +39,7 @@ pub struct AppState {
 pub enum SetupError {
     /// Connecting or migrating the audit store failed.
     #[error("audit store: {0}")]
-    Audit(#[from] audit_core::StoreError),
+    Audit(#[from] audit_core::store::StoreError),
     /// Creating the service's tables failed.
     #[error("database: {0}")]
     Db(#[from] DbErr),

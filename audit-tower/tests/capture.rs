@@ -1,11 +1,13 @@
 //! Capture, end to end: requests through a real axum router under `AuditLayer`, and the entries
-//! they leave in a `MemorySink`.
+//! they leave in a `MemoryStore`.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose: a failure is a failed test
 
 use std::net::SocketAddr;
 
-use audit_core::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, MemorySink, Outcome, TenantRef};
+use audit_core::{
+    Action, Actor, ActorKind, ApiKeyRef, AuditEntry, MemoryStore, Outcome, TenantRef,
+};
 use audit_tower::{AuditContext, AuditLayer, ClientIpConfig, ClientIpSource, RouteRule};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
@@ -15,7 +17,16 @@ use axum::routing::{get, post, put};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tower::ServiceExt;
+
+/// How the layer records an API key it does not know: `sha256:` and the first twelve hex digits
+/// of the key's SHA-256.
+fn fingerprint(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
 
 const KEY_SECRET: &str = "sk_live_9f8e7d6c5b4a39281706";
 const PASSWORD: &str = "correct-horse-battery-staple";
@@ -57,7 +68,7 @@ async fn update_profile(audit: AuditContext, body: String) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-fn app(sink: &MemorySink) -> Router {
+fn app(sink: &MemoryStore) -> Router {
     let tracked = [
         (Method::POST, "/tenants"),
         (Method::PUT, "/tenants/{id}"),
@@ -94,7 +105,7 @@ fn app(sink: &MemorySink) -> Router {
     router
         .layer(
             AuditLayer::new(sink.clone())
-                .api_key(|raw: &str| {
+                .api_key_with(|raw: &str| {
                     (raw == KEY_SECRET).then(|| ApiKeyRef::new("key-1", "deploy-bot"))
                 })
                 .rule(
@@ -122,7 +133,7 @@ async fn send(app: &Router, req: Request) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn only(sink: &MemorySink) -> AuditEntry {
+fn only(sink: &MemoryStore) -> AuditEntry {
     let entries = sink.take();
     assert_eq!(
         entries.len(),
@@ -134,7 +145,7 @@ fn only(sink: &MemorySink) -> AuditEntry {
 
 #[tokio::test]
 async fn every_tracked_action_leaves_exactly_one_entry() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let rows: &[(Method, &str, Action, &str, Option<&str>)] = &[
         (Method::POST, "/tenants", Action::Create, "Tenant", None),
@@ -288,7 +299,7 @@ async fn every_tracked_action_leaves_exactly_one_entry() {
 
 #[tokio::test]
 async fn reads_unmatched_routes_and_safe_methods_record_nothing() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     for (method, path) in [
         (Method::GET, "/tenants"),
@@ -306,7 +317,7 @@ async fn reads_unmatched_routes_and_safe_methods_record_nothing() {
 
 #[tokio::test]
 async fn any_method_a_client_sends_leaves_an_action_that_reads_back() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let long = "A".repeat(70);
     for (method, action) in [
@@ -340,7 +351,7 @@ async fn any_method_a_client_sends_leaves_an_action_that_reads_back() {
 
 #[tokio::test]
 async fn denied_and_failed_requests_are_recorded_with_their_outcome() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let (status, _) = send(
         &app,
@@ -379,7 +390,7 @@ async fn a_forbidden_request_stopped_by_auth_inside_the_layer_is_denied() {
             .insert(Actor::user("u-inner", "inner@example.com"));
         response
     }
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route("/api-keys/{id}/revoke", post(ok))
         .route_layer(middleware::from_fn(inner_auth))
@@ -407,7 +418,7 @@ async fn a_forbidden_request_stopped_by_auth_inside_the_layer_is_denied() {
 async fn denied_by_auth_outside_the_layer_is_not_seen_by_it() {
     // The outer middleware answers 401/403 before the request reaches the layer, so nothing is
     // recorded there; put authentication inside the layer to record refused attempts.
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let req = request(Method::POST, "/tenants")
         .header("authorization", "Bearer forbidden")
@@ -419,7 +430,7 @@ async fn denied_by_auth_outside_the_layer_is_not_seen_by_it() {
 
 #[tokio::test]
 async fn client_ip_ignores_spoofed_headers_and_walks_trusted_proxies() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let route = || Router::new().route("/tenants", post(ok));
     let spoofable = route().layer(
         AuditLayer::new(sink.clone())
@@ -479,7 +490,7 @@ async fn client_ip_ignores_spoofed_headers_and_walks_trusted_proxies() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_entries() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let body = json!({"name": "CRM", "host": "crm2.internal", "password": PASSWORD}).to_string();
     let req = request(
@@ -528,7 +539,7 @@ async fn secrets_never_reach_the_entries() {
     // The unknown key is known only by its fingerprint.
     assert_eq!(
         entries[1].api_key_id.as_deref(),
-        Some(audit_tower::fingerprint(b"sk_unknown_key_abcdef123456").as_str())
+        Some(fingerprint(b"sk_unknown_key_abcdef123456").as_str())
     );
     assert_eq!(entries[1].api_key_name, None);
     assert_eq!(entries[1].actor_id.as_deref(), Some("u-1"));
@@ -536,7 +547,7 @@ async fn secrets_never_reach_the_entries() {
 
 #[tokio::test]
 async fn request_ids_come_from_the_header_or_the_entry() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = app(&sink);
     let req = request(Method::POST, "/tenants")
         .header("x-request-id", "req-123")
@@ -556,7 +567,7 @@ async fn request_ids_come_from_the_header_or_the_entry() {
 
 #[tokio::test]
 async fn handlers_can_skip_override_and_claim() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route(
             "/tenants/{id}/skip",
@@ -652,7 +663,7 @@ async fn a_missing_layer_is_a_clear_error() {
 #[tokio::test]
 async fn a_request_dropped_while_its_entry_is_written_still_leaves_it() {
     /// Takes 200 ms to store an entry.
-    struct Slow(MemorySink);
+    struct Slow(MemoryStore);
     #[async_trait::async_trait]
     impl audit_core::AuditSink for Slow {
         async fn record(&self, entry: AuditEntry) -> Result<(), audit_core::SinkError> {
@@ -660,7 +671,7 @@ async fn a_request_dropped_while_its_entry_is_written_still_leaves_it() {
             self.0.record(entry).await
         }
     }
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route("/tenants", post(ok))
         .layer(AuditLayer::new(Slow(sink.clone())));
@@ -678,7 +689,7 @@ async fn a_request_dropped_while_its_entry_is_written_still_leaves_it() {
 
 #[tokio::test]
 async fn a_secret_in_the_path_is_not_recorded_as_the_entity_id() {
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route("/password-resets/{token}", post(ok))
         .route("/api-keys/{id}/revoke", post(ok))
@@ -729,11 +740,20 @@ async fn a_failing_sink_never_fails_the_request() {
 #[tokio::test]
 async fn over_real_tcp_the_peer_address_comes_from_connect_info() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let sink = MemorySink::new();
+    let sink = MemoryStore::new();
     let app = Router::new()
         .route("/api-keys/{id}/revoke", post(ok))
         .layer(AuditLayer::new(sink.clone()));
-    let (addr, server) = audit_tests::serve(app).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"POST /api-keys/k-3/revoke HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -753,8 +773,8 @@ async fn over_real_tcp_the_peer_address_comes_from_connect_info() {
 
 #[tokio::test]
 async fn record_with_stores_the_entry_once_and_gives_it_back_on_failure() {
-    let sink = MemorySink::new();
-    let written = MemorySink::new();
+    let sink = MemoryStore::new();
+    let written = MemoryStore::new();
     let written_by_handler = written.clone();
     let app = Router::new()
         .route(
@@ -812,8 +832,8 @@ async fn record_with_stores_the_entry_once_and_gives_it_back_on_failure() {
 
 #[tokio::test]
 async fn a_second_attempt_stores_what_the_handler_said_since_the_first() {
-    let sink = MemorySink::new();
-    let written = MemorySink::new();
+    let sink = MemoryStore::new();
+    let written = MemoryStore::new();
     let written_by_handler = written.clone();
     let app = Router::new()
         .route(

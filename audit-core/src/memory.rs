@@ -1,0 +1,223 @@
+//! [`MemoryStore`]: entries kept in memory, both written to and queried, for tests, demos and
+//! small tools.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use chrono::SubsecRound;
+use futures_core::Stream;
+use futures_core::stream::BoxStream;
+use uuid::Uuid;
+
+use crate::entry::AuditEntry;
+use crate::sink::{AuditSink, SinkError};
+use crate::store::{AuditQuery, AuditStore, Cursor, Order, Page, Scope, StoreError};
+
+/// Keeps entries in memory: an [`AuditSink`] and an [`AuditStore`] at once, the reference
+/// implementation of both, for your own tests and for trying the layer and the admin router
+/// out. It holds every entry in memory, so it is not meant for production.
+///
+/// Clones share the same entries, so keep one clone to inspect what the layer recorded.
+/// Like every store it skips an id it already holds and keeps `occurred_at` to the
+/// microsecond; queries are validated like every store's, and paging is by keyset on
+/// `(occurred_at, id)` with the semantics of [`AuditQuery::matches`].
+///
+/// ```
+/// use audit_core::{Action, AuditEntry, AuditSink, MemoryStore};
+/// use audit_core::store::{AuditQuery, AuditStore, Scope};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// store.record(AuditEntry::builder(Action::Create).tenant("acme").build()).await.unwrap();
+/// store.record(AuditEntry::builder(Action::Delete).tenant("globex").build()).await.unwrap();
+/// assert_eq!(store.len(), 2);
+/// let page = store.query(&AuditQuery::new(Scope::tenant("acme"))).await.unwrap();
+/// assert_eq!(page.items.len(), 1);
+/// assert!(page.next_cursor.is_none());
+/// # });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Entries>>,
+}
+
+/// The entries in arrival order, and their ids, so that a repeated id is found at once.
+#[derive(Debug, Default)]
+struct Entries {
+    list: Vec<AuditEntry>,
+    ids: HashSet<Uuid>,
+}
+
+impl Entries {
+    fn add(&mut self, mut entry: AuditEntry) {
+        if self.ids.insert(entry.id) {
+            entry.occurred_at = entry.occurred_at.trunc_subsecs(6);
+            self.list.push(entry);
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // A panic while holding the lock cannot leave the entries half-written, so the data is
+        // still good after poisoning.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of every entry recorded so far, in the order they arrived.
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        self.lock().list.clone()
+    }
+
+    /// How many entries were recorded.
+    pub fn len(&self) -> usize {
+        self.lock().list.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.lock().list.is_empty()
+    }
+
+    /// Removes and returns every entry.
+    pub fn take(&self) -> Vec<AuditEntry> {
+        let mut entries = self.lock();
+        entries.ids.clear();
+        std::mem::take(&mut entries.list)
+    }
+
+    /// The entries matching `query` after its cursor, in its order.
+    fn select(&self, query: &AuditQuery) -> Vec<AuditEntry> {
+        let after = |entry: &AuditEntry| match &query.cursor {
+            None => true,
+            Some(cursor) => {
+                let key = (entry.occurred_at, entry.id);
+                let at = (cursor.occurred_at(), cursor.id());
+                match query.order {
+                    Order::Desc => key < at,
+                    Order::Asc => key > at,
+                }
+            }
+        };
+        let mut items: Vec<AuditEntry> = self
+            .lock()
+            .list
+            .iter()
+            .filter(|entry| query.matches(entry) && after(entry))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| {
+            let ordering = (a.occurred_at, a.id).cmp(&(b.occurred_at, b.id));
+            match query.order {
+                Order::Asc => ordering,
+                Order::Desc => ordering.reverse(),
+            }
+        });
+        items
+    }
+}
+
+#[async_trait]
+impl AuditSink for MemoryStore {
+    async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
+        self.lock().add(entry);
+        Ok(())
+    }
+
+    async fn record_batch(&self, batch: Vec<AuditEntry>) -> Result<(), SinkError> {
+        let mut entries = self.lock();
+        for entry in batch {
+            entries.add(entry);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn query(&self, query: &AuditQuery) -> Result<Page, StoreError> {
+        query.validate()?;
+        let mut items = self.select(query);
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            items.last().map(|last| Cursor::after(query, last))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn get(&self, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
+        scope.validate()?;
+        Ok(self
+            .lock()
+            .list
+            .iter()
+            .find(|entry| entry.id == id && scope.contains(entry))
+            .cloned())
+    }
+
+    fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
+        let items = match query.validate() {
+            Ok(()) => self.select(query).into_iter().map(Ok).collect(),
+            Err(err) => vec![Err(err)],
+        };
+        Box::pin(Items(items.into_iter()))
+    }
+}
+
+/// A stream over entries already in hand.
+struct Items(std::vec::IntoIter<Result<AuditEntry, StoreError>>);
+
+impl Stream for Items {
+    type Item = Result<AuditEntry, StoreError>;
+
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.get_mut().0.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::Action;
+
+    #[tokio::test]
+    async fn clones_share_entries_and_repeated_ids_are_skipped() {
+        let store = MemoryStore::new();
+        let writer = store.clone();
+        let entry = AuditEntry::new(Action::Create);
+        writer.record(entry.clone()).await.unwrap();
+        writer.record(entry.clone()).await.unwrap();
+        writer
+            .record_batch(vec![entry.clone(), AuditEntry::new(Action::Delete)])
+            .await
+            .unwrap();
+        let entries = store.entries();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, entry.id);
+        assert_eq!(entries[1].action, Action::Delete);
+        assert_eq!(store.take().len(), 2);
+        assert!(store.is_empty());
+        // Taken entries are gone, ids included: the same entry is stored again.
+        writer.record(entry).await.unwrap();
+        assert_eq!(store.len(), 1);
+    }
+}

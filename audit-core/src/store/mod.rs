@@ -1,0 +1,100 @@
+//! The query side of storage: [`AuditStore`] and the [`AuditQuery`], [`Cursor`] and [`Page`]
+//! it speaks.
+//!
+//! A store answers the admin screens' questions: a [`Scope`] chosen by an access guard,
+//! filters, a time range, free text and an opaque keyset [`Cursor`]. Everything here is plain
+//! data, so every store validates a query the same way ([`AuditQuery::validate`]) and an HTTP
+//! layer turns [`StoreError::InvalidQuery`] into a 400 that names the parameter. Paging is by
+//! keyset on `(occurred_at, id)`: a page never counts the whole table, and the 1000th page
+//! costs what the first does.
+//!
+//! # Implement your own store
+//!
+//! A store is a type that implements [`AuditSink`](crate::AuditSink) (the layer writes to it)
+//! and [`AuditStore`] (the admin router reads from it). The contract, which
+//! [`MemoryStore`](crate::MemoryStore) implements in a few dozen lines:
+//!
+//! - **Writes are idempotent on the entry id**: recording an id that is already stored does
+//!   nothing, so a retried batch never duplicates an entry.
+//! - **`occurred_at` is kept to the microsecond**: what cursors carry and every SQL backend
+//!   stores, so an entry built with nanoseconds pages like any other.
+//! - **Every query is validated first** with [`AuditQuery::validate`], and an invalid one
+//!   changes nothing and returns that error.
+//! - **The scope is applied inside the backend query**, never by filtering results, and
+//!   [`AuditStore::get`] answers `None` for an entry outside the scope.
+//! - **Semantics are [`AuditQuery::matches`]**: filters, half-open time range and literal,
+//!   case-insensitive free text.
+//! - **Pages follow the keyset** `(occurred_at, id)` in the query's order, fetch one row more
+//!   than the limit to know whether there is a next page, and end with a
+//!   [`Cursor::after`] the last entry; [`AuditStore::export`] streams every match in the same
+//!   order, in bounded chunks.
+//!
+//! The `test-suite` feature ships all of this as tests, one per behaviour, written once and
+//! run on `MemoryStore` and on `audit-seaorm`'s store on SQLite, PostgreSQL and MySQL. Run it
+//! on yours from a test file; each case makes a fresh store, or works in tenants of its own
+//! when the store is shared:
+//!
+//! ```ignore
+//! // tests/store_suite.rs, with `audit-core = { features = ["test-suite"] }` and tokio as
+//! // dev-dependencies.
+//! audit_core::store_suite!(my_crate::MyStore::connect("...").await.unwrap());
+//! ```
+//!
+//! See the [`suite`] module (feature `test-suite`) for the list of behaviours.
+
+mod cursor;
+mod page;
+mod query;
+#[cfg(feature = "test-suite")]
+pub mod suite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_core::stream::BoxStream;
+use uuid::Uuid;
+
+use crate::entry::AuditEntry;
+
+pub use cursor::Cursor;
+pub use page::{Page, StoreError};
+pub use query::{
+    AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
+    Order, SUPPORTED_YEARS, Scope,
+};
+
+/// The query side of storage: list, fetch and export entries within a [`Scope`].
+///
+/// Implementations validate every query with [`AuditQuery::validate`] before touching the
+/// backend, apply the scope inside the backend query, and page by keyset on `(occurred_at, id)`
+/// in the query's order, without counting the whole table.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// One page of the entries matching `query`, after `query.cursor` if set.
+    async fn query(&self, query: &AuditQuery) -> Result<Page, StoreError>;
+
+    /// The entry with this id, if it exists within `scope`. An entry outside the scope is
+    /// `None`, exactly like one that does not exist.
+    async fn get(&self, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>, StoreError>;
+
+    /// Every entry matching `query` (after `query.cursor`, if set), in its order, read in
+    /// bounded chunks so the memory held does not grow with the result. `query.limit` is
+    /// validated but does not cap the stream; use `StreamExt::take` for that. An invalid query
+    /// yields one error and ends.
+    fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>>;
+}
+
+#[async_trait]
+impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
+    async fn query(&self, query: &AuditQuery) -> Result<Page, StoreError> {
+        (**self).query(query).await
+    }
+
+    async fn get(&self, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>, StoreError> {
+        (**self).get(scope, id).await
+    }
+
+    fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
+        (**self).export(query)
+    }
+}

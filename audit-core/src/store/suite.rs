@@ -1,0 +1,1105 @@
+//! The conformance suite: what every [`AuditStore`] + [`AuditSink`] must do, as tests written
+//! once and run against each store (feature `test-suite`).
+//!
+//! Each case is an async function of a store. Cases work in tenants of their own (fresh
+//! UUIDv7s), so one store, or one database, can serve every case at once. [`store_suite!`]
+//! makes one `#[tokio::test]` per case:
+//!
+//! ```ignore
+//! // In a test file of your crate, with tokio (features "macros", "rt-multi-thread") as a
+//! // dev-dependency. The expression makes the store; it is evaluated inside each async test,
+//! // so it may `.await`, and may `return` to skip the case.
+//! crate::store_suite!(my_store::Store::connect("...").await.unwrap());
+//! ```
+//!
+//! The cases compare every answer with [`AuditQuery::matches`], the reference semantics, and
+//! check the contract the [`store`](super) module documents: idempotent writes, microsecond
+//! times, keyset pages in both orders across equal timestamps, scopes that hold in `query`,
+//! `get` and `export`, literal free text, and clear errors for bad input.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a failed unwrap is a failed test
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::{AuditQuery, AuditStore, Cursor, MAX_LIMIT, MAX_TEXT_CHARS, Order, Scope, StoreError};
+use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, Outcome};
+
+/// Runs every case of the suite against stores made by an expression: one `#[tokio::test]` per
+/// case, named after it. Put it in a module of its own per store.
+///
+/// The expression is evaluated inside each (async) test, so it may `.await`; a `return` in it
+/// skips the case (for a database that is not configured). See the [module](self) docs.
+#[macro_export]
+macro_rules! store_suite {
+    ($make:expr) => {
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant);
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $make;
+                $crate::store::suite::$case(&store).await;
+            }
+        )*
+    };
+}
+
+/// The names of the cases [`store_suite!`] runs, in order.
+pub const CASES: &[&str] = &[
+    "every_field_round_trips",
+    "every_filter_alone_and_combined_matches_the_reference",
+    "free_text_is_literal_and_case_insensitive",
+    "free_text_never_matches_across_columns",
+    "free_text_finds_long_texts_in_order",
+    "time_range_is_half_open",
+    "nanosecond_timestamps_page_like_any_other",
+    "timestamps_of_any_precision_sort_and_filter",
+    "paging_across_equal_timestamps_in_both_orders",
+    "scope_isolation_in_query_get_and_export",
+    "tenant_ids_compare_exactly",
+    "reinserting_is_a_no_op",
+    "batches_of_any_size_store_each_entry_once",
+    "a_batch_larger_than_one_statement_is_stored_whole",
+    "export_streams_every_match_in_chunks",
+    "bad_input_is_a_clear_error",
+    "unscoped_queries_see_every_tenant",
+];
+
+/// The store's type, for messages.
+fn name<S>() -> &'static str {
+    std::any::type_name::<S>()
+}
+
+/// A tenant id no other case uses.
+pub fn tenant() -> String {
+    format!("t-{}", uuid::Uuid::now_v7())
+}
+
+/// Every page of `query`, followed by cursor; checks that no page past the first is empty and
+/// that no page is longer than the limit.
+pub async fn all_pages<S: AuditStore + ?Sized>(store: &S, query: &AuditQuery) -> Vec<AuditEntry> {
+    let mut query = query.clone();
+    let mut out = Vec::new();
+    for page_number in 0..10_000 {
+        let page = store.query(&query).await.expect("query");
+        assert!(page.items.len() <= query.limit as usize);
+        if page_number > 0 {
+            assert!(!page.items.is_empty(), "a cursor led to an empty page");
+        }
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return out,
+        }
+    }
+    panic!("paging did not end");
+}
+
+/// `entries` in the order a store lists them.
+pub fn sorted(mut entries: Vec<AuditEntry>, order: Order) -> Vec<AuditEntry> {
+    entries.sort_by_key(|e| (e.occurred_at, e.id));
+    if order == Order::Desc {
+        entries.reverse();
+    }
+    entries
+}
+
+/// The ids of `entries`, in order.
+pub fn ids(entries: &[AuditEntry]) -> Vec<uuid::Uuid> {
+    entries.iter().map(|e| e.id).collect()
+}
+
+/// How many entries of `tenant` the store holds.
+async fn stored<S: AuditStore>(store: &S, tenant: &str) -> u64 {
+    store
+        .export(&AuditQuery::new(Scope::tenant(tenant)))
+        .map(|e| e.unwrap())
+        .count()
+        .await as u64
+}
+
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 6, 1, 12, 0, 0).unwrap() + Duration::microseconds(123_456)
+}
+
+fn invalid_parameter(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(StoreError::InvalidQuery { parameter, message }) => {
+            assert!(!message.is_empty());
+            parameter
+        }
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+}
+
+/// Entity names (and details) chosen to catch LIKE wildcards and quoting: each search term
+/// has a decoy that an unescaped pattern would match.
+const NAMES: [&str; 12] = [
+    "100% done",
+    "1000 done",
+    "under_score",
+    "underXscore",
+    "back\\slash",
+    "backslash",
+    "O'Brien",
+    "\"double\" quoted",
+    "'; DROP TABLE audit_log; --",
+    "Salesforce Prod",
+    "naïve",
+    "plain",
+];
+
+/// A varied dataset in one tenant: every filter column cycles with a different period, and
+/// pairs of entries share a timestamp.
+fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
+    let actions = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Custom("Approve".into()),
+    ];
+    let kinds = [
+        ActorKind::User,
+        ActorKind::ApiKey,
+        ActorKind::System,
+        ActorKind::Anonymous,
+    ];
+    let types = ["ConnectionProfile", "ApiKey", "Tenant"];
+    let outcomes = [Outcome::Success, Outcome::Failure, Outcome::Denied];
+    (0..n)
+        .map(|i| {
+            let mut builder = AuditEntry::builder(actions[i % 4].clone())
+                .tenant(t)
+                .entity(types[i % 3], format!("e{}", i % 7))
+                .entity_name(NAMES[i % NAMES.len()])
+                .outcome(outcomes[(i / 2) % 3])
+                .occurred_at(base_time() + Duration::milliseconds((i / 2) as i64));
+            if i % 6 != 5 {
+                builder = builder.api_key(ApiKeyRef::new(
+                    format!("k{}", i % 6),
+                    format!("key {}", i % 6),
+                ));
+            }
+            if i % 3 != 2 {
+                builder = builder.team(format!("team{}", i % 2));
+            }
+            if i.is_multiple_of(5) {
+                builder = builder.details(NAMES[(i / 5) % NAMES.len()]);
+            }
+            let mut entry = builder.build();
+            entry.actor_kind = kinds[i % 4];
+            entry.actor_id = Some(format!("u{}", i % 5));
+            entry.actor_name = Some(format!("User {}", i % 5));
+            entry
+        })
+        .collect()
+}
+
+/// Checks `query` against the reference semantics ([`AuditQuery::matches`]) in both orders
+/// and through several pages; returns how many entries matched.
+async fn check<S: AuditStore>(store: &S, data: &[AuditEntry], query: AuditQuery) -> usize {
+    let mut count = None;
+    for order in [Order::Desc, Order::Asc] {
+        let query = query.clone().order(order).limit(7);
+        let expected = sorted(
+            data.iter().filter(|e| query.matches(e)).cloned().collect(),
+            order,
+        );
+        let got = all_pages(store, &query).await;
+        assert_eq!(
+            ids(&got),
+            ids(&expected),
+            "{}: {query:?} returned the wrong entries",
+            name::<S>()
+        );
+        assert_eq!(got, expected);
+        count = Some(expected.len());
+    }
+    count.unwrap_or(0)
+}
+
+/// Every field of an entry, a full one and a minimal one, reads back exactly as recorded.
+pub async fn every_field_round_trips<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let mut full = AuditEntry::builder(Action::ToggleActive)
+        .actor(Actor::user("u-1", "ann@example.com"))
+        .api_key(ApiKeyRef::new("k-1", "CI deployer"))
+        .tenant(&t)
+        .team("ops")
+        .entity("ConnectionProfile", "42")
+        .entity_name("Salesforce prod — naïve ünïcödé 😀")
+        .details("toggled \"active\" for 'prod'")
+        .changes(vec![
+            Change::new("active", json!(true), json!(false)),
+            Change::new("mapping.qty", json!({"a": [1, 2.5, null]}), json!("amount")),
+        ])
+        .outcome(Outcome::Denied)
+        .ip("2001:db8::1".parse().unwrap())
+        .metadata("region", "eu-west")
+        .metadata("nested", json!({"k": [true, 1]}))
+        .occurred_at(base_time())
+        .build();
+    full.status = Some(403);
+    full.user_agent = Some("Mozilla/5.0 (X11)".into());
+    full.request_id = Some("req-7".into());
+    full.method = Some("POST".into());
+    full.route = Some("/connection-profiles/{id}/toggle-active".into());
+    let minimal = AuditEntry::builder(Action::Custom("Approve".into()))
+        .tenant(&t)
+        .occurred_at(base_time() + Duration::microseconds(1))
+        .build();
+    store.record(full.clone()).await.unwrap();
+    store.record(minimal.clone()).await.unwrap();
+
+    let scope = Scope::tenant(&t);
+    assert_eq!(
+        store.get(&scope, full.id).await.unwrap(),
+        Some(full.clone())
+    );
+    assert_eq!(
+        store.get(&scope, minimal.id).await.unwrap(),
+        Some(minimal.clone())
+    );
+    let page = store.query(&AuditQuery::new(scope)).await.unwrap();
+    assert_eq!(page.items, vec![minimal, full], "{}", name::<S>());
+    assert_eq!(page.next_cursor, None);
+}
+
+/// Every filter, alone and combined, selects what [`AuditQuery::matches`] selects, in both orders, across pages.
+pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore + AuditSink>(
+    store: &S,
+) {
+    let t = tenant();
+    let data = dataset(&t, 84);
+    store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    let total = data.len();
+    assert_eq!(check(store, &data, q()).await, total);
+
+    // Each filter alone narrows to a proper, non-empty subset.
+    let alone = [
+        q().entity_type("ApiKey"),
+        q().action(Action::Delete),
+        q().action(Action::Custom("Approve".into())),
+        q().actor_id("u3"),
+        q().actor_kind(ActorKind::System),
+        q().api_key("k2"),
+        q().api_key("key 4"),
+        q().entity_id("e5"),
+        q().outcome(Outcome::Denied),
+        q().from(base_time() + Duration::milliseconds(10)),
+        q().to(base_time() + Duration::milliseconds(10)),
+        q().text("prod"),
+        AuditQuery::new(Scope::team(&t, "team1")),
+    ];
+    for query in alone {
+        let n = check(store, &data, query.clone()).await;
+        assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");
+    }
+    // Multi-select values are ORed; filters are ANDed.
+    let combined = [
+        q().entity_type("ApiKey").entity_type("Tenant"),
+        q().action(Action::Create).action(Action::Update),
+        q().entity_type("ConnectionProfile").action(Action::Create),
+        q().actor_id("u1").actor_id("u2").outcome(Outcome::Success),
+        q().actor_kind(ActorKind::User)
+            .actor_kind(ActorKind::ApiKey)
+            .api_key("k0")
+            .api_key("key 1"),
+        q().entity_id("e1")
+            .entity_id("e2")
+            .entity_type("Tenant")
+            .from(base_time() + Duration::milliseconds(3))
+            .to(base_time() + Duration::milliseconds(40)),
+        q().outcome(Outcome::Failure)
+            .outcome(Outcome::Denied)
+            .text("o"),
+        AuditQuery::new(Scope::team(&t, "team0"))
+            .action(Action::Delete)
+            .action(Action::Create)
+            .text("DONE"),
+    ];
+    for query in combined {
+        let n = check(store, &data, query.clone()).await;
+        assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");
+    }
+    // A filter that matches nothing.
+    assert_eq!(check(store, &data, q().entity_type("Nope")).await, 0);
+    assert_eq!(
+        check(
+            store,
+            &data,
+            q().entity_type("ApiKey")
+                .entity_id("e0")
+                .action(Action::Update)
+        )
+        .await,
+        data.iter()
+            .filter(|e| e.entity_type.as_deref() == Some("ApiKey")
+                && e.entity_id.as_deref() == Some("e0")
+                && e.action == Action::Update)
+            .count()
+    );
+}
+
+/// Free text is a literal substring (no wildcards, no SQL), case-insensitive for ASCII, over the searched columns.
+pub async fn free_text_is_literal_and_case_insensitive<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let data = dataset(&t, 48);
+    store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    // Term → the only entity name it may match (its decoy must not).
+    for (term, only) in [
+        ("100%", "100% done"),
+        ("under_", "under_score"),
+        ("k\\s", "back\\slash"),
+        ("O'Brien", "O'Brien"),
+        ("\"double\"", "\"double\" quoted"),
+        ("'; DROP TABLE audit_log; --", "'; DROP TABLE audit_log; --"),
+        ("SALESFORCE prod", "Salesforce Prod"),
+        ("naïve", "naïve"),
+    ] {
+        let got = all_pages(store, &q().text(term)).await;
+        assert!(!got.is_empty(), "{}: {term:?} found nothing", name::<S>());
+        assert!(
+            got.iter()
+                .all(|e| e.entity_name.as_deref() == Some(only)
+                    || e.details.as_deref() == Some(only)),
+            "{}: {term:?} matched something other than {only:?}",
+            name::<S>()
+        );
+        check(store, &data, q().text(term)).await;
+    }
+    // Wildcards alone match nothing, where an unescaped pattern would match everything.
+    for term in ["%", "_", "\\", "%%", "\\%", "!", "!%", "!_"] {
+        let n = check(store, &data, q().text(term)).await;
+        assert!(
+            n < data.len(),
+            "{}: {term:?} matched everything",
+            name::<S>()
+        );
+    }
+    // Non-ASCII text always matches itself, whatever the backend's case folding covers.
+    let accented = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("Émile Zola")
+        .build();
+    store.record(accented.clone()).await.unwrap();
+    // (Whether `é` finds `É` depends on the backend and its locale, so it is not asserted.)
+    for term in ["Émile", "Émile ZOLA", "mile zo"] {
+        let got = all_pages(store, &q().text(term)).await;
+        assert_eq!(ids(&got), vec![accented.id], "{}: {term:?}", name::<S>());
+    }
+    // `!` is the pattern's escape character: as text, it is matched like any other.
+    let bang = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("a!b_c")
+        .build();
+    let decoy = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_name("a!bXc")
+        .build();
+    store
+        .record_batch(vec![bang.clone(), decoy.clone()])
+        .await
+        .unwrap();
+    for term in ["!b_", "A!B_C", "!"] {
+        let got = all_pages(store, &q().text(term)).await;
+        let expected = if term == "!" {
+            vec![decoy.id, bang.id]
+        } else {
+            vec![bang.id]
+        };
+        assert_eq!(ids(&got), expected, "{}: {term:?}", name::<S>());
+    }
+    let mut data = data;
+    data.extend([accented, bang, decoy]);
+    // Searched columns: actor name, entity id, API key name, details.
+    assert!(check(store, &data, q().text("user 3")).await > 0);
+    assert!(check(store, &data, q().text("E6")).await > 0);
+    assert!(check(store, &data, q().text("KEY 2")).await > 0);
+    // The table survived the SQL fragment.
+    assert_eq!(stored(store, &t).await, data.len() as u64);
+}
+
+/// Free text never matches across two columns, and refuses control characters.
+pub async fn free_text_never_matches_across_columns<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let limits = crate::Limits {
+        details: 10_000,
+        ..Default::default()
+    };
+    let entry = |details: String| {
+        let mut e = AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .team("ops")
+            .entity("Thing", "eps")
+            .entity_name("alpha")
+            .details(details)
+            .api_key(ApiKeyRef::new("k", "zeta"))
+            .limits(limits)
+            .build();
+        e.actor_name = Some("delta".into());
+        e
+    };
+    // One with short texts, one whose texts are long (PostgreSQL searches those in the table
+    // rather than in its covering index).
+    let short = entry("beta gamma".into());
+    let long = entry(format!("{} beta gamma", "x".repeat(2500)));
+    store
+        .record_batch(vec![short.clone(), long.clone()])
+        .await
+        .unwrap();
+    let mut both = ids(&sorted(vec![short, long], Order::Desc));
+    both.sort();
+    for scope in [Scope::tenant(&t), Scope::team(&t, "ops")] {
+        let q = || AuditQuery::new(scope.clone());
+        for term in ["beta gamma", "ta ga", "ALPHA", "zeta", "eps", "delta"] {
+            let mut got = ids(&all_pages(store, &q().text(term)).await);
+            got.sort();
+            assert_eq!(got, both, "{}: {term:?}", name::<S>());
+        }
+        // Each of these spans the end of one column and the start of the next.
+        for term in [
+            "alphabeta",
+            "alpha beta",
+            "gammadelta",
+            "gamma delta",
+            "deltaeps",
+            "epszeta",
+            "eps zeta",
+            "alpha%beta",
+            "alpha_beta",
+        ] {
+            let got = all_pages(store, &q().text(term)).await;
+            assert!(
+                got.is_empty(),
+                "{}: {term:?} matched across columns",
+                name::<S>()
+            );
+        }
+        // A separator, whatever a backend uses between columns, cannot be typed.
+        for term in ["alpha\u{1f}beta", "alpha\nbeta", "alpha\tbeta"] {
+            assert_eq!(invalid_parameter(store.query(&q().text(term)).await), "q");
+        }
+    }
+}
+
+/// Free text finds matches in long texts as in short ones, in keyset order.
+pub async fn free_text_finds_long_texts_in_order<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let limits = crate::Limits {
+        details: 10_000,
+        ..Default::default()
+    };
+    // Details that bring the searched texts of `e` (and its tenant and team) to `total` bytes,
+    // with `word` at the end: 2,000 and less is PostgreSQL's covering index, more is not.
+    let fill = |e: &AuditEntry, total: usize, word: &str| {
+        let used: usize = [
+            &e.tenant_id,
+            &e.team_id,
+            &e.entity_name,
+            &e.actor_name,
+            &e.entity_id,
+            &e.api_key_name,
+        ]
+        .iter()
+        .map(|v| v.as_deref().map_or(0, str::len))
+        .sum();
+        format!("{}{word}", "x".repeat(total - used - word.len()))
+    };
+    let mut data = Vec::new();
+    for i in 0..36 {
+        let mut e = AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .entity("Thing", format!("e{i}"))
+            .entity_name(format!("thing {i}"))
+            .occurred_at(base_time() + Duration::milliseconds((i / 2) as i64))
+            .limits(limits)
+            .build();
+        if i % 4 < 2 {
+            e.team_id = Some("ops".into());
+        }
+        let word = if i % 3 == 2 { "hay" } else { "needle" };
+        e.details = Some(match i % 6 {
+            0 | 1 => fill(&e, 2000, word),
+            2 | 3 => fill(&e, 2001, word),
+            4 => fill(&e, 3000, word),
+            _ => format!("short {word}"),
+        });
+        data.push(e);
+    }
+    store.record_batch(data.clone()).await.unwrap();
+    for scope in [Scope::tenant(&t), Scope::team(&t, "ops")] {
+        let q = || AuditQuery::new(scope.clone());
+        let n = check(store, &data, q().text("NEEDLE")).await;
+        assert!(n > 5, "{}: {n}", name::<S>());
+        check(store, &data, q().text("hay")).await;
+        check(store, &data, q().text("xneedle")).await;
+        check(
+            store,
+            &data,
+            q().text("needle")
+                .from(base_time() + Duration::milliseconds(3))
+                .to(base_time() + Duration::milliseconds(15)),
+        )
+        .await;
+        assert_eq!(check(store, &data, q().text("nowhere")).await, 0);
+    }
+}
+
+/// `from` and `to` select `[from, to)`, to the microsecond.
+pub async fn time_range_is_half_open<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let at = |ms: i64| base_time() + Duration::milliseconds(ms);
+    let entries: Vec<AuditEntry> = (0..5)
+        .map(|i| {
+            AuditEntry::builder(Action::Create)
+                .tenant(&t)
+                .occurred_at(at(i))
+                .build()
+        })
+        .collect();
+    store.record_batch(entries.clone()).await.unwrap();
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(1))
+        .to(at(3))
+        .order(Order::Asc);
+    let got = all_pages(store, &q).await;
+    assert_eq!(ids(&got), ids(&entries[1..3]), "{}", name::<S>());
+    // One microsecond either side of an entry.
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(2) - Duration::microseconds(1))
+        .to(at(2) + Duration::microseconds(1));
+    assert_eq!(ids(&all_pages(store, &q).await), vec![entries[2].id]);
+    let q = AuditQuery::new(Scope::tenant(&t))
+        .from(at(2) + Duration::microseconds(1))
+        .to(at(3));
+    assert!(all_pages(store, &q).await.is_empty());
+}
+
+/// Entries built directly (or deserialised) may carry nanoseconds; the store keeps
+/// microseconds, as its cursors do, so paging one at a time still visits each entry once.
+pub async fn nanosecond_timestamps_page_like_any_other<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap() + Duration::nanoseconds(1_234_567);
+    let data: Vec<AuditEntry> = (0..3)
+        .map(|_| {
+            let mut entry = AuditEntry::builder(Action::Create).tenant(&t).build();
+            entry.occurred_at = at;
+            entry
+        })
+        .collect();
+    store.record_batch(data.clone()).await.unwrap();
+    for order in [Order::Desc, Order::Asc] {
+        let paged = all_pages(
+            store,
+            &AuditQuery::new(Scope::tenant(&t)).order(order).limit(1),
+        )
+        .await;
+        let mut got = ids(&paged);
+        got.sort();
+        let mut want = ids(&data);
+        want.sort();
+        assert_eq!(got, want, "{} {order:?}", name::<S>());
+        assert!(
+            paged
+                .iter()
+                .all(|e| e.occurred_at == at - Duration::nanoseconds(567)),
+            "{}",
+            name::<S>()
+        );
+    }
+}
+
+/// Times of whole seconds, milliseconds and microseconds sort and filter as time.
+pub async fn timestamps_of_any_precision_sort_and_filter<S: AuditStore + AuditSink>(store: &S) {
+    // Whole seconds, milliseconds and microseconds: SQLite keeps text whose fraction has 0, 3
+    // or 6 digits, which must still sort and compare as time.
+    let t = tenant();
+    let t0 = Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap();
+    let offsets_us = [
+        0, 1, 999, 1_000, 1_001, 100_000, 100_001, 999_999, 1_000_000, 1_500_000, 1_500_001,
+        59_999_999, 60_000_000,
+    ];
+    let data: Vec<AuditEntry> = offsets_us
+        .iter()
+        .rev()
+        .map(|us| {
+            AuditEntry::builder(Action::Create)
+                .tenant(&t)
+                .occurred_at(t0 + Duration::microseconds(*us))
+                .build()
+        })
+        .collect();
+    store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    assert_eq!(check(store, &data, q()).await, data.len());
+    for (from, to) in [
+        (0, 1_000),
+        (1, 1_001),
+        (999, 100_000),
+        (1_000, 1_000_000),
+        (100_001, 1_500_001),
+        (1_000_000, 60_000_000),
+    ] {
+        let n = check(
+            store,
+            &data,
+            q().from(t0 + Duration::microseconds(from))
+                .to(t0 + Duration::microseconds(to)),
+        )
+        .await;
+        assert!(n > 0, "{}: [{from}, {to}) matched nothing", name::<S>());
+    }
+}
+
+/// Pages of any size visit each entry once across runs of equal timestamps, in both orders; cursors survive their text form; an exactly full last page has no cursor.
+pub async fn paging_across_equal_timestamps_in_both_orders<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let same = base_time();
+    // 23 entries at one instant, between entries before and after it.
+    let mut entries = Vec::new();
+    entries.push(
+        AuditEntry::builder(Action::Create)
+            .tenant(&t)
+            .occurred_at(same - Duration::microseconds(1))
+            .build(),
+    );
+    for _ in 0..23 {
+        entries.push(
+            AuditEntry::builder(Action::Update)
+                .tenant(&t)
+                .occurred_at(same)
+                .build(),
+        );
+    }
+    entries.push(
+        AuditEntry::builder(Action::Delete)
+            .tenant(&t)
+            .occurred_at(same + Duration::microseconds(1))
+            .build(),
+    );
+    // Stored in an order unrelated to the ids.
+    let mut shuffled = entries.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 17);
+    store.record_batch(shuffled).await.unwrap();
+
+    for order in [Order::Desc, Order::Asc] {
+        let expected = sorted(entries.clone(), order);
+        for limit in [1, 5, 7, 23, 24, 25, 26] {
+            let query = AuditQuery::new(Scope::tenant(&t)).order(order).limit(limit);
+            let got = all_pages(store, &query).await;
+            assert_eq!(
+                ids(&got),
+                ids(&expected),
+                "{}: order {order}, limit {limit}",
+                name::<S>()
+            );
+        }
+        // A page boundary inside the run of equal timestamps.
+        let first = store
+            .query(&AuditQuery::new(Scope::tenant(&t)).order(order).limit(10))
+            .await
+            .unwrap();
+        assert_eq!(first.items[9].occurred_at, same);
+        let cursor = first.next_cursor.clone().unwrap();
+        assert_eq!(cursor.id(), first.items[9].id);
+        let second = store
+            .query(
+                &AuditQuery::new(Scope::tenant(&t))
+                    .order(order)
+                    .limit(10)
+                    .cursor(cursor),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.items[0].occurred_at, same);
+        assert_eq!(ids(&second.items), ids(&expected[10..20]));
+        // The cursor also survives its text form.
+        let text = second.next_cursor.unwrap().to_string();
+        let third = store
+            .query(
+                &AuditQuery::new(Scope::tenant(&t))
+                    .order(order)
+                    .limit(10)
+                    .cursor(text.parse().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&third.items), ids(&expected[20..]));
+        assert_eq!(third.next_cursor, None);
+    }
+    // An exactly full last page has no cursor.
+    let page = store
+        .query(&AuditQuery::new(Scope::tenant(&t)).limit(25))
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.next_cursor), (25, None));
+}
+
+/// A scope holds in `query`, `get` and `export`: no filter widens it, and an entry outside it is `None`.
+pub async fn scope_isolation_in_query_get_and_export<S: AuditStore + AuditSink>(store: &S) {
+    let a = tenant();
+    let other = tenant();
+    let mk = |tenant: &str, team: Option<&str>| {
+        let mut builder = AuditEntry::builder(Action::Update)
+            .tenant(tenant)
+            .entity("Secret", "shared-id")
+            .entity_name("shared name");
+        if let Some(team) = team {
+            builder = builder.team(team);
+        }
+        builder.build()
+    };
+    let a_ops = mk(&a, Some("ops"));
+    let a_sales = mk(&a, Some("sales"));
+    let a_none = mk(&a, None);
+    let b_ops = mk(&other, Some("ops"));
+    let no_tenant = AuditEntry::builder(Action::Update)
+        .entity("Secret", "shared-id")
+        .build();
+    store
+        .record_batch(vec![
+            a_ops.clone(),
+            a_sales.clone(),
+            a_none.clone(),
+            b_ops.clone(),
+            no_tenant.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let scope_a = Scope::tenant(&a);
+    let listed = all_pages(store, &AuditQuery::new(scope_a.clone()).text("shared")).await;
+    let listed: HashSet<_> = ids(&listed).into_iter().collect();
+    assert_eq!(listed, HashSet::from([a_ops.id, a_sales.id, a_none.id]));
+    // Filters cannot widen a scope.
+    let filtered = all_pages(
+        store,
+        &AuditQuery::new(scope_a.clone()).entity_id("shared-id"),
+    )
+    .await;
+    assert!(
+        filtered
+            .iter()
+            .all(|e| e.tenant_id.as_deref() == Some(a.as_str()))
+    );
+
+    let team = Scope::team(&a, "ops");
+    assert_eq!(
+        ids(&all_pages(store, &AuditQuery::new(team.clone())).await),
+        vec![a_ops.id]
+    );
+
+    for (scope, id, visible) in [
+        (&scope_a, a_ops.id, true),
+        (&scope_a, b_ops.id, false),
+        (&scope_a, no_tenant.id, false),
+        (&team, a_ops.id, true),
+        (&team, a_sales.id, false),
+        (&team, a_none.id, false),
+        (&team, b_ops.id, false),
+        (&Scope::All, b_ops.id, true),
+        (&Scope::All, no_tenant.id, true),
+    ] {
+        let got = store.get(scope, id).await.unwrap();
+        assert_eq!(
+            got.is_some(),
+            visible,
+            "{}: get {id} in {scope:?}",
+            name::<S>()
+        );
+    }
+    assert_eq!(
+        store.get(&scope_a, uuid::Uuid::now_v7()).await.unwrap(),
+        None
+    );
+
+    let exported: Vec<AuditEntry> = store
+        .export(&AuditQuery::new(Scope::tenant(&other)))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(ids(&exported), vec![b_ops.id]);
+    let exported: Vec<AuditEntry> = store
+        .export(&AuditQuery::new(team))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(ids(&exported), vec![a_ops.id]);
+}
+
+/// Tenant ids and filter values compare exactly: case and trailing spaces count.
+pub async fn tenant_ids_compare_exactly<S: AuditStore + AuditSink>(store: &S) {
+    // Tenants whose ids differ only in case or trailing space are different tenants.
+    let base = tenant();
+    let variants = [base.clone(), base.to_uppercase(), format!("{base} ")];
+    let entries: Vec<AuditEntry> = variants
+        .iter()
+        .map(|t| AuditEntry::builder(Action::Create).tenant(t).build())
+        .collect();
+    store.record_batch(entries.clone()).await.unwrap();
+    for (t, entry) in variants.iter().zip(&entries) {
+        let got = all_pages(store, &AuditQuery::new(Scope::tenant(t))).await;
+        assert_eq!(ids(&got), vec![entry.id], "{}: tenant {t:?}", name::<S>());
+        for other in &entries {
+            let visible = store.get(&Scope::tenant(t), other.id).await.unwrap();
+            assert_eq!(visible.is_some(), other.id == entry.id);
+        }
+    }
+    // Filter values compare exactly too.
+    let t = tenant();
+    let e = AuditEntry::builder(Action::Create)
+        .tenant(&t)
+        .entity_type("ApiKey")
+        .build();
+    store.record(e).await.unwrap();
+    let q = AuditQuery::new(Scope::tenant(&t));
+    assert_eq!(
+        all_pages(store, &q.clone().entity_type("apikey"))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        all_pages(store, &q.clone().entity_type("ApiKey "))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(all_pages(store, &q.entity_type("ApiKey")).await.len(), 1);
+}
+
+/// Recording an id the store holds does nothing, even with other content.
+pub async fn reinserting_is_a_no_op<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let first = AuditEntry::builder(Action::Create).tenant(&t).build();
+    store.record(first.clone()).await.unwrap();
+    store.record(first.clone()).await.unwrap();
+    // A changed copy under the same id does not overwrite the stored entry.
+    let mut altered = first.clone();
+    altered.details = Some("tampered".into());
+    store.record(altered).await.unwrap();
+    let others: Vec<AuditEntry> = (0..3)
+        .map(|_| AuditEntry::builder(Action::Update).tenant(&t).build())
+        .collect();
+    let mut batch = vec![first.clone(), others[0].clone(), others[0].clone()];
+    batch.extend(others.iter().cloned());
+    store.record_batch(batch.clone()).await.unwrap();
+    store.record_batch(batch).await.unwrap();
+    store.record_batch(Vec::new()).await.unwrap();
+    assert_eq!(stored(store, &t).await, 4, "{}", name::<S>());
+    let stored = store.get(&Scope::tenant(&t), first.id).await.unwrap();
+    assert_eq!(stored, Some(first));
+}
+
+/// Batches of sizes that are not a statement size: the last rows are padded with repeats of
+/// one of them, which every backend must skip, so each entry is stored once.
+pub async fn batches_of_any_size_store_each_entry_once<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let sizes = [3usize, 37, 99, 101, 731, 999];
+    let mut ids = Vec::new();
+    for size in sizes {
+        let batch: Vec<AuditEntry> = (0..size)
+            .map(|i| {
+                AuditEntry::builder(Action::Create)
+                    .tenant(&t)
+                    .entity("Row", format!("{size}-{i}"))
+                    .build()
+            })
+            .collect();
+        ids.extend(batch.iter().map(|e| e.id));
+        store.record_batch(batch).await.unwrap();
+    }
+    assert_eq!(
+        stored(store, &t).await,
+        sizes.iter().sum::<usize>() as u64,
+        "{}",
+        name::<S>()
+    );
+    let mut stored: Vec<uuid::Uuid> = store
+        .export(&AuditQuery::new(Scope::tenant(&t)).order(Order::Asc))
+        .map(|e| e.unwrap().id)
+        .collect()
+        .await;
+    stored.sort();
+    ids.sort();
+    assert_eq!(stored, ids, "{}", name::<S>());
+}
+
+/// A batch of thousands of entries is stored whole.
+pub async fn a_batch_larger_than_one_statement_is_stored_whole<S: AuditStore + AuditSink>(
+    store: &S,
+) {
+    let t = tenant();
+    let entries: Vec<AuditEntry> = (0..2500)
+        .map(|i| {
+            AuditEntry::builder(Action::Create)
+                .tenant(&t)
+                .entity("Row", i.to_string())
+                .occurred_at(base_time() + Duration::microseconds(i))
+                .build()
+        })
+        .collect();
+    store.record_batch(entries.clone()).await.unwrap();
+    assert_eq!(stored(store, &t).await, 2500, "{}", name::<S>());
+}
+
+/// An export streams every match in the query's order, honours filters, continues from a cursor and stops when dropped.
+pub async fn export_streams_every_match_in_chunks<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    // More than two export chunks, with runs of equal timestamps across chunk boundaries.
+    let entries: Vec<AuditEntry> = (0..2300)
+        .map(|i| {
+            AuditEntry::builder(if i % 10 == 0 {
+                Action::Delete
+            } else {
+                Action::Update
+            })
+            .tenant(&t)
+            .occurred_at(base_time() + Duration::microseconds(i / 7))
+            .build()
+        })
+        .collect();
+    store.record_batch(entries.clone()).await.unwrap();
+    for order in [Order::Desc, Order::Asc] {
+        let query = AuditQuery::new(Scope::tenant(&t)).order(order).limit(3);
+        let exported: Vec<AuditEntry> = store.export(&query).map(|r| r.unwrap()).collect().await;
+        assert_eq!(
+            ids(&exported),
+            ids(&sorted(entries.clone(), order)),
+            "{}",
+            name::<S>()
+        );
+    }
+    // Filters apply.
+    let query = AuditQuery::new(Scope::tenant(&t)).action(Action::Delete);
+    let exported: Vec<AuditEntry> = store.export(&query).map(|r| r.unwrap()).collect().await;
+    assert_eq!(exported.len(), 230);
+    assert!(exported.iter().all(|e| e.action == Action::Delete));
+    // An export can continue a listing from its cursor.
+    let query = AuditQuery::new(Scope::tenant(&t)).limit(100);
+    let first = store.query(&query).await.unwrap();
+    let rest: Vec<AuditEntry> = store
+        .export(&query.clone().cursor(first.next_cursor.unwrap()))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(first.items.len() + rest.len(), entries.len());
+    assert!(
+        rest.iter()
+            .all(|e| !first.items.iter().any(|f| f.id == e.id))
+    );
+    // Taking a few entries reads no further than needed, and ends cleanly.
+    let few: Vec<_> = store.export(&query).take(5).collect().await;
+    assert_eq!(few.len(), 5);
+}
+
+/// Bad input (limits, long or control-character text, altered or foreign cursors, SQL fragments) is a clear `InvalidQuery` naming the parameter, and changes nothing.
+pub async fn bad_input_is_a_clear_error<S: AuditStore + AuditSink>(store: &S) {
+    let t = tenant();
+    let other = tenant();
+    let entries: Vec<AuditEntry> = (0..5)
+        .map(|_| AuditEntry::builder(Action::Create).tenant(&t).build())
+        .collect();
+    store.record_batch(entries).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t)).limit(2);
+
+    assert_eq!(invalid_parameter(store.query(&q().limit(0)).await), "limit");
+    assert_eq!(
+        invalid_parameter(store.query(&q().limit(MAX_LIMIT + 1)).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(store.query(&q().limit(u32::MAX)).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(store.query(&q().text("x".repeat(MAX_TEXT_CHARS + 1))).await),
+        "q"
+    );
+    assert_eq!(invalid_parameter(store.query(&q().text("a\0b")).await), "q");
+
+    let cursor = store.query(&q()).await.unwrap().next_cursor.unwrap();
+    // Tampered: every single-character change of the text.
+    let text = cursor.to_string();
+    for i in [0, 5, text.len() / 2, text.len() - 1] {
+        let mut bytes = text.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            invalid_parameter(altered.parse::<Cursor>().map_err(StoreError::from)),
+            "cursor"
+        );
+    }
+    assert_eq!(
+        invalid_parameter("' OR 1=1 --".parse::<Cursor>().map_err(StoreError::from)),
+        "cursor"
+    );
+    // Foreign: another tenant's query, other filters, the other order.
+    for foreign in [
+        AuditQuery::new(Scope::tenant(&other)),
+        AuditQuery::new(Scope::All),
+        q().action(Action::Create),
+        q().order(Order::Asc),
+    ] {
+        let query = foreign.limit(2).cursor(cursor.clone());
+        assert_eq!(invalid_parameter(store.query(&query).await), "cursor");
+        let mut export = store.export(&query);
+        let first = export.next().await.unwrap();
+        assert_eq!(invalid_parameter(first), "cursor");
+        assert!(export.next().await.is_none());
+    }
+    // The same cursor with its own query still works.
+    let page = store.query(&q().cursor(cursor)).await.unwrap();
+    assert_eq!(page.items.len(), 2, "{}", name::<S>());
+
+    // Text full of SQL and LIKE syntax is just text.
+    for text in [
+        "'",
+        "\"",
+        "\\",
+        "%'; DELETE FROM audit_log; --",
+        "_%_",
+        ") OR (1=1",
+        "\\' OR '1'='1",
+    ] {
+        let got = store.query(&q().text(text)).await.unwrap();
+        assert!(got.items.is_empty(), "{}: {text:?}", name::<S>());
+    }
+    assert_eq!(stored(store, &t).await, 5);
+}
+
+/// `Scope::All` sees every tenant, and entries with none.
+pub async fn unscoped_queries_see_every_tenant<S: AuditStore + AuditSink>(store: &S) {
+    // Other tests write to the same database, so narrow by a unique entity id.
+    let marker = tenant();
+    let entries: Vec<AuditEntry> = [Some(tenant()), Some(tenant()), None]
+        .into_iter()
+        .map(|t| {
+            let mut builder = AuditEntry::builder(Action::Update).entity("Marker", &marker);
+            if let Some(t) = t {
+                builder = builder.tenant(t);
+            }
+            builder.build()
+        })
+        .collect();
+    store.record_batch(entries.clone()).await.unwrap();
+    let got = all_pages(
+        store,
+        &AuditQuery::new(Scope::All).entity_id(&marker).limit(2),
+    )
+    .await;
+    assert_eq!(
+        ids(&got),
+        ids(&sorted(entries, Order::Desc)),
+        "{}",
+        name::<S>()
+    );
+}

@@ -1,0 +1,60 @@
+//! [`Config`]: what an [`AuditLayer`](crate::AuditLayer) was told, shared by its services,
+//! the contexts it hands out and its writer.
+
+use std::sync::Arc;
+
+use audit_core::{AuditSink, Limits, Redactor};
+use http::HeaderName;
+
+use crate::client_ip::ClientIpConfig;
+use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
+use crate::route::Routes;
+
+/// The settings of one layer (and its clones).
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub sink: Arc<dyn AuditSink>,
+    pub actor: Option<Arc<dyn ResolveActor>>,
+    pub tenant: Option<Arc<dyn ResolveTenant>>,
+    pub api_key: Option<Arc<dyn ResolveApiKey>>,
+    pub api_key_header: Option<HeaderName>,
+    pub client_ip: ClientIpConfig,
+    pub routes: Routes,
+    pub record_safe_methods: bool,
+    pub redactor: Redactor,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Config {
+            sink,
+            actor: None,
+            tenant: None,
+            api_key: None,
+            api_key_header: Some(HeaderName::from_static("x-api-key")),
+            client_ip: ClientIpConfig::default(),
+            routes: Routes::default(),
+            record_safe_methods: false,
+            redactor: Redactor::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Whether any resolver may name a caller from a response's extensions: without one, only
+    /// the extensions themselves can, and an empty set of them names nobody.
+    pub fn resolves_from_headers(&self) -> bool {
+        self.actor.is_some() || self.tenant.is_some()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key_header", &self.api_key_header)
+            .field("client_ip", &self.client_ip)
+            .field("redactor", &self.redactor)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}

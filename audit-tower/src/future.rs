@@ -1,0 +1,214 @@
+//! [`ResponseFuture`]: runs the inner service, then finishes the request's entry: queued for
+//! the writer (buffered) or written before the response is returned (synchronous).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use audit_core::AuditEntry;
+use http::Response;
+use pin_project_lite::pin_project;
+
+use crate::capture::{ResponseFacts, response_facts};
+use crate::config::Config;
+use crate::context::AuditContext;
+use crate::delivery::{Queue, Write, write};
+
+/// A recorded request while its inner service runs.
+pub(crate) struct Pending {
+    context: AuditContext,
+    config: Arc<Config>,
+    /// The buffered queue in which this request holds a slot, if any.
+    queue: Option<Arc<Queue>>,
+    /// Whether the inner service finished, so the entry was handled.
+    done: bool,
+}
+
+impl Pending {
+    pub fn new(context: AuditContext, config: Arc<Config>, queue: Option<Arc<Queue>>) -> Self {
+        Pending {
+            context,
+            config,
+            queue,
+            done: false,
+        }
+    }
+
+    /// Queues the entry (buffered) or returns it for writing now (synchronous); `None` when
+    /// there is nothing to write now.
+    fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<(AuditEntry, Arc<Config>)> {
+        self.done = true;
+        let facts = response_facts(&self.config, response);
+        let entry = self.settle(facts)?;
+        Some((entry, self.config.clone()))
+    }
+
+    /// Queues the entry with `facts` (buffered) or returns it for writing now.
+    fn settle(&mut self, facts: ResponseFacts) -> Option<AuditEntry> {
+        match self.queue.take() {
+            Some(queue) => {
+                if self.context.park(facts) {
+                    queue.push(self.context.clone());
+                } else {
+                    queue.give_back();
+                }
+                None
+            }
+            None => self.context.finish(Some(facts)),
+        }
+    }
+}
+
+impl Drop for Pending {
+    /// A request dropped before its response (the client went away, a timeout fired) may have
+    /// changed something already, so its entry is still recorded: as a `failure` with no
+    /// status. Buffered, it is queued like any other; synchronous, its write is spawned on the
+    /// current runtime, since there is no response left to wait for.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(entry) = self.settle(ResponseFacts::default()) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(write(entry, self.config.clone()))),
+                Err(_) => tracing::error!(
+                    entry_id = %entry.id,
+                    "audit: a request was cancelled outside a Tokio runtime; its entry is lost"
+                ),
+            }
+        }
+    }
+}
+
+/// An entry being written before its response is returned. If the request is dropped first
+/// (the client went away, an outer timeout fired), the write goes on as a task of its own:
+/// the handler's change has happened, so its entry must still be stored.
+struct InFlight(Option<Write>);
+
+impl InFlight {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(write) = &mut self.0 {
+            ready!(write.as_mut().poll(cx));
+            self.0 = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(write) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(write)),
+            Err(_) => tracing::error!(
+                "audit: a request was cancelled outside a Tokio runtime while its entry was \
+                 being written; the entry may be lost"
+            ),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuditService`](crate::AuditService): runs the inner service,
+    /// then records the entry (or queues it, in the [buffered](crate::AuditLayer::buffered)
+    /// mode) before yielding the response (or the inner service's error).
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        phase: Phase<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = PhaseProj]
+    enum Phase<F, B, E> {
+        Passthrough { #[pin] future: F },
+        Refused,
+        Running { #[pin] future: F, pending: Option<Pending> },
+        Writing { write: InFlight, result: Option<Result<Response<B>, E>> },
+        Done,
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(crate) fn passthrough(future: F) -> Self {
+        ResponseFuture {
+            phase: Phase::Passthrough { future },
+        }
+    }
+
+    /// `503 Service Unavailable` with `Retry-After: 1`, for a request refused because the
+    /// buffered queue is full.
+    pub(crate) fn refused() -> Self {
+        ResponseFuture {
+            phase: Phase::Refused,
+        }
+    }
+
+    pub(crate) fn running(future: F, pending: Pending) -> Self {
+        ResponseFuture {
+            phase: Phase::Running {
+                future,
+                pending: Some(pending),
+            },
+        }
+    }
+}
+
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.phase.as_mut().project() {
+                PhaseProj::Passthrough { future } => return future.poll(cx),
+                PhaseProj::Refused => {
+                    this.phase.set(Phase::Done);
+                    let mut response = Response::new(B::default());
+                    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                    response.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from_static("1"),
+                    );
+                    return Poll::Ready(Ok(response));
+                }
+                PhaseProj::Running { future, pending } => {
+                    let result = ready!(future.poll(cx));
+                    match pending.take().and_then(|p| p.finish(result.as_ref().ok())) {
+                        None => {
+                            this.phase.set(Phase::Done);
+                            return Poll::Ready(result);
+                        }
+                        Some((entry, config)) => this.phase.set(Phase::Writing {
+                            write: InFlight(Some(write(entry, config))),
+                            result: Some(result),
+                        }),
+                    }
+                }
+                PhaseProj::Writing { write, result } => {
+                    ready!(write.poll(cx));
+                    let result = result.take();
+                    this.phase.set(Phase::Done);
+                    if let Some(result) = result {
+                        return Poll::Ready(result);
+                    }
+                }
+                // Polled after completion, which the Future contract forbids; never ready again.
+                PhaseProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! [`AuditService`]: the service [`AuditLayer`](crate::AuditLayer) wraps around yours.
+//!
+//! For a request it records, the service captures what the request tells before calling the
+//! inner service, puts an [`AuditContext`] into the request extensions, and returns a
+//! [`ResponseFuture`] that finishes the entry from the response. Requests it does not record
+//! pass through untouched.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower::Service;
+
+use crate::capture::capture;
+use crate::config::Config;
+use crate::context::AuditContext;
+use crate::delivery::{Queue, Reserve};
+use crate::future::{Pending, ResponseFuture};
+use crate::route::is_safe;
+
+/// The service made by [`AuditLayer`](crate::AuditLayer).
+#[derive(Clone)]
+pub struct AuditService<S> {
+    inner: S,
+    config: Arc<Config>,
+    queue: Option<Arc<Queue>>,
+}
+
+impl<S> AuditService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>, queue: Option<Arc<Queue>>) -> Self {
+        AuditService {
+            inner,
+            config,
+            queue,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for AuditService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuditService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The inner service is called right here, not from a later future, so the service that
+        // `poll_ready` readied is the one called and no clone is needed.
+        let inner = &mut self.inner;
+        if is_safe(req.method()) && !self.config.record_safe_methods {
+            return ResponseFuture::passthrough(inner.call(req));
+        }
+        let Some(capture) = capture(&self.config, &req) else {
+            return ResponseFuture::passthrough(inner.call(req));
+        };
+        let queue = match &self.queue {
+            Some(queue) => match queue.reserve() {
+                Reserve::Taken => Some(queue.clone()),
+                Reserve::Full => return ResponseFuture::refused(),
+                Reserve::NoRuntime => None,
+            },
+            None => None,
+        };
+        let context = match &queue {
+            Some(queue) => queue.context(&self.config, capture),
+            None => AuditContext::new(self.config.clone(), capture),
+        };
+        req.extensions_mut().insert(context.clone());
+        // Made before the inner service is called: if `call` itself panics, dropping it
+        // still settles the entry and gives its queue slot back.
+        let pending = Pending::new(context, self.config.clone(), queue);
+        ResponseFuture::running(inner.call(req), pending)
+    }
+}
