@@ -9,8 +9,10 @@
 //!
 //! Every variant serves `POST /api-keys/{id}/revoke` and `GET /api-keys/{id}` from an axum
 //! 0.8 router finalised with `with_state(())` (as `axum::serve` does), called with
-//! `Router::oneshot` on a current-thread runtime. Requests carry a `User-Agent`, an `x-api-key`
-//! and a `ConnectInfo` peer. The audit variants deliver into a sink that only counts.
+//! `Router::oneshot` on a current-thread runtime. Requests come as from behind a load balancer:
+//! a `ConnectInfo` peer in `10.0.0.0/8`, an `X-Forwarded-For` naming the client and another
+//! proxy, a `User-Agent` and an `x-api-key`; the audit layer trusts `10.0.0.0/8` and walks the
+//! header. The audit variants deliver into a sink that only counts.
 //! `audit_buffered_unknown_key` sends a key its resolver does not know, so the layer
 //! fingerprints it with SHA-256 (in software under valgrind, which does not run the CPU's SHA
 //! instructions; natively it costs a fraction of this).
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use audit_core::{ApiKeyRef, AuditEntry, AuditSink, SinkError};
-use audit_tower::{AuditLayer, Buffered};
+use audit_tower::{AuditLayer, Buffered, ClientIpConfig, ClientIpSource};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -73,7 +75,12 @@ fn routes() -> Router {
 }
 
 fn audit_layer(sink: CountingSink) -> AuditLayer {
+    let proxies = ["10.0.0.0/8".parse().expect("a network")];
     AuditLayer::new(sink)
+        .client_ip(ClientIpConfig::forwarded(
+            ClientIpSource::XForwardedFor,
+            proxies,
+        ))
         .api_key_with(|raw: &str| {
             (raw == KNOWN_KEY).then(|| ApiKeyRef::new("k-1", "CI deploy key"))
         })
@@ -90,11 +97,12 @@ fn request(method: &Method, key: &'static str) -> Request<Body> {
         .method(method.clone())
         .uri(uri)
         .header("user-agent", "bench/1.0")
+        .header("x-forwarded-for", "203.0.113.9, 10.0.0.2")
         .header("x-api-key", key)
         .body(Body::empty())
         .expect("valid request");
     req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 4000))));
+        .insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 4000))));
     req
 }
 
@@ -106,6 +114,11 @@ fn serve(variant: &str, method: &Method, count: usize) {
         .expect("runtime");
     let sink = CountingSink::default();
     let audit = audit_layer(sink.clone());
+    let peer_audit = AuditLayer::new(sink.clone())
+        .api_key_with(|raw: &str| {
+            (raw == KNOWN_KEY).then(|| ApiKeyRef::new("k-1", "CI deploy key"))
+        })
+        .buffered(Buffered::default());
     let key = if variant == "audit_buffered_unknown_key" {
         UNKNOWN_KEY
     } else {
@@ -116,6 +129,7 @@ fn serve(variant: &str, method: &Method, count: usize) {
         "noop_layer" => routes().layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r)),
         "trace" => routes().layer(TraceLayer::new_for_http()),
         "audit_buffered" | "audit_buffered_unknown_key" => routes().layer(audit.clone()),
+        "audit_buffered_peer" => routes().layer(peer_audit.clone()),
         other => panic!("unknown variant {other}"),
     }
     .with_state(());
@@ -129,6 +143,7 @@ fn serve(variant: &str, method: &Method, count: usize) {
             }
             done += round;
             audit.flush().await;
+            peer_audit.flush().await;
         }
     });
     if variant.starts_with("audit") && method == Method::POST {

@@ -50,7 +50,7 @@ pub(crate) struct Capture {
     /// The entity id from the path, as it appears there, when the route has one.
     pub entity_id: Option<Segment>,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<HeaderValue>,
+    pub user_agent: Option<Header>,
     pub request_id: Option<HeaderValue>,
     pub key: KeyCapture,
     pub actor: Option<Actor>,
@@ -86,9 +86,21 @@ pub(crate) fn capture_with(
     headers: &HeaderMap,
     extensions: &Extensions,
 ) -> Capture {
+    let found = Found::in_headers(config, headers);
     let key = match extensions.get::<ApiKeyRef>() {
         Some(known) => KeyCapture::Known(known.clone()),
-        None => key_from_header(config, headers),
+        None => found
+            .api_key
+            .map_or(KeyCapture::None, |value| key_from(config, value)),
+    };
+    let ip = match (found.forwarded, config.client_ip.header()) {
+        (Forwarded::Lines(lines, count), _) => config
+            .client_ip
+            .client_ip_from(lines[..count].iter().flatten().copied(), extensions),
+        (Forwarded::Many, Some(header)) => config
+            .client_ip
+            .client_ip_from(headers.get_all(header).iter(), extensions),
+        (Forwarded::Many, None) => config.client_ip.client_ip(headers, extensions),
     };
     Capture {
         at: now(),
@@ -97,9 +109,9 @@ pub(crate) fn capture_with(
             .id_from_end
             .and_then(|n| raw_segment_from_end(path, n))
             .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
-        ip: config.client_ip.client_ip(headers, extensions),
-        user_agent: headers.get(USER_AGENT).cloned(),
-        request_id: headers.get(&X_REQUEST_ID).cloned(),
+        ip,
+        user_agent: found.user_agent.map(Header::new),
+        request_id: found.request_id.cloned(),
         key,
         actor: resolve_actor(config, headers, extensions),
         tenant: resolve_tenant(config, headers, extensions),
@@ -107,12 +119,61 @@ pub(crate) fn capture_with(
     }
 }
 
-/// The key the API key header names: looked up with the resolver, fingerprinted when unknown.
-/// The header's value is used for both, then dropped.
-fn key_from_header(config: &Config, headers: &HeaderMap) -> KeyCapture {
-    let Some(value) = config.api_key_header.as_ref().and_then(|h| headers.get(h)) else {
-        return KeyCapture::None;
-    };
+/// The headers the layer reads, found in one pass over the request's: cheaper than a hashed
+/// look-up each.
+struct Found<'a> {
+    user_agent: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+    api_key: Option<&'a HeaderValue>,
+    forwarded: Forwarded<'a>,
+}
+
+/// The lines of the forwarded header the client address comes from, in order.
+enum Forwarded<'a> {
+    /// This many of them, all there are.
+    Lines([Option<&'a HeaderValue>; Forwarded::LINES], usize),
+    /// More than fit: read them from the map.
+    Many,
+}
+
+impl Forwarded<'_> {
+    const LINES: usize = 4;
+}
+
+impl<'a> Found<'a> {
+    fn in_headers(config: &Config, headers: &'a HeaderMap) -> Self {
+        let api_key_header = config.api_key_header.as_ref();
+        let forwarded_header = config.client_ip.header();
+        let mut found = Found {
+            user_agent: None,
+            request_id: None,
+            api_key: None,
+            forwarded: Forwarded::Lines([None; Forwarded::LINES], 0),
+        };
+        for (name, value) in headers {
+            if name == USER_AGENT {
+                found.user_agent.get_or_insert(value);
+            } else if name == X_REQUEST_ID {
+                found.request_id.get_or_insert(value);
+            } else if Some(name) == api_key_header {
+                found.api_key.get_or_insert(value);
+            } else if Some(name) == forwarded_header {
+                found.forwarded = match found.forwarded {
+                    Forwarded::Lines(mut lines, count) if count < Forwarded::LINES => {
+                        lines[count] = Some(value);
+                        Forwarded::Lines(lines, count + 1)
+                    }
+                    _ => Forwarded::Many,
+                };
+            }
+        }
+        found
+    }
+}
+
+/// The key the API key header's `value` names: looked up with the resolver, fingerprinted when
+/// unknown. The value is used for both, then dropped.
+fn key_from(config: &Config, value: &HeaderValue) -> KeyCapture {
     let bytes = value.as_bytes();
     if bytes.is_empty() {
         return KeyCapture::None;
@@ -148,6 +209,23 @@ pub(crate) fn resolve_tenant(
         .get::<TenantRef>()
         .cloned()
         .or_else(|| config.tenant.as_ref()?.resolve_tenant(headers, extensions))
+}
+
+/// A header value: copied when it is short text (an API client's `User-Agent` usually is), so
+/// it needs no allocation, or else shared.
+#[derive(Clone)]
+pub(crate) enum Header {
+    Text(Segment),
+    Shared(HeaderValue),
+}
+
+impl Header {
+    fn new(value: &HeaderValue) -> Self {
+        match value.to_str() {
+            Ok(text) if text.len() <= Segment::INLINE => Header::Text(Segment::new(text)),
+            _ => Header::Shared(value.clone()),
+        }
+    }
 }
 
 /// A path segment, kept without an allocation when it is short (ids usually are).
@@ -276,8 +354,8 @@ fn put(field: &mut Option<String>, spare: Option<String>, value: &str) {
     *field = Some(text);
 }
 
-/// Turns `slot` into the entry made from a request, the handler's edits and (unless the entry
-/// is claimed before the response exists) the response, bounded to `limits`.
+/// Turns `slot` into the entry made from a request, the handler's edits (if it made any) and
+/// (unless the entry is claimed before the response exists) the response, bounded to `limits`.
 ///
 /// The text the layer copies (route, method, entity type and id, headers, the caller named by
 /// a key) goes into the buffers of the entry `slot` held before, so a writer that fills the
@@ -286,7 +364,7 @@ fn put(field: &mut Option<String>, spare: Option<String>, value: &str) {
 pub(crate) fn fill(
     slot: &mut AuditEntry,
     capture: Capture,
-    edits: Edits,
+    edits: Option<Box<Edits>>,
     response: Option<ResponseFacts>,
     limits: &Limits,
 ) {
@@ -302,17 +380,30 @@ pub(crate) fn fill(
         actor,
         tenant,
     } = capture;
+    let mut edits = edits;
+    let mut edited = |field: fn(&mut Edits) -> &mut Option<String>| {
+        edits.as_deref_mut().and_then(|e| field(e).take())
+    };
+    let (entity_name, details) = (edited(|e| &mut e.entity_name), edited(|e| &mut e.details));
+    let (edited_type, edited_id) = (edited(|e| &mut e.entity_type), edited(|e| &mut e.entity_id));
     let (id, occurred_at) = id_and_time(at);
-    let action = edits.action.unwrap_or_else(|| derived.action.clone());
+    let action = edits
+        .as_deref_mut()
+        .and_then(|e| e.action.take())
+        .unwrap_or_else(|| derived.action.clone());
     let mut old = std::mem::replace(slot, AuditEntry::with_id(id, occurred_at, action));
     let entry = slot;
 
     let responded = response.is_some();
     let (status, caller) = match response {
-        Some(r) => (r.status, r.caller.map(|c| *c).unwrap_or_default()),
-        None => (None, Caller::default()),
+        Some(r) => (r.status, r.caller),
+        None => (None, None),
     };
-    let key = match (caller.key, key) {
+    let (caller_actor, caller_tenant, caller_key) = match caller {
+        Some(caller) => (caller.actor, caller.tenant, caller.key),
+        None => (None, None, None),
+    };
+    let key = match (caller_key, key) {
         (Some(known), _) | (None, KeyCapture::Known(known)) => {
             entry.api_key_id = known.id;
             entry.api_key_name = known.name;
@@ -328,7 +419,8 @@ pub(crate) fn fill(
         }
         (None, KeyCapture::None) => false,
     };
-    match edits.actor.or(caller.actor).or(actor) {
+    let edited_actor = edits.as_deref_mut().and_then(|e| e.actor.take());
+    match edited_actor.or(caller_actor).or(actor) {
         Some(actor) => entry.set_actor(actor),
         // A request authenticated only by its key is the key's doing.
         None if key && (entry.api_key_id.is_some() || entry.api_key_name.is_some()) => {
@@ -342,22 +434,26 @@ pub(crate) fn fill(
         }
         None => {}
     }
-    if let Some(tenant) = edits
-        .tenant
-        .or(caller.tenant)
+    let (edited_tenant, fallback_tenant) = match edits.as_deref_mut() {
+        Some(e) => (e.tenant.take(), e.fallback_tenant.take()),
+        None => (None, None),
+    };
+    if let Some(tenant) = edited_tenant
+        .or(caller_tenant)
         .or(tenant)
-        .or(edits.fallback_tenant)
+        .or(fallback_tenant)
     {
         entry.tenant_id = Some(tenant.tenant_id);
         entry.team_id = tenant.team_id;
     }
     entry.outcome = edits
-        .outcome
+        .as_deref()
+        .and_then(|e| e.outcome)
         .unwrap_or_else(|| outcome_of(responded, status));
     entry.status = status;
     entry.ip = ip;
 
-    match edits.entity_type {
+    match edited_type {
         Some(entity_type) => entry.entity_type = Some(entity_type),
         None => {
             if let Some(derived_type) = &derived.entity_type {
@@ -365,7 +461,7 @@ pub(crate) fn fill(
             }
         }
     }
-    match edits.entity_id {
+    match edited_id {
         Some(entity_id) => entry.entity_id = Some(entity_id),
         None => {
             if let Some(segment) = &entity_id {
@@ -377,18 +473,27 @@ pub(crate) fn fill(
             }
         }
     }
-    entry.entity_name = edits.entity_name;
-    entry.details = edits.details;
-    entry.changes = edits.changes.unwrap_or_default();
-    entry.metadata = edits.metadata;
+    entry.entity_name = entity_name;
+    entry.details = details;
+    if let Some(edits) = edits {
+        let Edits {
+            changes, metadata, ..
+        } = *edits;
+        entry.changes = changes.unwrap_or_default();
+        entry.metadata = metadata;
+    }
 
-    if let Some(value) = &user_agent {
-        match value.to_str() {
+    match &user_agent {
+        Some(Header::Text(text)) => {
+            put(&mut entry.user_agent, old.user_agent.take(), text.as_str());
+        }
+        Some(Header::Shared(value)) => match value.to_str() {
             Ok(text) => put(&mut entry.user_agent, old.user_agent.take(), text),
             Err(_) => {
                 entry.user_agent = Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
             }
-        }
+        },
+        None => {}
     }
     let given = request_id
         .as_ref()
@@ -408,7 +513,7 @@ pub(crate) fn fill(
 /// The entry made from a request, the handler's edits and the response; see [`fill`].
 pub(crate) fn build(
     capture: Capture,
-    edits: Edits,
+    edits: Option<Box<Edits>>,
     response: Option<ResponseFacts>,
     limits: &Limits,
 ) -> AuditEntry {
@@ -536,7 +641,7 @@ mod tests {
             method: Method::POST,
             entity_id: Some(Segment::new("k%201")),
             ip: None,
-            user_agent: Some(HeaderValue::from_static(ua)),
+            user_agent: Some(Header::new(&HeaderValue::from_static(ua))),
             request_id: None,
             key,
             actor: None,
@@ -557,7 +662,7 @@ mod tests {
         let known = KeyCapture::Known(ApiKeyRef::new("k-1", "deploy"));
         let mut slot = build(
             capture("/api-keys/{id}/revoke", "curl/8", known),
-            first,
+            Some(Box::new(first)),
             Some(ResponseFacts {
                 status: Some(403),
                 caller: None,
@@ -571,13 +676,13 @@ mod tests {
         fill(
             &mut slot,
             capture("/keys/{id}/revoke", "bench", unknown),
-            Edits::default(),
+            None,
             None,
             &limits,
         );
         let fresh = build(
             capture("/keys/{id}/revoke", "bench", KeyCapture::None),
-            Edits::default(),
+            None,
             None,
             &limits,
         );

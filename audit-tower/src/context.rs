@@ -82,6 +82,15 @@ impl Draft {
         }
     }
 
+    /// Makes a finished draft the fresh draft of `capture`, in place.
+    fn reset(&mut self, capture: Capture) {
+        self.capture = Some(capture);
+        self.edits = None;
+        self.released = None;
+        self.response = None;
+        self.written = None;
+    }
+
     fn live(&self) -> bool {
         self.capture.is_some() || self.released.is_some()
     }
@@ -106,8 +115,9 @@ impl AuditContext {
     pub(crate) fn finish(&self, response: Option<ResponseFacts>) -> Option<AuditEntry> {
         let limits = &self.inner.config.limits;
         let mut draft = self.lock();
-        let edits = draft.edits.take().map(|e| *e).unwrap_or_default();
+        let edits = draft.edits.take();
         if let Some(released) = draft.released.take() {
+            let edits = edits.map(|e| *e).unwrap_or_default();
             return Some(finish_released(*released, edits, response, limits));
         }
         let capture = draft.capture.take()?;
@@ -129,8 +139,9 @@ impl AuditContext {
         let limits = &self.inner.config.limits;
         let mut draft = self.lock();
         let response = Some(draft.response.take().unwrap_or_default());
-        let edits = draft.edits.take().map(|e| *e).unwrap_or_default();
+        let edits = draft.edits.take();
         if let Some(released) = draft.released.take() {
+            let edits = edits.map(|e| *e).unwrap_or_default();
             *slot = finish_released(*released, edits, response, limits);
             return true;
         }
@@ -153,7 +164,7 @@ impl AuditContext {
         match Arc::get_mut(&mut recycled.inner) {
             Some(inner) if Arc::ptr_eq(&inner.config, config) => {
                 let draft = inner.draft.get_mut().unwrap_or_else(|p| p.into_inner());
-                *draft = Draft::fresh(capture);
+                draft.reset(capture);
                 recycled
             }
             _ => AuditContext::new(config.clone(), capture),
@@ -338,7 +349,7 @@ impl AuditContext {
             return Some(finish_released(*released, edits, None, limits));
         }
         let capture = draft.capture.take()?;
-        Some(build(capture, edits, None, limits))
+        Some(build(capture, Some(Box::new(edits)), None, limits))
     }
 
     /// The entry the last successful [`record_with`](Self::record_with) stored, with the

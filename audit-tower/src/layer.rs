@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::delivery::{Buffered, Queue};
 use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
 use crate::route::RouteRule;
-use crate::service::AuditService;
+use crate::service::{AuditService, Wiring};
 
 /// Records one audit entry for every mutating request on a matched route.
 ///
@@ -188,6 +188,10 @@ impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService::new(inner, self.config.clone(), self.queue.clone())
+        let wiring = Wiring {
+            config: self.config.clone(),
+            queue: self.queue.clone(),
+        };
+        AuditService::new(inner, Arc::new(wiring))
     }
 }

@@ -6,9 +6,9 @@
 use std::sync::{Arc, RwLock};
 
 use audit_core::{Action, Redactor};
-use fnv::FnvHashMap;
 use heck::ToUpperCamelCase;
 use http::Method;
+use std::collections::HashMap;
 
 /// The verb segments recognised at the end of a route by default, and their actions.
 pub const DEFAULT_VERBS: &[(&str, Action)] = &[
@@ -137,10 +137,10 @@ impl Derived {
     }
 }
 
-/// Derivations by route template, then by method. FNV: the keys are the application's own
-/// route templates, not client input, so a fast hash with no flooding defence is the right
-/// trade.
-type DeriveCache = FnvHashMap<Box<str>, Vec<(Method, Arc<Derived>)>>;
+/// Derivations by route template, then by method. foldhash reads a template eight bytes at a
+/// time (FNV reads one), and its keys are the application's own templates, never client input,
+/// so it needs no more defence against flooding than its seed gives.
+type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>, foldhash::fast::RandomState>;
 
 /// The route configuration of a layer: verbs, rules and the cache of derivations.
 #[derive(Debug, Clone)]
@@ -356,6 +356,10 @@ pub(crate) fn raw_segment_from_end(path: &str, from_end: usize) -> Option<&str> 
 /// `segment` with its `%XX` escapes decoded (invalid UTF-8 replaced, malformed escapes kept
 /// as they are).
 pub(crate) fn percent_decode(segment: &str) -> std::borrow::Cow<'_, str> {
+    if !segment.contains('%') {
+        // Nothing to decode, and no need to check the text again.
+        return std::borrow::Cow::Borrowed(segment);
+    }
     percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
 }
 

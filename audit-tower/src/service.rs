@@ -22,17 +22,20 @@ use crate::route::is_safe;
 #[derive(Clone)]
 pub struct AuditService<S> {
     inner: S,
-    config: Arc<Config>,
-    queue: Option<Arc<Queue>>,
+    /// One reference-counted handle, so that cloning the service (axum does, per request)
+    /// costs one count.
+    wiring: Arc<Wiring>,
+}
+
+/// What a service of one layer shares with the others: the settings and the queue.
+pub(crate) struct Wiring {
+    pub config: Arc<Config>,
+    pub queue: Option<Arc<Queue>>,
 }
 
 impl<S> AuditService<S> {
-    pub(crate) fn new(inner: S, config: Arc<Config>, queue: Option<Arc<Queue>>) -> Self {
-        AuditService {
-            inner,
-            config,
-            queue,
-        }
+    pub(crate) fn new(inner: S, wiring: Arc<Wiring>) -> Self {
+        AuditService { inner, wiring }
     }
 
     /// The wrapped service.
@@ -76,13 +79,14 @@ where
         // The inner service is called right here, not from a later future, so the service that
         // `poll_ready` readied is the one called and no clone is needed.
         let inner = &mut self.inner;
-        if is_safe(req.method()) && !self.config.record_safe_methods {
+        let Wiring { config, queue } = &*self.wiring;
+        if is_safe(req.method()) && !config.record_safe_methods {
             return ResponseFuture::passthrough(inner.call(req));
         }
-        let Some(capture) = capture(&self.config, &req) else {
+        let Some(capture) = capture(config, &req) else {
             return ResponseFuture::passthrough(inner.call(req));
         };
-        let queue = match &self.queue {
+        let queue = match queue {
             Some(queue) => match queue.reserve() {
                 Reserve::Taken => Some(queue.clone()),
                 Reserve::Full => return ResponseFuture::refused(),
@@ -91,13 +95,13 @@ where
             None => None,
         };
         let context = match &queue {
-            Some(queue) => queue.context(&self.config, capture),
-            None => AuditContext::new(self.config.clone(), capture),
+            Some(queue) => queue.context(config, capture),
+            None => AuditContext::new(config.clone(), capture),
         };
         req.extensions_mut().insert(context.clone());
         // Made before the inner service is called: if `call` itself panics, dropping it
         // still settles the entry and gives its queue slot back.
-        let pending = Pending::new(context, self.config.clone(), queue);
+        let pending = Pending::new(context, config.clone(), queue);
         ResponseFuture::running(inner.call(req), pending)
     }
 }
