@@ -1,8 +1,5 @@
-//! Field-level changes: [`Change`] and [`diff`].
-//!
-//! In the flow request → layer → **entry** → sink → store → admin router, a handler hands the
-//! object's state before and after the change to the audit context, which diffs the two, redacts
-//! sensitive fields with a [`Redactor`](crate::Redactor) and stores the result as the entry's
+//! Field-level changes: [`Change`] and [`diff`]. A handler gives the object's state before and
+//! after the change; the diff, redacted with a [`Redactor`](crate::Redactor), becomes the entry's
 //! `changes`: the "old value in red, new value in green" of the details view.
 
 use serde::{Deserialize, Serialize};

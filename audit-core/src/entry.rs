@@ -493,7 +493,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entry_serialises_with_the_documented_field_names_and_text_forms() {
+    fn entry_serialises_with_the_documented_text_forms_and_reads_back() {
         let entry = AuditEntry::builder(Action::ToggleActive)
             .actor(Actor::api_key("k1", "ci-deployer"))
             .api_key(ApiKeyRef::new("k1", "ci-deployer"))
@@ -503,42 +503,9 @@ mod tests {
             .outcome(Outcome::Denied)
             .ip("10.1.2.3".parse().unwrap())
             .build();
+        // The field names are checked against the CSV, OpenAPI and table forms in
+        // `tests/tests/one_shape.rs`.
         let json = serde_json::to_value(&entry).unwrap();
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut expected = vec![
-            "id",
-            "occurred_at",
-            "tenant_id",
-            "team_id",
-            "actor_kind",
-            "actor_id",
-            "actor_name",
-            "api_key_id",
-            "api_key_name",
-            "action",
-            "entity_type",
-            "entity_id",
-            "entity_name",
-            "details",
-            "changes",
-            "outcome",
-            "status",
-            "ip",
-            "user_agent",
-            "request_id",
-            "method",
-            "route",
-            "metadata",
-        ];
-        expected.sort_unstable();
-        let mut keys_sorted = keys.clone();
-        keys_sorted.sort_unstable();
-        assert_eq!(keys_sorted, expected);
         assert_eq!(json["action"], "ToggleActive");
         assert_eq!(json["actor_kind"], "api_key");
         assert_eq!(json["outcome"], "denied");

@@ -1,8 +1,6 @@
-//! [`Redactor`]: keeps secrets out of entries.
-//!
-//! In the flow request → layer → **entry** → sink → store → admin router, redaction runs when
-//! an entry is made (by the layer, or by [`AuditEntry::builder`](crate::AuditEntry::builder)),
-//! before any sink sees it, so no store, export or log line holds a sensitive value.
+//! [`Redactor`]: keeps secrets out of entries. Redaction runs when an entry is made (by the
+//! layer, or by [`AuditEntry::builder`](crate::AuditEntry::builder)), before any sink sees it, so
+//! no store, export or log line holds a sensitive value.
 //! An entry whose public fields are set by hand skips that step; call
 //! [`Redactor::redact_changes`] and [`Redactor::redact_map`] on it yourself.
 

@@ -3,7 +3,7 @@
 //! The flow of the project is request → layer → entry → sink → store → admin router. This
 //! crate is the **sink** and the **store**: [`SeaOrmStore`] implements
 //! [`AuditSink`](audit_core::AuditSink) (what the layer writes to) and
-//! [`AuditStore`](audit_core::AuditStore) (what the admin router reads from), on one table,
+//! [`AuditStore`](audit_core::store::AuditStore) (what the admin router reads from), on one table,
 //! `audit_log`, in the database your service already uses.
 //!
 //! - [`entity`] is the table as a SeaORM entity; [`migration::Migrator`] creates it and its

@@ -31,6 +31,16 @@ use crate::context::AuditContext;
 
 /// Settings of the buffered delivery mode; see [`AuditLayer::buffered`](crate::AuditLayer::buffered).
 ///
+/// A request the layer records takes a slot in the queue before its handler runs; when no slot
+/// is free it is refused with `503 Service Unavailable` and `Retry-After: 1`, and the handler
+/// never runs, so no change happens without room for its entry. When the response is ready the
+/// capture is queued and the response returned at once. A writer task on the Tokio runtime
+/// builds the entries and hands them to the sink in batches, retrying a failed batch with
+/// exponential backoff until it is stored; slots are given back only then, so a sink that stays
+/// down fills the queue and the layer refuses requests rather than losing entries. Entries
+/// still queued when the process exits are lost: call
+/// [`AuditLayer::flush`](crate::AuditLayer::flush) after the server has stopped.
+///
 /// ```
 /// use std::time::Duration;
 /// use audit_tower::Buffered;

@@ -139,7 +139,7 @@ impl AuditLayer {
     }
 
     /// Delivers entries through a bounded queue instead of before each response; see
-    /// [`Buffered`] and the [delivery module](crate::delivery).
+    /// [`Buffered`].
     ///
     /// The default (without this) is synchronous: the response waits until the sink has the
     /// entry. Buffered, a recorded request takes a queue slot before its handler runs (and is

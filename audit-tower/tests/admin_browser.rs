@@ -15,7 +15,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -231,9 +230,15 @@ fn rgb(css: &str) -> (u32, u32, u32) {
 
 const ROWS: &str = "document.querySelectorAll('#rows tr').length";
 const READY: &str = "document.body.dataset.state === 'ready'";
+/// Whether every row shown is a connection profile (the filter of the steps from step 2 on).
+const ONLY_PROFILES: &str = "Array.from(document.querySelectorAll('#rows td.entity-type'))\
+                             .every(td => td.textContent === 'ConnectionProfile')";
 
-async fn the_viewer_flow(client: &Client, base: &str) {
-    // 1. First page: newest first, 100 rows, hostile text shown as text.
+/// First page: newest first, 100 rows, hostile text shown as text.
+async fn the_first_page_shows_the_newest_100_rows_and_hostile_text_as_text(
+    client: &Client,
+    base: &str,
+) {
     client
         .goto(&format!("{base}/admin/audit-log"))
         .await
@@ -278,8 +283,10 @@ async fn the_viewer_flow(client: &Client, base: &str) {
     );
 
     screenshot(client, "list").await;
+}
 
-    // 2. Filters: entity type and action (multi-selects), applied with the button.
+/// Filters: entity type and action (multi-selects), applied with the button.
+async fn filters_apply_with_the_button(client: &Client) {
     let entity_type = client.find(Locator::Id("f-entity-type")).await.unwrap();
     entity_type
         .select_by_value("ConnectionProfile")
@@ -301,16 +308,16 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         .click()
         .await
         .unwrap();
-    let only_profiles = "Array.from(document.querySelectorAll('#rows td.entity-type'))\
-                         .every(td => td.textContent === 'ConnectionProfile')";
     wait_until(
         client,
         "the filtered first page",
-        &format!("{READY} && {ROWS} === 100 && {only_profiles}"),
+        &format!("{READY} && {ROWS} === 100 && {ONLY_PROFILES}"),
     )
     .await;
+}
 
-    // 3. Export links carry the filters, and the linked file holds what they select.
+/// Export links carry the filters, and the linked file holds what they select.
+async fn export_links_carry_the_filters(client: &Client, base: &str) {
     for format in ["csv", "json", "ndjson"] {
         let link = client
             .find(Locator::Id(&format!("export-{format}")))
@@ -340,8 +347,10 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         .await
         .unwrap();
     assert_eq!(csv_lines, json!(131), "header and 130 profile updates");
+}
 
-    // 4. Load more follows the cursor.
+/// Load more follows the cursor.
+async fn load_more_follows_the_cursor(client: &Client) {
     let more = client.find(Locator::Id("load-more")).await.unwrap();
     assert!(more.is_displayed().await.unwrap());
     more.click().await.unwrap();
@@ -349,18 +358,22 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         client,
         "the second page",
         &format!(
-            "{READY} && {ROWS} === 130 && {only_profiles} && \
+            "{READY} && {ROWS} === 130 && {ONLY_PROFILES} && \
              document.getElementById('load-more').hidden"
         ),
     )
     .await;
     assert_eq!(
-        status.text().await.unwrap(),
+        client.find(Locator::Id("status")).await.unwrap().text().await.unwrap(),
         "Showing 130 entries",
         "no more pages"
     );
+}
 
-    // 5. Details: old value in red, new value in green, and a copy button.
+/// Details: old value in red, new value in green, and a copy button.
+async fn details_show_old_values_in_red_and_new_in_green_and_the_address_keeps_the_filters(
+    client: &Client,
+) {
     click_row_button(client, "#rows tr:first-child button.open").await;
     wait_until(
         client,
@@ -429,14 +442,16 @@ async fn the_viewer_flow(client: &Client, base: &str) {
         client,
         "the reloaded, still filtered page",
         &format!(
-            "{READY} && {ROWS} === 100 && {only_profiles} && \
+            "{READY} && {ROWS} === 100 && {ONLY_PROFILES} && \
              document.getElementById('f-q').value === 'profile' && \
              document.querySelector('#f-action option[value=Update]').selected"
         ),
     )
     .await;
+}
 
-    // 6. 1,000 rows on screen stay responsive: each page renders quickly, and details open.
+/// 1,000 rows on screen stay responsive: each page renders quickly, and details open.
+async fn a_thousand_rows_stay_responsive(client: &Client) {
     client
         .find(Locator::Id("reset-filters"))
         .await
@@ -497,8 +512,10 @@ async fn the_viewer_flow(client: &Client, base: &str) {
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(5));
+}
 
-    // 7. A router without a guard: the page says access is denied, with the reason.
+/// A router without a guard: the page says access is denied, with the reason.
+async fn a_router_without_a_guard_shows_why_access_is_denied(client: &Client, base: &str) {
     client
         .goto(&format!("{base}/locked/audit-log"))
         .await
@@ -517,6 +534,17 @@ async fn the_viewer_flow(client: &Client, base: &str) {
     assert_eq!(eval(client, &format!("return {ROWS};")).await, json!(0));
 }
 
+/// The steps run in order in one browser: each starts where the one before left the page.
+async fn the_viewer_flow(client: &Client, base: &str) {
+    the_first_page_shows_the_newest_100_rows_and_hostile_text_as_text(client, base).await;
+    filters_apply_with_the_button(client).await;
+    export_links_carry_the_filters(client, base).await;
+    load_more_follows_the_cursor(client).await;
+    details_show_old_values_in_red_and_new_in_green_and_the_address_keeps_the_filters(client).await;
+    a_thousand_rows_stay_responsive(client).await;
+    a_router_without_a_guard_shows_why_access_is_denied(client, base).await;
+}
+
 async fn run(driver_path: &Path) {
     let store = MemoryStore::new();
     seed(&store).await;
@@ -530,16 +558,7 @@ async fn run(driver_path: &Path) {
                 .into_router(),
         )
         .nest("/locked/audit-log", admin::router(store).into_router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let (addr, server) = audit_test_support::serve(app).await;
 
     let driver = Driver::start(driver_path).await;
     let profile = tempfile::tempdir().unwrap();

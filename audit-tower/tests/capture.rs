@@ -143,11 +143,15 @@ fn only(sink: &MemoryStore) -> AuditEntry {
     entries.into_iter().next().unwrap()
 }
 
-#[tokio::test]
-async fn every_tracked_action_leaves_exactly_one_entry() {
-    let sink = MemoryStore::new();
-    let app = app(&sink);
-    let rows: &[(Method, &str, Action, &str, Option<&str>)] = &[
+/// The routes of `app`, each with the action, entity type and entity id it records.
+fn tracked() -> Vec<(
+    Method,
+    &'static str,
+    Action,
+    &'static str,
+    Option<&'static str>,
+)> {
+    vec![
         (Method::POST, "/tenants", Action::Create, "Tenant", None),
         (
             Method::PUT,
@@ -241,60 +245,84 @@ async fn every_tracked_action_leaves_exactly_one_entry() {
             "ExtractionCursor",
             Some("c1"),
         ),
-    ];
-    for (i, (method, path, action, entity_type, entity_id)) in rows.iter().enumerate() {
-        // Every other row comes from an API key alone, the rest from a signed-in user.
-        let by_key = i % 2 == 1;
-        let mut req = request(method.clone(), path).header("user-agent", "audit-test/1.0");
-        req = if by_key {
-            req.header("x-api-key", KEY_SECRET)
-        } else {
-            req.header("authorization", "Bearer u-17")
-        };
-        let (status, _) = send(&app, req.body("{}".into()).unwrap()).await;
+    ]
+}
+
+/// Sends `method path` as the signed-in user `u-17`, or with the API key alone.
+async fn send_as(app: &Router, method: &Method, path: &str, by_key: bool) -> StatusCode {
+    let req = request(method.clone(), path).header("user-agent", "audit-test/1.0");
+    let req = if by_key {
+        req.header("x-api-key", KEY_SECRET)
+    } else {
+        req.header("authorization", "Bearer u-17")
+    };
+    send(app, req.body("{}".into()).unwrap()).await.0
+}
+
+#[tokio::test]
+async fn every_tracked_route_leaves_one_entry_with_its_action_entity_and_id() {
+    let sink = MemoryStore::new();
+    let app = app(&sink);
+    for (method, path, action, entity_type, entity_id) in tracked() {
+        let status = send_as(&app, &method, path, false).await;
         assert!(status.is_success(), "{method} {path}: {status}");
         let e = only(&sink);
         let what = format!("{method} {path}");
-        assert_eq!(e.action, *action, "{what}");
-        assert_eq!(e.entity_type.as_deref(), Some(*entity_type), "{what}");
-        assert_eq!(e.entity_id.as_deref(), *entity_id, "{what}");
-        assert_eq!(e.ip, Some("198.51.100.7".parse().unwrap()), "{what}");
+        assert_eq!(e.action, action, "{what}");
+        assert_eq!(e.entity_type.as_deref(), Some(entity_type), "{what}");
+        assert_eq!(e.entity_id.as_deref(), entity_id, "{what}");
         assert_eq!(e.method.as_deref(), Some(method.as_str()), "{what}");
         assert_eq!(e.outcome, Outcome::Success, "{what}");
-        assert_eq!(
-            e.status,
-            Some(
-                if *path == "/connection-profiles/cp-9" && *method == Method::PUT {
-                    204
-                } else {
-                    200
-                }
-            )
-        );
-        assert_eq!(e.user_agent.as_deref(), Some("audit-test/1.0"));
+        let no_content = path == "/connection-profiles/cp-9" && method == Method::PUT;
+        assert_eq!(e.status, Some(if no_content { 204 } else { 200 }), "{what}");
+        assert_eq!(e.ip, Some("198.51.100.7".parse().unwrap()), "{what}");
+        assert_eq!(e.user_agent.as_deref(), Some("audit-test/1.0"), "{what}");
+        // The template, never the path with its ids.
         assert!(
             e.route
                 .as_deref()
                 .is_some_and(|r| !r.contains("t-1") && !r.contains("42")),
             "{what}"
         );
-        if by_key {
-            assert_eq!(e.actor_kind, ActorKind::ApiKey, "{what}");
-            assert_eq!(e.actor_name.as_deref(), Some("deploy-bot"), "{what}");
-            assert_eq!(e.api_key_name.as_deref(), Some("deploy-bot"), "{what}");
-            assert_eq!(e.api_key_id.as_deref(), Some("key-1"), "{what}");
-            assert_eq!(e.tenant_id, None);
-        } else {
-            assert_eq!(e.actor_kind, ActorKind::User, "{what}");
-            assert_eq!(e.actor_id.as_deref(), Some("u-17"), "{what}");
-            assert_eq!(e.actor_name.as_deref(), Some("u-17@example.com"), "{what}");
-            assert_eq!(e.api_key_name, None, "{what}");
-            assert_eq!(
-                (e.tenant_id.as_deref(), e.team_id.as_deref()),
-                (Some("acme"), Some("ops"))
-            );
-        }
     }
+}
+
+/// Sends every tracked route's request as the user or by key, and checks each entry it leaves.
+async fn each_tracked_entry(by_key: bool, check: impl Fn(&AuditEntry, &str)) {
+    let sink = MemoryStore::new();
+    let app = app(&sink);
+    for (method, path, ..) in tracked() {
+        assert!(send_as(&app, &method, path, by_key).await.is_success());
+        check(&only(&sink), &format!("{method} {path}"));
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_users_change_names_the_user_tenant_and_team() {
+    each_tracked_entry(false, |e, what| {
+        assert_eq!(e.actor_kind, ActorKind::User, "{what}");
+        assert_eq!(e.actor_id.as_deref(), Some("u-17"), "{what}");
+        assert_eq!(e.actor_name.as_deref(), Some("u-17@example.com"), "{what}");
+        assert_eq!(e.api_key_name, None, "{what}");
+        assert_eq!(
+            (e.tenant_id.as_deref(), e.team_id.as_deref()),
+            (Some("acme"), Some("ops")),
+            "{what}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_change_made_with_an_api_key_alone_is_the_keys_doing() {
+    each_tracked_entry(true, |e, what| {
+        assert_eq!(e.actor_kind, ActorKind::ApiKey, "{what}");
+        assert_eq!(e.actor_name.as_deref(), Some("deploy-bot"), "{what}");
+        assert_eq!(e.api_key_name.as_deref(), Some("deploy-bot"), "{what}");
+        assert_eq!(e.api_key_id.as_deref(), Some("key-1"), "{what}");
+        assert_eq!(e.tenant_id, None, "{what}");
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -744,16 +772,7 @@ async fn over_real_tcp_the_peer_address_comes_from_connect_info() {
     let app = Router::new()
         .route("/api-keys/{id}/revoke", post(ok))
         .layer(AuditLayer::new(sink.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let (addr, server) = audit_test_support::serve(app).await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"POST /api-keys/k-3/revoke HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")

@@ -1,11 +1,12 @@
-//! What the workspace's database tests share: the one place that reads the server URLs
+//! What the workspace's tests share: the one place that reads the database servers' URLs
 //! (`AUDIT_TEST_POSTGRES_URL`, `AUDIT_TEST_MYSQL_URL`) and applies the rule that a server
-//! missing under `CI=true` fails the run instead of skipping it; and a fresh database per test
-//! on any backend.
+//! missing under `CI=true` fails the run instead of skipping it; a fresh database per test on
+//! any backend; and a router served over real TCP.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is a failed test
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use sea_orm::{ConnectionTrait, Database};
@@ -139,4 +140,20 @@ pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
         _dir: None,
         server: Some((backend, base, name)),
     })
+}
+
+/// Serves `app` on an ephemeral loopback port over real TCP, with the peer address available as
+/// `ConnectInfo`; the task runs until aborted.
+pub async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (addr, server)
 }

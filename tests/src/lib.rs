@@ -6,13 +6,11 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is a failed test
 
-use std::net::SocketAddr;
-
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use audit_test_support::{Backend, TestDb, fresh_db};
+pub use audit_test_support::{Backend, TestDb, fresh_db, serve};
 
 /// The example service, seeded, serving on an ephemeral loopback port.
 pub struct RunningExample {
@@ -31,22 +29,6 @@ impl Drop for RunningExample {
         // Fields drop after this: the server stops first, then the database goes.
         self.server.abort();
     }
-}
-
-/// Serves `app` on an ephemeral loopback port over real TCP, with the peer address available as
-/// `ConnectInfo`; the task runs until aborted.
-pub async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    (addr, server)
 }
 
 /// Starts the example on `backend`, or `None` when the backend is skipped.

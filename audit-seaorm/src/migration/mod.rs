@@ -4,8 +4,7 @@
 //! [`m20261130_000003_mysql_exact_text`] (binary collation on MySQL and MariaDB for a table
 //! created otherwise; nothing elsewhere).
 //!
-//! In the flow request → layer → entry → sink → **store** → admin router, this creates what the
-//! store writes to. [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs it; to run it
+//! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
 //!
 //! ```no_run

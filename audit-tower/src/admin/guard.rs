@@ -1,8 +1,8 @@
 //! Who may read the audit log, and how much of it: [`AdminGuard`] and its answer, [`Access`].
 //!
-//! In the flow request → layer → entry → sink → store → **admin router**, the guard runs first
-//! on every data endpoint. Its answer becomes the [`Scope`] of the store query, so an entry
-//! outside the caller's scope is never read: not listed, not exported, and 404 by id.
+//! The guard runs first on every data endpoint. Its answer becomes the [`Scope`] of the store
+//! query, so an entry outside the caller's scope is never read: not listed, not exported, and
+//! 404 by id.
 
 use audit_core::store::Scope;
 use http::request::Parts;

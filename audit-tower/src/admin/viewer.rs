@@ -6,7 +6,7 @@
 //! `Content-Security-Policy` allows only this page's own script and style (by hash) and
 //! requests to its own origin.
 
-use audit_core::store::AuditStore;
+use audit_core::store::{AuditStore, MAX_TEXT_CHARS};
 use audit_core::{Action, AuditSink};
 use axum::body::Body;
 use axum::extract::State;
@@ -23,6 +23,8 @@ use super::response::common_headers;
 
 const TEMPLATE: &str = include_str!("viewer.html");
 const CONFIG_SLOT: &str = "{{CONFIG}}";
+/// Where the page takes the longest free text the store accepts.
+const MAX_TEXT_SLOT: &str = "{{MAX_TEXT_CHARS}}";
 
 /// The rendered page and its security policy.
 pub(crate) struct ViewerPage {
@@ -39,7 +41,9 @@ impl ViewerPage {
         // Inside a <script type="application/json"> block only `</script` could end it early;
         // escaping every `<` rules that out whatever the entity types say.
         let config = config.to_string().replace('<', "\\u003c");
-        let html = TEMPLATE.replace(CONFIG_SLOT, &config);
+        let html = TEMPLATE
+            .replace(CONFIG_SLOT, &config)
+            .replace(MAX_TEXT_SLOT, &MAX_TEXT_CHARS.to_string());
         let script = element_body(TEMPLATE, "<script>", "</script>");
         let style = element_body(TEMPLATE, "<style>", "</style>");
         let csp = format!(
@@ -102,6 +106,13 @@ mod tests {
             assert!(!TEMPLATE.contains(sink), "the viewer must not use {sink}");
         }
         assert!(TEMPLATE.contains(CONFIG_SLOT));
+        assert!(TEMPLATE.contains(MAX_TEXT_SLOT));
+        let page = ViewerPage::new(&[]);
+        assert!(
+            page.html
+                .contains(&format!("maxlength=\"{MAX_TEXT_CHARS}\""))
+        );
+        assert!(!page.html.contains("{{"));
     }
 
     #[test]

@@ -89,9 +89,11 @@ async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response 
         .into_response()
 }
 
-/// The audit log viewer and API, for administrators of the caller's tenant.
-fn admin_router(state: &AppState) -> Router<AppState> {
+/// The audit log viewer and API, for administrators of the caller's tenant; its reads are
+/// recorded by the same layer as every change.
+fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
     audit_tower::admin::router(state.store.clone())
+        .recorded_by(audit)
         .guard(
             |parts: &axum::http::request::Parts| match parts.extensions.get::<auth::Caller>() {
                 Some(caller) if caller.role == auth::ADMINISTRATOR => {
@@ -109,6 +111,7 @@ fn admin_router(state: &AppState) -> Router<AppState> {
 /// The service's routes, audited.
 pub fn router(state: AppState) -> Router {
     use handlers::*;
+    let audit = AuditLayer::new(state.store.clone());
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/login", get(login_page).post(login))
@@ -139,11 +142,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
         // Administrators read their own tenant's log; everyone else is refused.
-        .nest("/admin/audit-log", admin_router(&state))
+        .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store. Authentication runs outside it (the next layer) and hands it the caller.
-        .layer(AuditLayer::new(state.store.clone()))
+        .layer(audit)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
