@@ -364,7 +364,13 @@ async fn load_more_follows_the_cursor(client: &Client) {
     )
     .await;
     assert_eq!(
-        client.find(Locator::Id("status")).await.unwrap().text().await.unwrap(),
+        client
+            .find(Locator::Id("status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
         "Showing 130 entries",
         "no more pages"
     );
