@@ -62,7 +62,7 @@ impl Scope {
     /// Checks the scope's ids like filter values (at most [`MAX_FILTER_VALUE_LEN`] bytes, no
     /// control characters), so an id taken from a request can never reach a database as
     /// something it refuses. [`AuditQuery::validate`] calls this; stores call it in
-    /// [`AuditStore::get`].
+    /// [`AuditStore::get`](super::AuditStore::get).
     pub fn validate(&self) -> Result<(), StoreError> {
         match self {
             Scope::All => Ok(()),

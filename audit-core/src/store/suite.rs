@@ -2,7 +2,7 @@
 //! once and run against each store (feature `test-suite`).
 //!
 //! Each case is an async function of a store. Cases work in tenants of their own (fresh
-//! UUIDv7s), so one store, or one database, can serve every case at once. [`store_suite!`]
+//! UUIDv7s), so one store, or one database, can serve every case at once. [`store_suite!`](crate::store_suite)
 //! makes one `#[tokio::test]` per case:
 //!
 //! ```ignore
@@ -48,7 +48,7 @@ macro_rules! store_suite {
     };
 }
 
-/// The names of the cases [`store_suite!`] runs, in order.
+/// The names of the cases [`store_suite!`](crate::store_suite) runs, in order.
 pub const CASES: &[&str] = &[
     "every_field_round_trips",
     "every_filter_alone_and_combined_matches_the_reference",

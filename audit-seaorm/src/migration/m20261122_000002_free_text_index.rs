@@ -5,20 +5,20 @@
 //! a search that matches nothing reads every row of the tenant, and on PostgreSQL those rows
 //! sit on heap pages spread through the whole table (a tenant's rows are interleaved with every
 //! other tenant's), so a tenant of 20,000 entries costs some 16,000 page visits. This migration
-//! adds [`COVERING`], `(tenant_id, occurred_at, id)` carrying the searched columns (and the team),
+//! adds `audit_log_tenant_text`, `(tenant_id, occurred_at, id)` carrying the searched columns (and the team),
 //! so the store scans one tenant's slice of that index in keyset order, without a sort, matches
 //! the text there and reads from the table only the rows of the page it returns.
 //!
 //! A B-tree entry may not exceed about 2.7 KB, and `details` holds up to 64 KiB. The covering
-//! index is therefore partial: it holds the rows whose carried texts total at most
-//! [`COVERED_BYTES`] bytes ([`SHORT_TEXT`]), nearly all of them. The others ([`LONG_TEXT`]) are
-//! listed in a second, small partial index, [`LONG`], and searched in the table; the store
-//! queries both and merges them, so every row is searched.
+//! index is therefore partial: it holds the rows whose carried texts total at most 2,000 bytes,
+//! nearly all of them. The others are listed in a second, small partial index,
+//! `audit_log_tenant_long_text`, and searched in the table; the store queries both and merges
+//! them, so every row is searched.
 //!
 //! pg_trgm was tried first and rejected: a trigram GIN index made batched inserts 7 times
 //! slower (`fastupdate = off`) or 1.6 times slower (`fastupdate = on`), made a common term
 //! slower (the planner trusts the GIN scan, which intersects posting lists over the whole
-//! table), and cannot help a term shorter than three characters. See `BENCHMARKS.md`.
+//! table), and cannot help a term shorter than three characters (`docs/decisions/0011`).
 //!
 //! Building the indexes locks the table against writes while it runs (about 2 s per million
 //! entries). To add them to a large log without stopping writes, create them beforehand with

@@ -34,7 +34,7 @@
 //! export as [`Action::Export`](audit_core::Action::Export), on entity type `AuditLog`, with the
 //! filter in the entry's `metadata`; a request the guard denies is recorded as `Read` with the
 //! outcome `denied`. These entries are made by the capture of an
-//! [`AuditLayer`](crate::AuditLayer) (give the router your service's with
+//! [`AuditLayer`] (give the router your service's with
 //! [`AdminRouter::recorded_by`]): the same resolvers name the actor, tenant and API key, the
 //! same client address configuration and redaction apply, and the entries go to the same sink.
 //! Without a tenant from the request, the tenant (and team) of the granted scope is used, so a
