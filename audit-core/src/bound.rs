@@ -61,6 +61,8 @@ pub(crate) fn truncate(text: &mut String, max: usize) {
     if TRUNCATION_MARKER.len() <= max {
         text.push_str(TRUNCATION_MARKER);
     }
+    // The memory of what was cut goes too: a writer that reuses entries keeps their buffers.
+    text.shrink_to_fit();
 }
 
 fn truncate_opt(text: &mut Option<String>, max: usize) {
@@ -197,6 +199,9 @@ mod tests {
         let mut short = "short".to_owned();
         truncate(&mut short, 10);
         assert_eq!(short, "short");
+        let mut huge = "x".repeat(1 << 20);
+        truncate(&mut huge, 512);
+        assert!(huge.capacity() <= 512, "{}", huge.capacity());
     }
 
     #[test]

@@ -239,7 +239,10 @@ impl TenantRef {
 pub struct AuditEntry {
     /// A UUIDv7 made at capture time: ids sort by time, and a retried insert is idempotent.
     pub id: Uuid,
-    /// When it happened, in UTC, to the microsecond.
+    /// When it happened, in UTC, to the microsecond; written as RFC 3339 with six fractional
+    /// digits, so the text sorts like the time.
+    #[serde(with = "micros")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub occurred_at: DateTime<Utc>,
     /// The tenant the action belongs to.
     pub tenant_id: Option<String>,
@@ -488,6 +491,26 @@ impl AuditEntryBuilder {
     }
 }
 
+/// `occurred_at` as RFC 3339 with exactly six fractional digits (`2026-01-31T08:00:00.000000Z`),
+/// read back from any RFC 3339 text.
+mod micros {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        at: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(deserializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +535,14 @@ mod tests {
         assert_eq!(json["ip"], "10.1.2.3");
         let back: AuditEntry = serde_json::from_value(json).unwrap();
         assert_eq!(back, entry);
+        // Six fractional digits, whatever the time: the text sorts like the time.
+        let on_the_second = AuditEntry::builder(Action::Create)
+            .occurred_at(DateTime::from_timestamp(1_800_000_000, 0).unwrap())
+            .build();
+        let json = serde_json::to_value(&on_the_second).unwrap();
+        assert_eq!(json["occurred_at"], "2027-01-15T08:00:00.000000Z");
+        let back: AuditEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(back.occurred_at, on_the_second.occurred_at);
     }
 
     #[test]

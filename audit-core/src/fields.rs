@@ -23,7 +23,29 @@ impl AuditEntry {
     /// assert_eq!(fields.len(), AuditEntry::field_names().len());
     /// ```
     pub fn fields(&self) -> Vec<(&'static str, Value)> {
-        let mut fields = Fields(Vec::with_capacity(32));
+        self.collect::<AsValue>()
+    }
+
+    /// [`fields`](Self::fields) as JSON text, in which the objects inside a field (each of
+    /// `changes`) keep their declaration order (`field`, `old`, `new`), where a
+    /// [`Value`](serde_json::Value) sorts their keys: for writers of text, such as CSV.
+    ///
+    /// ```
+    /// use audit_core::{Action, AuditEntry, Change};
+    ///
+    /// let entry = AuditEntry::builder(Action::Update)
+    ///     .changes(vec![Change::new("host", "a".into(), "b".into())])
+    ///     .build();
+    /// let texts = entry.fields_as_json();
+    /// let changes = texts.iter().find(|(name, _)| *name == "changes").unwrap();
+    /// assert_eq!(changes.1, r#"[{"field":"host","old":"a","new":"b"}]"#);
+    /// ```
+    pub fn fields_as_json(&self) -> Vec<(&'static str, String)> {
+        self.collect::<AsText>()
+    }
+
+    fn collect<C: Collect>(&self) -> Vec<(&'static str, C::Out)> {
+        let mut fields = Fields::<C>(Vec::with_capacity(32));
         // Every part of an entry serialises to JSON (strings, numbers, maps with string keys),
         // so this cannot fail; were it to, the fields gathered so far are what there is.
         let _ = self.serialize(&mut fields);
@@ -41,10 +63,36 @@ impl AuditEntry {
     }
 }
 
-/// A serde serializer that accepts one struct and keeps its fields.
-struct Fields(Vec<(&'static str, Value)>);
+/// What a field's value is kept as.
+trait Collect {
+    type Out;
+    fn collect<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Self::Out>;
+}
 
-impl ser::SerializeStruct for &mut Fields {
+/// A JSON value.
+struct AsValue;
+
+impl Collect for AsValue {
+    type Out = Value;
+    fn collect<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Value> {
+        serde_json::to_value(value)
+    }
+}
+
+/// JSON text, in declaration order.
+struct AsText;
+
+impl Collect for AsText {
+    type Out = String;
+    fn collect<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+        serde_json::to_string(value)
+    }
+}
+
+/// A serde serializer that accepts one struct and keeps its fields.
+struct Fields<C: Collect>(Vec<(&'static str, C::Out)>);
+
+impl<C: Collect> ser::SerializeStruct for &mut Fields<C> {
     type Ok = ();
     type Error = serde_json::Error;
 
@@ -53,7 +101,7 @@ impl ser::SerializeStruct for &mut Fields {
         name: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
-        self.0.push((name, serde_json::to_value(value)?));
+        self.0.push((name, C::collect(value)?));
         Ok(())
     }
 
@@ -74,7 +122,7 @@ macro_rules! refuse {
     };
 }
 
-impl ser::Serializer for &mut Fields {
+impl<C: Collect> ser::Serializer for &mut Fields<C> {
     type Ok = ();
     type Error = serde_json::Error;
     type SerializeStruct = Self;

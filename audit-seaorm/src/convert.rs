@@ -80,10 +80,13 @@ fn column_value(column: Column, value: Value) -> Result<(sea_orm::Value, usize),
         // Microseconds, as the builder makes them and cursors carry them: an entry built
         // directly may hold nanoseconds, which SQLite would keep as text and PostgreSQL and
         // MySQL would drop, so SQLite's keyset comparisons would miss or repeat rows.
-        (ColumnType::TimestampWithTimeZone, Value::String(text)) => {
-            let at = DateTime::parse_from_rfc3339(&text).map_err(|e| e.to_string())?;
-            let at = at.with_timezone(&Utc).trunc_subsecs(6);
-            (sea_orm::Value::ChronoDateTimeUtc(Some(at)), 8)
+        (ColumnType::TimestampWithTimeZone, text @ Value::String(_)) => {
+            // Through chrono's own reading, which takes any year the entry can hold.
+            let at: DateTime<Utc> = serde_json::from_value(text).map_err(|e| e.to_string())?;
+            (
+                sea_orm::Value::ChronoDateTimeUtc(Some(at.trunc_subsecs(6))),
+                8,
+            )
         }
         (ColumnType::Integer, Value::Number(number)) => {
             let number = number

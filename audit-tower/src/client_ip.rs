@@ -161,6 +161,9 @@ impl ClientIpConfig {
                 farthest_trusted = Some(ip);
             }
         }
+        if walked == MAX_HOPS {
+            return Some(peer_ip);
+        }
         // Every hop is a trusted proxy: the farthest one is as near the client as the chain
         // goes.
         Some(farthest_trusted.unwrap_or(peer_ip))
@@ -445,6 +448,26 @@ mod tests {
                 "{case:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_chain_of_32_trusted_hops_is_given_up_on() {
+        let cfg = ClientIpConfig::forwarded(ClientIpSource::XForwardedFor, proxies());
+        let peer = ext("10.0.0.1:1");
+        let chain = |n: usize| (1..=n).map(|i| format!("10.1.1.{i}")).collect::<Vec<_>>();
+        // 31 trusted hops: the farthest is as near the client as the chain goes.
+        let h = headers("x-forwarded-for", &[chain(31).join(", ").as_bytes()]);
+        assert_eq!(cfg.client_ip(&h, &peer), ip("10.1.1.1"));
+        // 32 (on one line or on several): the walk stops and records the peer.
+        let h = headers("x-forwarded-for", &[chain(32).join(", ").as_bytes()]);
+        assert_eq!(cfg.client_ip(&h, &peer), ip("10.0.0.1"));
+        let lines = chain(32);
+        let (left, right) = lines.split_at(16);
+        let h = headers(
+            "x-forwarded-for",
+            &[left.join(",").as_bytes(), right.join(",").as_bytes()],
+        );
+        assert_eq!(cfg.client_ip(&h, &peer), ip("10.0.0.1"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! CSV rows of audit entries: RFC 4180 through the `csv` crate, one column per field of the
 //! entry's serialised form, with spreadsheet formulas neutralised.
 //!
-//! The columns come from serde ([`AuditEntry::fields`]): each field the entry serialises is a
-//! column, in the order it serialises them, with strings and numbers as their text, `null` and empty lists or objects
+//! The columns come from serde ([`AuditEntry::fields_as_json`]): each field the entry
+//! serialises is a column, in the order it serialises them, with strings and numbers as their text, `null` and empty lists or objects
 //! as an empty cell, and other lists and objects (`changes`, `metadata`) as JSON text. A field
 //! added to the entry is a column with no change here.
 //!
@@ -12,7 +12,6 @@
 //! `'`, which spreadsheets show as text; the data stays readable.
 
 use audit_core::AuditEntry;
-use serde_json::Value;
 
 /// The header row: the names of the entry's serialised fields, in order.
 pub(crate) fn columns() -> Vec<&'static str> {
@@ -34,7 +33,10 @@ pub(crate) fn write_rows<'a>(
 ) -> Result<(), csv::Error> {
     let mut writer = writer(out);
     for entry in entries {
-        let cells = entry.fields().into_iter().map(|(_, value)| cell(value));
+        let cells = entry
+            .fields_as_json()
+            .into_iter()
+            .map(|(_, json)| cell(json));
         writer.write_record(cells.map(neutralised))?;
     }
     writer.flush()?;
@@ -56,15 +58,13 @@ fn neutralised(cell: String) -> String {
     }
 }
 
-/// The cell of one field's value: strings and numbers as their text, `null` and empty lists or
-/// objects as nothing, other lists and objects as JSON text.
-fn cell(value: Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(text) => text,
-        Value::Array(items) if items.is_empty() => String::new(),
-        Value::Object(map) if map.is_empty() => String::new(),
-        other => other.to_string(),
+/// The cell of one field's JSON text: strings and numbers as their text, `null` and empty lists
+/// or objects as nothing, other lists and objects as their JSON text.
+fn cell(json: String) -> String {
+    match json.as_str() {
+        "null" | "[]" | "{}" => String::new(),
+        text if text.starts_with('"') => serde_json::from_str(text).unwrap_or(json),
+        _ => json,
     }
 }
 
@@ -114,12 +114,14 @@ mod tests {
             .build();
         let json = serde_json::to_value(&entry).unwrap();
         let record = row(&entry);
+        let changes = serde_json::to_string(&entry.changes).unwrap();
         let columns = columns();
         assert_eq!(columns.len(), json.as_object().unwrap().len());
         for (column, cell) in columns.iter().zip(record.iter()) {
             let expected = match &json[*column] {
-                Value::Null => String::new(),
-                Value::String(text) => text.clone(),
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(text) => text.clone(),
+                _ if *column == "changes" => changes.clone(),
                 other => other.to_string(),
             };
             assert_eq!(cell, expected, "{column}");
