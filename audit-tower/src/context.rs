@@ -171,6 +171,11 @@ impl AuditContext {
         }
     }
 
+    /// When the request was captured, while its entry is still to be written.
+    pub(crate) fn captured_at(&self) -> Option<std::time::Duration> {
+        self.lock().capture.as_ref().map(|c| c.at)
+    }
+
     /// Whether this is the last handle on the context, so it can be reused.
     pub(crate) fn is_unique(&mut self) -> bool {
         Arc::get_mut(&mut self.inner).is_some()

@@ -1,45 +1,137 @@
-//! How entries reach the sink: written before the response (the default), or through the
-//! bounded queue of [`Buffered`] delivery.
+//! How entries reach the sink: through one bounded queue and its writer task, with the response
+//! waiting for its entry to be stored ([`Synchronous`], the default) or not ([`Buffered`]).
 //!
-//! Buffered, a request the layer records takes a slot in the queue *before* its handler runs; when no slot is free the request is refused with `503 Service Unavailable` and the
-//! handler never runs, so no change ever happens without room for its entry. When the response is
-//! ready the request's capture goes into the queue as it is, and the response is returned at
-//! once. A writer task, spawned on the Tokio runtime the first time it is needed, takes what has
-//! gathered, builds the `AuditEntry`s (into the entries of its previous batch, reusing their
-//! buffers) and hands them to the sink in batches, retrying a failed batch with exponential
-//! backoff until it is stored. Slots are
-//! given back only once their entries are stored, so a sink that stays down fills the queue
-//! and the layer starts refusing requests rather than losing entries.
+//! A request the layer records takes a slot in the queue *before* its handler runs; when no
+//! slot is free the request is refused with `503 Service Unavailable` and the handler never
+//! runs, so no change ever happens without room for its entry. When the response is ready the
+//! request's capture goes into the queue as it is. A writer task, spawned on the Tokio runtime
+//! the first time it is needed, takes everything that has gathered, builds the `AuditEntry`s
+//! (into the entries of its previous batch, reusing their buffers) and hands them to the sink
+//! in batches, retrying a failed batch with backoff until it is stored. Slots are given back
+//! only once their entries are stored, so a sink that stays down fills the queue and the layer
+//! starts refusing requests rather than losing entries.
+//!
+//! Synchronous, the response waits until the writer has stored its entry: entries of requests
+//! that finish while a batch is being written share the next batch, so concurrent requests
+//! share one transaction (group commit). When the sink keeps failing for longer than
+//! [`Synchronous::wait`], the response goes out and the entry stays with the writer, which
+//! keeps retrying it: the hand-off is counted and logged, never silent.
 //!
 //! Call [`AuditLayer::flush`](crate::AuditLayer::flush) at shutdown, after the server has
 //! stopped taking requests: entries still queued when the process exits are lost.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use audit_core::{Action, AuditEntry, AuditSink};
 use chrono::DateTime;
+use serde::Serialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, now};
 use crate::config::Config;
 use crate::context::AuditContext;
 
+/// The most entries handed to the sink in one call, by default: the batch size at which the
+/// SQL stores write fastest (see `BENCHMARKS.md`).
+const DEFAULT_MAX_BATCH: usize = 1_000;
+/// Slots in the queue, by default.
+const DEFAULT_CAPACITY: usize = 8_192;
+/// The longest wait between two attempts to store a failed batch, by default: short, so that
+/// once the sink is back the queue drains (and refusals stop) within a fraction of a second.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(250);
+/// The first wait after a failed attempt.
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+
+/// Settings of the synchronous delivery mode, the default; see
+/// [`AuditLayer::synchronous`](crate::AuditLayer::synchronous).
+///
+/// The response waits until its entry is stored. Entries of concurrent requests are written
+/// together, one `record_slice` call (one transaction in the SQL stores) per group. A recorded
+/// request takes a queue slot before its handler runs and is refused with `503` when none is
+/// free, which happens only when the sink has been failing long enough for `capacity` entries
+/// to pile up. When the sink fails, the response waits up to [`wait`](Self::wait) while the
+/// writer retries; after that it goes out and the entry stays queued until stored.
+///
+/// ```
+/// use std::time::Duration;
+/// use audit_tower::Synchronous;
+///
+/// let sync = Synchronous::default().wait(Duration::from_secs(5));
+/// assert_eq!(sync.capacity(), 8_192);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Synchronous {
+    capacity: usize,
+    max_batch: usize,
+    wait: Duration,
+    max_backoff: Duration,
+}
+
+impl Default for Synchronous {
+    /// 8,192 slots, groups of up to 1,000 entries, a response waits up to 2 s for a failing
+    /// sink, retries at least every 250 ms.
+    fn default() -> Self {
+        Synchronous {
+            capacity: DEFAULT_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            wait: Duration::from_secs(2),
+            max_backoff: DEFAULT_MAX_BACKOFF,
+        }
+    }
+}
+
+impl Synchronous {
+    /// A queue of `capacity` entries (at least 1): requests being handled and entries waiting
+    /// to be stored all hold a slot.
+    pub fn new(capacity: usize) -> Self {
+        Synchronous {
+            capacity: capacity.max(1),
+            ..Synchronous::default()
+        }
+    }
+
+    /// The most entries written in one group (at least 1).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How long a response waits for its entry while the sink fails; after that the entry is
+    /// handed to the writer, which retries it until stored, and the response goes out.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The longest wait between two attempts to store a failed group (the first wait is 25 ms,
+    /// doubling each time).
+    pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
 /// Settings of the buffered delivery mode; see [`AuditLayer::buffered`](crate::AuditLayer::buffered).
 ///
-/// A request the layer records takes a slot in the queue before its handler runs; when no slot
-/// is free it is refused with `503 Service Unavailable` and `Retry-After: 1`, and the handler
-/// never runs, so no change happens without room for its entry. When the response is ready the
+/// A recorded request takes a slot in the queue before its handler runs; when no slot is free
+/// it is refused with `503 Service Unavailable` and `Retry-After: 1`, and the handler never
+/// runs, so no change happens without room for its entry. When the response is ready the
 /// capture is queued and the response returned at once. A writer task on the Tokio runtime
 /// builds the entries and hands them to the sink in batches, retrying a failed batch with
-/// exponential backoff until it is stored; slots are given back only then, so a sink that stays
-/// down fills the queue and the layer refuses requests rather than losing entries. Entries
-/// still queued when the process exits are lost: call
-/// [`AuditLayer::flush`](crate::AuditLayer::flush) after the server has stopped.
+/// backoff until it is stored; slots are given back only then, so a sink that stays down fills
+/// the queue and the layer refuses requests rather than losing entries. Entries still queued
+/// when the process exits are lost: call [`AuditLayer::flush`](crate::AuditLayer::flush) after
+/// the server has stopped.
 ///
 /// ```
 /// use std::time::Duration;
@@ -58,13 +150,13 @@ pub struct Buffered {
 
 impl Default for Buffered {
     /// 8,192 slots, batches of up to 1,000 (the size at which the SQL stores write fastest; see
-    /// `BENCHMARKS.md`), 20 ms of lingering, backoff up to 30 s.
+    /// `BENCHMARKS.md`), 20 ms of lingering, retries at least every 250 ms.
     fn default() -> Self {
         Buffered {
-            capacity: 8_192,
-            max_batch: 1_000,
+            capacity: DEFAULT_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
             linger: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(30),
+            max_backoff: DEFAULT_MAX_BACKOFF,
         }
     }
 }
@@ -79,7 +171,7 @@ impl Buffered {
         }
     }
 
-    /// The most entries handed to the sink in one `record_batch` call (at least 1).
+    /// The most entries handed to the sink in one `record_slice` call (at least 1).
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
@@ -92,7 +184,7 @@ impl Buffered {
         self
     }
 
-    /// The longest wait between two attempts to store a failed batch (the first wait is 50 ms,
+    /// The longest wait between two attempts to store a failed batch (the first wait is 25 ms,
     /// doubling each time).
     pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
         self.max_backoff = max_backoff.max(Duration::from_millis(1));
@@ -105,34 +197,138 @@ impl Buffered {
     }
 }
 
+/// The queue's settings, from either mode's.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    capacity: usize,
+    max_batch: usize,
+    linger: Duration,
+    max_backoff: Duration,
+    /// How long a response waits for its entry: synchronous mode only.
+    wait: Option<Duration>,
+}
+
+impl From<Synchronous> for Settings {
+    fn from(s: Synchronous) -> Self {
+        Settings {
+            capacity: s.capacity,
+            max_batch: s.max_batch,
+            linger: Duration::ZERO,
+            max_backoff: s.max_backoff,
+            wait: Some(s.wait),
+        }
+    }
+}
+
+impl From<Buffered> for Settings {
+    fn from(b: Buffered) -> Self {
+        Settings {
+            capacity: b.capacity,
+            max_batch: b.max_batch,
+            linger: b.linger,
+            max_backoff: b.max_backoff,
+            wait: None,
+        }
+    }
+}
+
+/// How a layer's delivery is doing: what [`AuditLayer::stats`](crate::AuditLayer::stats)
+/// returns and the admin router's `GET /health` shows. The counters count since the layer was
+/// made; the same figures go to the [`metrics`] facade (see the crate docs for their names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "admin", derive(schemars::JsonSchema))]
+pub struct DeliveryStats {
+    /// `"synchronous"` or `"buffered"`.
+    pub mode: &'static str,
+    /// Slots in the queue.
+    pub capacity: usize,
+    /// Slots held: by requests being handled and by entries not yet stored.
+    pub held: usize,
+    /// Entries waiting to be stored or being stored.
+    pub queued: usize,
+    /// Entries stored.
+    pub written: u64,
+    /// Attempts to store a batch that failed (each is retried).
+    pub failed_attempts: u64,
+    /// Synchronous mode: responses that stopped waiting for a failing sink and left their
+    /// entry to the writer.
+    pub handed_off: u64,
+    /// Requests refused with `503` because every slot was held.
+    pub refused: u64,
+    /// How long the oldest entry not yet stored has waited since its request came in, in
+    /// milliseconds; `None` when nothing waits.
+    pub oldest_queued_ms: Option<u64>,
+}
+
+/// Metric names, as the [`metrics`] facade sees them.
+pub(crate) mod metric {
+    /// Counter: entries stored.
+    pub const WRITTEN: &str = "audit_entries_written_total";
+    /// Counter: failed attempts to store a batch.
+    pub const FAILED_ATTEMPTS: &str = "audit_write_failures_total";
+    /// Counter: synchronous responses that left their entry to the writer.
+    pub const HANDED_OFF: &str = "audit_entries_handed_off_total";
+    /// Counter: requests refused with 503.
+    pub const REFUSED: &str = "audit_requests_refused_total";
+    /// Gauge: entries waiting to be stored or being stored.
+    pub const QUEUED: &str = "audit_entries_queued";
+    /// Gauge: age of the oldest entry not yet stored, in seconds.
+    pub const OLDEST_AGE: &str = "audit_oldest_queued_seconds";
+}
+
 /// The answer to a request for a slot.
 pub(crate) enum Reserve {
     /// A slot is held; give it back with [`Queue::push`] or [`Queue::give_back`].
     Taken,
     /// Every slot is taken: refuse the request.
     Full,
-    /// No Tokio runtime to run the writer on: deliver this entry synchronously.
+    /// No Tokio runtime to run the writer on: deliver this entry directly.
     NoRuntime,
+}
+
+/// What waits for the writer, in push order.
+struct Items {
+    list: Vec<AuditContext>,
+    /// How many contexts were ever pushed: the sequence number of the last one.
+    pushed: u64,
+}
+
+/// The counters behind [`DeliveryStats`].
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    failed_attempts: AtomicU64,
+    handed_off: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// The queue of one layer (shared by its clones).
 pub(crate) struct Queue {
-    settings: Buffered,
+    settings: Settings,
     sink: Arc<dyn AuditSink>,
-    items: Mutex<Vec<AuditContext>>,
+    items: Mutex<Items>,
     /// Finished contexts kept for reuse by later requests.
     spare: Mutex<Vec<AuditContext>>,
     /// Slots held: by requests in flight, queued entries and entries being written.
     held: AtomicUsize,
     /// Entries queued or being written.
     undelivered: AtomicUsize,
+    /// The sequence number up to which every pushed entry is stored (or had nothing to store).
+    stored: AtomicU64,
+    /// When the oldest entry the writer holds came in, in microseconds since the epoch; 0 when
+    /// it holds none.
+    oldest_in_hand: AtomicU64,
     /// Whether a writer task is alive.
     writer: AtomicBool,
     /// Whether the last request for a slot was refused (to log only the first refusal).
     refusing: AtomicBool,
+    /// Whether a response has handed its entry off since the sink last stored a batch (to log
+    /// only the first hand-off of an outage).
+    handing_off: AtomicBool,
+    counters: Counters,
     /// Wakes the writer.
     wake: Notify,
-    /// Tells `flush` callers that entries were delivered.
+    /// Tells `flush` callers and waiting responses that entries were delivered.
     delivered: Notify,
 }
 
@@ -147,24 +343,36 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    pub fn new(settings: Buffered, sink: Arc<dyn AuditSink>) -> Self {
+    pub fn new(settings: impl Into<Settings>, sink: Arc<dyn AuditSink>) -> Self {
         Queue {
-            settings,
+            settings: settings.into(),
             sink,
-            items: Mutex::new(Vec::new()),
+            items: Mutex::new(Items {
+                list: Vec::new(),
+                pushed: 0,
+            }),
             spare: Mutex::new(Vec::new()),
             held: AtomicUsize::new(0),
             undelivered: AtomicUsize::new(0),
+            stored: AtomicU64::new(0),
+            oldest_in_hand: AtomicU64::new(0),
             writer: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
+            handing_off: AtomicBool::new(false),
+            counters: Counters::default(),
             wake: Notify::new(),
             delivered: Notify::new(),
         }
     }
 
-    fn items(&self) -> MutexGuard<'_, Vec<AuditContext>> {
-        // Pushing and taking leave the Vec whole, so a poisoned lock still holds good data.
+    fn items(&self) -> MutexGuard<'_, Items> {
+        // Pushing and taking leave the list whole, so a poisoned lock still holds good data.
         self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether responses wait for their entries.
+    pub fn synchronous(&self) -> bool {
+        self.settings.wait.is_some()
     }
 
     /// Takes a slot for a request about to run, making sure a writer is running.
@@ -181,9 +389,12 @@ impl Queue {
         if taken {
             if self.refusing.load(Ordering::Relaxed) {
                 self.refusing.store(false, Ordering::Relaxed);
+                tracing::info!("audit: the queue has room again; requests are accepted");
             }
             Reserve::Taken
         } else {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(metric::REFUSED).increment(1);
             if !self.refusing.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     capacity = self.settings.capacity,
@@ -192,6 +403,16 @@ impl Queue {
             }
             Reserve::Full
         }
+    }
+
+    /// Takes a slot even when every one is held, for an entry whose action already happened
+    /// (a read of the log that was served); `false` when there is no runtime for the writer.
+    pub fn reserve_served(self: &Arc<Self>) -> bool {
+        if !self.writer.load(Ordering::Acquire) && !self.start_writer() {
+            return false;
+        }
+        self.held.fetch_add(1, Ordering::AcqRel);
+        true
     }
 
     /// A context for a request's capture, reusing a finished one when there is one.
@@ -209,17 +430,54 @@ impl Queue {
     }
 
     /// Queues a finished request's entry; its slot stays held until the entry is stored.
-    pub fn push(&self, context: AuditContext) {
+    /// Returns the entry's sequence number, for [`wait_stored`](Self::wait_stored).
+    pub fn push(&self, context: AuditContext) -> u64 {
         self.undelivered.fetch_add(1, Ordering::AcqRel);
-        let len = {
+        let (len, seq) = {
             let mut items = self.items();
-            items.push(context);
-            items.len()
+            items.list.push(context);
+            items.pushed += 1;
+            (items.list.len(), items.pushed)
         };
         // Wake the writer when the queue fills from empty (it then lingers for more) and when a
         // full batch has gathered; pushes in between cost no wake-up.
         if len == 1 || len == self.settings.max_batch {
             self.wake.notify_one();
+        }
+        seq
+    }
+
+    /// Waits until the entry pushed as `seq` is stored, for as long as the synchronous mode's
+    /// `wait` allows; after that the entry is left to the writer, and the hand-off counted and
+    /// logged.
+    pub async fn wait_stored(&self, seq: u64) {
+        let Some(wait) = self.settings.wait else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let delivered = self.delivered.notified();
+            tokio::pin!(delivered);
+            delivered.as_mut().enable();
+            if self.stored.load(Ordering::Acquire) >= seq {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, delivered).await.is_err() {
+                break;
+            }
+        }
+        if self.stored.load(Ordering::Acquire) >= seq {
+            return;
+        }
+        let handed_off = self.counters.handed_off.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::counter!(metric::HANDED_OFF).increment(1);
+        if !self.handing_off.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                wait_ms = wait.as_millis() as u64,
+                handed_off,
+                "audit: the sink has not stored an entry in time; the response goes out and the \
+                 writer keeps retrying the entry until it is stored"
+            );
         }
     }
 
@@ -239,6 +497,47 @@ impl Queue {
             self.wake.notify_one();
             delivered.await;
         }
+    }
+
+    /// How the queue is doing now.
+    pub fn stats(&self) -> DeliveryStats {
+        let oldest = match self.oldest_in_hand.load(Ordering::Acquire) {
+            0 => self
+                .items()
+                .list
+                .first()
+                .and_then(AuditContext::captured_at),
+            micros => Some(Duration::from_micros(micros)),
+        };
+        let oldest_queued_ms = oldest.map(|at| now().saturating_sub(at).as_millis() as u64);
+        let c = &self.counters;
+        DeliveryStats {
+            mode: if self.synchronous() {
+                "synchronous"
+            } else {
+                "buffered"
+            },
+            capacity: self.settings.capacity,
+            held: self.held.load(Ordering::Acquire),
+            queued: self.undelivered.load(Ordering::Acquire),
+            written: c.written.load(Ordering::Relaxed),
+            failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
+            handed_off: c.handed_off.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            oldest_queued_ms,
+        }
+    }
+
+    /// Sends the gauges to the metrics facade.
+    fn report_gauges(&self) {
+        let oldest = match self.oldest_in_hand.load(Ordering::Acquire) {
+            0 => 0.0,
+            micros => now()
+                .saturating_sub(Duration::from_micros(micros))
+                .as_secs_f64(),
+        };
+        metrics::gauge!(metric::QUEUED).set(self.undelivered.load(Ordering::Acquire) as f64);
+        metrics::gauge!(metric::OLDEST_AGE).set(oldest);
     }
 
     /// Spawns the writer on the current runtime; `false` when there is none.
@@ -279,6 +578,7 @@ impl Drop for Writer {
             queue.undelivered.fetch_sub(self.in_hand, Ordering::AcqRel);
             queue.held.fetch_sub(self.in_hand, Ordering::AcqRel);
         }
+        queue.oldest_in_hand.store(0, Ordering::Release);
         queue.writer.store(false, Ordering::Release);
         // A `flush` waiting on another runtime wakes up, finds entries still queued and
         // starts a writer of its own.
@@ -299,19 +599,27 @@ async fn write_loop(mut writer: Writer) {
             let woken = queue.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if !queue.items().is_empty() {
+            if !queue.items().list.is_empty() {
                 break;
             }
             woken.await;
         }
         // Let a batch gather, unless one already has or `flush` is waiting.
-        if !settings.linger.is_zero() && queue.items().len() < settings.max_batch {
+        if !settings.linger.is_zero() && queue.items().list.len() < settings.max_batch {
             let _ = tokio::time::timeout(settings.linger, queue.wake.notified()).await;
         }
         // Swap in the emptied buffer of the last round, so pushes never grow a new Vec.
-        let mut taken = std::mem::replace(&mut *queue.items(), std::mem::take(&mut spent));
+        let (mut taken, last) = {
+            let mut items = queue.items();
+            let taken = std::mem::replace(&mut items.list, std::mem::take(&mut spent));
+            (taken, items.pushed)
+        };
+        let mut next = last + 1 - taken.len() as u64;
         writer.in_hand = taken.len();
         for batch in taken.chunks(settings.max_batch) {
+            let since = batch.first().and_then(AuditContext::captured_at);
+            let since = since.map_or(1, |at| at.as_micros().max(1) as u64);
+            queue.oldest_in_hand.store(since, Ordering::Release);
             let mut filled = 0;
             for context in batch {
                 if filled == entries.len() {
@@ -321,18 +629,22 @@ async fn write_loop(mut writer: Writer) {
                     filled += 1;
                 }
             }
-            deliver(&*queue.sink, &entries[..filled], settings.max_backoff).await;
+            deliver(&queue, &entries[..filled]).await;
             // What the sink has stored need not stay in memory until the next batch.
             for entry in &mut entries[..filled] {
                 entry.changes = Vec::new();
                 entry.metadata.clear();
             }
             let count = batch.len();
+            next += count as u64;
             writer.in_hand -= count;
             queue.undelivered.fetch_sub(count, Ordering::AcqRel);
             queue.held.fetch_sub(count, Ordering::AcqRel);
+            queue.stored.store(next - 1, Ordering::Release);
             queue.delivered.notify_waiters();
         }
+        queue.oldest_in_hand.store(0, Ordering::Release);
+        queue.report_gauges();
         // Keep finished contexts that nobody else holds for the next requests.
         {
             let mut spare = queue.spare.lock().unwrap_or_else(|p| p.into_inner());
@@ -357,38 +669,59 @@ fn blank() -> AuditEntry {
 /// The most finished contexts kept for reuse.
 const SPARE_LIMIT: usize = 1_024;
 
-/// Stores `entries`, retrying with exponential backoff until the sink takes them.
-async fn deliver(sink: &dyn AuditSink, entries: &[AuditEntry], max_backoff: Duration) {
+/// Stores `entries`, retrying with backoff until the sink takes them. Failures are counted
+/// and logged: every one of the first few, then one in a growing number.
+async fn deliver(queue: &Queue, entries: &[AuditEntry]) {
     if entries.is_empty() {
         return;
     }
-    let mut backoff = Duration::from_millis(50).min(max_backoff);
-    let mut attempt = 1u32;
-    while let Err(error) = sink.record_slice(entries).await {
-        tracing::error!(
-            %error,
-            entries = entries.len(),
-            attempt,
-            retry_in_ms = backoff.as_millis() as u64,
-            "audit: the sink failed to store a batch; it stays queued and is retried"
-        );
+    let max_backoff = queue.settings.max_backoff;
+    let mut backoff = FIRST_BACKOFF.min(max_backoff);
+    let mut attempt = 1u64;
+    while let Err(error) = queue.sink.record_slice(entries).await {
+        queue
+            .counters
+            .failed_attempts
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(metric::FAILED_ATTEMPTS).increment(1);
+        queue.report_gauges();
+        if attempt <= 3 || attempt.is_power_of_two() {
+            tracing::error!(
+                %error,
+                entries = entries.len(),
+                attempt,
+                retry_in_ms = backoff.as_millis() as u64,
+                "audit: the sink failed to store a batch; it stays queued and is retried"
+            );
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(max_backoff);
         attempt = attempt.saturating_add(1);
     }
+    if attempt > 1 {
+        tracing::info!(
+            entries = entries.len(),
+            attempts = attempt,
+            "audit: the sink is storing again"
+        );
+    }
+    queue.handing_off.store(false, Ordering::Relaxed);
+    let count = entries.len() as u64;
+    queue.counters.written.fetch_add(count, Ordering::Relaxed);
+    metrics::counter!(metric::WRITTEN).increment(count);
 }
 
 /// An entry being written to the sink.
 pub(crate) type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Writes `entry` to the layer's sink now, logging a failure: the synchronous mode, and the
-/// admin router's records of its reads.
+/// Writes `entry` to the layer's sink now, logging a failure: for requests served where there
+/// is no Tokio runtime to run the writer on.
 pub(crate) fn write(entry: AuditEntry, config: Arc<Config>) -> Write {
     Box::pin(async move {
         let id = entry.id;
         // Through the trait object directly: calling on the `Arc` would box the future twice.
         if let Err(error) = config.sink.as_ref().record(entry).await {
-            tracing::error!(%error, entry_id = %id, "audit: the sink failed to record an entry");
+            tracing::error!(%error, entry_id = %id, "audit: the sink failed to record an entry; it is lost");
         }
     })
 }

@@ -1,5 +1,5 @@
 //! [`ResponseFuture`]: runs the inner service, then finishes the request's entry: queued for
-//! the writer (buffered) or written before the response is returned (synchronous).
+//! the writer, and (synchronous delivery) stored before the response is returned.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,43 +35,59 @@ impl Pending {
         }
     }
 
-    /// Queues the entry (buffered) or returns it for writing now (synchronous); `None` when
-    /// there is nothing to write now.
-    fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<(AuditEntry, Arc<Config>)> {
+    /// Queues the entry, or (without a queue) starts writing it; what the response must wait
+    /// for, if anything.
+    fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<InFlight> {
         self.done = true;
         let facts = response_facts(&self.config, response);
-        let entry = self.settle(facts)?;
-        Some((entry, self.config.clone()))
-    }
-
-    /// Queues the entry with `facts` (buffered) or returns it for writing now.
-    fn settle(&mut self, facts: ResponseFacts) -> Option<AuditEntry> {
-        match self.queue.take() {
-            Some(queue) => {
-                if self.context.park(facts) {
-                    queue.push(self.context.clone());
-                } else {
-                    queue.give_back();
-                }
-                None
-            }
-            None => self.context.finish(Some(facts)),
+        match self.settle(facts)? {
+            Settled::Queued(queue, seq) => Some(InFlight::waiting(Box::pin(async move {
+                queue.wait_stored(seq).await;
+            }))),
+            Settled::Direct(entry) => Some(InFlight::writing(write(*entry, self.config.clone()))),
         }
     }
+
+    /// Queues the entry with `facts`, or returns it for writing now when there is no queue;
+    /// `None` when nothing is left to wait for.
+    fn settle(&mut self, facts: ResponseFacts) -> Option<Settled> {
+        match self.queue.take() {
+            Some(queue) => {
+                if !self.context.park(facts) {
+                    queue.give_back();
+                    return None;
+                }
+                let seq = queue.push(self.context.clone());
+                queue.synchronous().then_some(Settled::Queued(queue, seq))
+            }
+            None => self
+                .context
+                .finish(Some(facts))
+                .map(|entry| Settled::Direct(Box::new(entry))),
+        }
+    }
+}
+
+/// Where a finished request's entry went.
+enum Settled {
+    /// Into the synchronous queue, as this sequence number.
+    Queued(Arc<Queue>, u64),
+    /// Nowhere yet: there is no queue (no Tokio runtime), so it is written directly.
+    Direct(Box<AuditEntry>),
 }
 
 impl Drop for Pending {
     /// A request dropped before its response (the client went away, a timeout fired) may have
     /// changed something already, so its entry is still recorded: as a `failure` with no
-    /// status. Buffered, it is queued like any other; synchronous, its write is spawned on the
+    /// status. It is queued like any other; without a queue, its write is spawned on the
     /// current runtime, since there is no response left to wait for.
     fn drop(&mut self) {
         if self.done {
             return;
         }
-        if let Some(entry) = self.settle(ResponseFacts::default()) {
+        if let Some(Settled::Direct(entry)) = self.settle(ResponseFacts::default()) {
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(write(entry, self.config.clone()))),
+                Ok(runtime) => drop(runtime.spawn(write(*entry, self.config.clone()))),
                 Err(_) => tracing::error!(
                     entry_id = %entry.id,
                     "audit: a request was cancelled outside a Tokio runtime; its entry is lost"
@@ -81,16 +97,35 @@ impl Drop for Pending {
     }
 }
 
-/// An entry being written before its response is returned. If the request is dropped first
-/// (the client went away, an outer timeout fired), the write goes on as a task of its own:
-/// the handler's change has happened, so its entry must still be stored.
-struct InFlight(Option<Write>);
+/// What a response waits for before it is returned: its entry's write, or (synchronous
+/// delivery) the writer storing its entry. If the request is dropped first (the client went
+/// away, an outer timeout fired), a write goes on as a task of its own, since the handler's
+/// change has happened; a queued entry needs nothing, the writer has it.
+struct InFlight {
+    future: Option<Write>,
+    /// Whether dropping it early must let the future finish on its own.
+    detach_on_drop: bool,
+}
 
 impl InFlight {
+    fn writing(write: Write) -> Self {
+        InFlight {
+            future: Some(write),
+            detach_on_drop: true,
+        }
+    }
+
+    fn waiting(wait: Write) -> Self {
+        InFlight {
+            future: Some(wait),
+            detach_on_drop: false,
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(write) = &mut self.0 {
-            ready!(write.as_mut().poll(cx));
-            self.0 = None;
+        if let Some(future) = &mut self.future {
+            ready!(future.as_mut().poll(cx));
+            self.future = None;
         }
         Poll::Ready(())
     }
@@ -98,9 +133,12 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let Some(write) = self.0.take() else {
+        let Some(write) = self.future.take() else {
             return;
         };
+        if !self.detach_on_drop {
+            return;
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(write)),
             Err(_) => tracing::error!(
@@ -192,8 +230,8 @@ where
                             this.phase.set(Phase::Done);
                             return Poll::Ready(result);
                         }
-                        Some((entry, config)) => this.phase.set(Phase::Writing {
-                            write: InFlight(Some(write(entry, config))),
+                        Some(write) => this.phase.set(Phase::Writing {
+                            write,
                             result: Some(result),
                         }),
                     }

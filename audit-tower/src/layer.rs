@@ -12,7 +12,7 @@ use tower::Layer;
 
 use crate::client_ip::ClientIpConfig;
 use crate::config::Config;
-use crate::delivery::{Buffered, Queue};
+use crate::delivery::{Buffered, DeliveryStats, Queue, Synchronous};
 use crate::resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
 use crate::route::RouteRule;
 use crate::service::{AuditService, Wiring};
@@ -40,16 +40,17 @@ use crate::service::{AuditService, Wiring};
 #[derive(Clone, Debug)]
 pub struct AuditLayer {
     config: Arc<Config>,
-    /// The buffered queue, when the layer delivers that way.
-    queue: Option<Arc<Queue>>,
+    /// The queue entries go through to the sink, shared by the layer's clones.
+    queue: Arc<Queue>,
 }
 
 impl AuditLayer {
     /// A layer that hands entries to `sink`.
     pub fn new<S: AuditSink>(sink: S) -> Self {
+        let sink: Arc<dyn AuditSink> = Arc::new(sink);
         AuditLayer {
-            config: Arc::new(Config::new(Arc::new(sink))),
-            queue: None,
+            queue: Arc::new(Queue::new(Synchronous::default(), sink.clone())),
+            config: Arc::new(Config::new(sink)),
         }
     }
 
@@ -138,15 +139,35 @@ impl AuditLayer {
         self.with(|c| c.limits = limits)
     }
 
-    /// Delivers entries through a bounded queue instead of before each response; see
-    /// [`Buffered`].
+    /// Sets how the synchronous delivery, the default, waits and groups; see [`Synchronous`].
     ///
-    /// The default (without this) is synchronous: the response waits until the sink has the
-    /// entry. Buffered, a recorded request takes a queue slot before its handler runs (and is
-    /// refused with `503` and `Retry-After` when none is free), its response returns as soon as
-    /// the capture is queued, and a writer task on the Tokio runtime stores entries in batches,
-    /// retrying failures. It needs Tokio's time driver (`#[tokio::main]` enables it). Call
-    /// [`flush`](Self::flush) before the process exits.
+    /// The response waits until the sink has the entry; entries of concurrent requests are
+    /// stored together. When the sink fails, the response waits up to
+    /// [`Synchronous::wait`] and then goes out, the entry left to the writer task, which
+    /// retries it until stored (counted in [`stats`](Self::stats) as `handed_off`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::{AuditLayer, Synchronous};
+    ///
+    /// let layer = AuditLayer::new(MemoryStore::new())
+    ///     .synchronous(Synchronous::default().wait(Duration::from_secs(5)));
+    /// # let _ = layer;
+    /// ```
+    pub fn synchronous(mut self, settings: Synchronous) -> Self {
+        self.queue = Arc::new(Queue::new(settings, self.config.sink.clone()));
+        self
+    }
+
+    /// Delivers entries through a bounded queue without waiting for them; see [`Buffered`].
+    ///
+    /// The default (without this) is [synchronous](Self::synchronous): the response waits
+    /// until the sink has the entry. Buffered, a recorded request takes a queue slot before its
+    /// handler runs (and is refused with `503` and `Retry-After` when none is free), its
+    /// response returns as soon as the capture is queued, and a writer task on the Tokio
+    /// runtime stores entries in batches, retrying failures. It needs Tokio's time driver
+    /// (`#[tokio::main]` enables it). Call [`flush`](Self::flush) before the process exits.
     ///
     /// ```
     /// use audit_core::MemoryStore;
@@ -164,17 +185,52 @@ impl AuditLayer {
     /// # }
     /// ```
     pub fn buffered(mut self, settings: Buffered) -> Self {
-        self.queue = Some(Arc::new(Queue::new(settings, self.config.sink.clone())));
+        self.queue = Arc::new(Queue::new(settings, self.config.sink.clone()));
         self
     }
 
-    /// Waits until every entry queued so far is stored (buffered mode; returns at once
-    /// otherwise). While the sink keeps failing this keeps waiting, so bound it with
-    /// `tokio::time::timeout` at shutdown.
+    /// Waits until every entry queued so far is stored: in buffered mode, and in synchronous
+    /// mode the entries handed to the writer while the sink was failing. While the sink keeps
+    /// failing this keeps waiting, so bound it with `tokio::time::timeout` at shutdown.
     pub async fn flush(&self) {
-        if let Some(queue) = &self.queue {
-            queue.flush().await;
+        self.queue.flush().await;
+    }
+
+    /// How delivery is doing: entries queued, stored, retried, handed off, requests refused.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::AuditLayer;
+    ///
+    /// let stats = AuditLayer::new(MemoryStore::new()).stats();
+    /// assert_eq!((stats.mode, stats.queued, stats.written), ("synchronous", 0, 0));
+    /// ```
+    pub fn stats(&self) -> DeliveryStats {
+        self.queue.stats()
+    }
+
+    /// Records a read the admin router served, through the queue like a request's entry: it
+    /// takes a slot even when none is free (the read has happened), and in synchronous mode
+    /// this waits for the entry as a response would.
+    #[cfg(feature = "admin")]
+    pub(crate) async fn record_served(
+        &self,
+        context: crate::context::AuditContext,
+        facts: crate::capture::ResponseFacts,
+    ) {
+        let queue = &self.queue;
+        if !queue.reserve_served() {
+            if let Some(entry) = context.finish(Some(facts)) {
+                crate::delivery::write(entry, self.config.clone()).await;
+            }
+            return;
         }
+        if !context.park(facts) {
+            queue.give_back();
+            return;
+        }
+        let seq = queue.push(context);
+        queue.wait_stored(seq).await;
     }
 
     /// The layer's settings, for the admin router's records of its own reads.

@@ -51,7 +51,7 @@ mod service;
 
 pub use client_ip::{ClientIpConfig, ClientIpSource};
 pub use context::AuditContext;
-pub use delivery::Buffered;
+pub use delivery::{Buffered, DeliveryStats, Synchronous};
 pub use extract::MissingAuditContext;
 pub use future::ResponseFuture;
 pub use layer::AuditLayer;

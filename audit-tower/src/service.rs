@@ -30,7 +30,7 @@ pub struct AuditService<S> {
 /// What a service of one layer shares with the others: the settings and the queue.
 pub(crate) struct Wiring {
     pub config: Arc<Config>,
-    pub queue: Option<Arc<Queue>>,
+    pub queue: Arc<Queue>,
 }
 
 impl<S> AuditService<S> {
@@ -86,13 +86,10 @@ where
         let Some(capture) = capture(config, &req) else {
             return ResponseFuture::passthrough(inner.call(req));
         };
-        let queue = match queue {
-            Some(queue) => match queue.reserve() {
-                Reserve::Taken => Some(queue.clone()),
-                Reserve::Full => return ResponseFuture::refused(),
-                Reserve::NoRuntime => None,
-            },
-            None => None,
+        let queue = match queue.reserve() {
+            Reserve::Taken => Some(queue.clone()),
+            Reserve::Full => return ResponseFuture::refused(),
+            Reserve::NoRuntime => None,
         };
         let context = match &queue {
             Some(queue) => queue.context(config, capture),

@@ -15,6 +15,7 @@ use audit_core::{
     SinkError, TenantRef,
 };
 use audit_tower::admin::{self, Access, NO_GUARD_MESSAGE};
+use audit_tower::{AuditLayer, Buffered};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -900,9 +901,18 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "/export.csv",
             "/export.json",
             "/export.ndjson",
+            "/health",
             "/openapi.json"
         ]
     );
+    // The health body has the fields the document gives it.
+    let health = get(&f.app, "all", "/health").await.json();
+    let schema = &doc["components"]["schemas"]["Health"]["properties"];
+    let mut doc_keys: Vec<&String> = schema.as_object().unwrap().keys().collect();
+    let mut real_keys: Vec<&String> = health.as_object().unwrap().keys().collect();
+    doc_keys.sort();
+    real_keys.sort();
+    assert_eq!(doc_keys, real_keys);
     let cursor = get(&f.app, "all", "/entries?limit=1").await.json()["next_cursor"]
         .as_str()
         .unwrap()
@@ -1054,4 +1064,50 @@ async fn a_failing_store_is_a_5xx_with_no_internals_in_the_body() {
         get(&app, "", "/entries?limit=0").await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn health_shows_how_the_layers_delivery_is_doing() {
+    let store = MemoryStore::new();
+    let layer =
+        AuditLayer::new(store.clone()).buffered(Buffered::new(4).linger(std::time::Duration::ZERO));
+    let app: Router = admin::router(store.clone())
+        .recorded_by(&layer)
+        .guard(header_guard)
+        .into_router();
+    let health = get(&app, "all", "/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    let body = health.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["delivery"]["mode"], "buffered");
+    assert_eq!(body["delivery"]["capacity"], 4);
+    assert_eq!(body["delivery"]["written"], 0);
+
+    // A read of the log goes through the layer's queue; health itself is not recorded.
+    get(&app, "all", "/entries").await;
+    layer.flush().await;
+    let body = get(&app, "all", "/health").await.json();
+    assert_eq!(body["delivery"]["written"], 1);
+    assert_eq!(store.len(), 1);
+    assert_eq!(
+        get(&app, "nobody", "/health").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A store that is down: the denied read's entry holds the only slot, retried, and the
+    // layer refuses what it would record.
+    let layer =
+        AuditLayer::new(DownStore).buffered(Buffered::new(1).linger(std::time::Duration::ZERO));
+    let app: Router = admin::router(DownStore)
+        .recorded_by(&layer)
+        .guard(header_guard)
+        .into_router();
+    assert_eq!(
+        get(&app, "nobody", "/entries").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let body = get(&app, "all", "/health").await.json();
+    assert_eq!(body["status"], "refusing");
+    assert_eq!(body["delivery"]["held"], 1);
+    assert_eq!(body["delivery"]["queued"], 1);
 }

@@ -754,15 +754,21 @@ async fn a_failing_sink_never_fails_the_request() {
             Err(audit_core::SinkError::Unavailable("disk on fire".into()))
         }
     }
+    let layer = AuditLayer::new(Broken).synchronous(
+        audit_tower::Synchronous::default().wait(std::time::Duration::from_millis(50)),
+    );
     let app = Router::new()
         .route("/tenants", post(ok))
-        .layer(AuditLayer::new(Broken));
+        .layer(layer.clone());
     let (status, body) = send(
         &app,
         request(Method::POST, "/tenants").body("".into()).unwrap(),
     )
     .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    // The entry is not dropped: the writer keeps it and keeps trying.
+    let stats = layer.stats();
+    assert_eq!((stats.handed_off, stats.queued), (1, 1));
 }
 
 #[tokio::test]

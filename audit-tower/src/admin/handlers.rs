@@ -23,17 +23,17 @@ use super::params::{self, Endpoint};
 use super::response::json_response;
 use super::viewer::ViewerPage;
 use crate::capture::{ResponseFacts, capture_with};
-use crate::config::Config;
 use crate::context::AuditContext;
-use crate::delivery::write;
+use crate::delivery::DeliveryStats;
+use crate::layer::AuditLayer;
 use crate::route::Derived;
 
 /// What every handler shares.
 pub(crate) struct AdminState<S> {
     pub store: Arc<S>,
     pub guard: Arc<dyn AdminGuard>,
-    /// The audit layer's settings: reads are recorded with its capture, into its sink.
-    pub audit: Arc<Config>,
+    /// The audit layer: reads are recorded with its capture, through its queue.
+    pub audit: AuditLayer,
     pub viewer: ViewerPage,
     pub openapi: Bytes,
 }
@@ -62,22 +62,23 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
             .get::<MatchedPath>()
             .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
         let derived = Derived::fixed(action, Some(AUDIT_LOG_ENTITY.to_owned()), route.into());
+        let config = self.audit.config();
         let capture = capture_with(
-            &self.audit,
+            config,
             Arc::new(derived),
             &parts.method,
             parts.uri.path(),
             &parts.headers,
             &parts.extensions,
         );
-        let read = AuditContext::new(self.audit.clone(), capture);
+        let read = AuditContext::new(config.clone(), capture);
         read.entity_name("Audit log");
         read
     }
 
     /// Records a read with its answer's `status`. Without a tenant from the request, the
     /// granted scope's tenant (and team) is the entry's, so tenant administrators see their own
-    /// reads in their own log. A failed write is logged; the read is still served.
+    /// reads in their own log. The entry goes through the layer's queue like a request's.
     async fn record(
         &self,
         parts: &Parts,
@@ -100,10 +101,43 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
             status: Some(status.as_u16()),
             caller: None,
         };
-        if let Some(entry) = read.finish(Some(facts)) {
-            write(entry, self.audit.clone()).await;
-        }
+        self.audit.record_served(read, facts).await;
     }
+}
+
+/// The body of `GET /health`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Health {
+    /// `ok`; `degraded` when an entry has waited 5 s or more to be stored (the sink is failing
+    /// or slow); `refusing` when every queue slot is held and recorded requests get `503`.
+    status: &'static str,
+    /// The audit layer's delivery figures.
+    delivery: DeliveryStats,
+}
+
+impl Health {
+    fn of(delivery: DeliveryStats) -> Self {
+        let status = if delivery.held >= delivery.capacity {
+            "refusing"
+        } else if delivery.oldest_queued_ms.is_some_and(|ms| ms >= 5_000) {
+            "degraded"
+        } else {
+            "ok"
+        };
+        Health { status, delivery }
+    }
+}
+
+/// `GET /health`: how the recording of the service's requests is doing.
+pub(crate) async fn health<S: AuditStore + AuditSink>(
+    State(shared): AppState<S>,
+    parts: Parts,
+) -> Result<Response, AdminError> {
+    shared.scope(&parts).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Health::of(shared.audit.stats()),
+    ))
 }
 
 /// `GET /entries`

@@ -184,7 +184,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             openapi: openapi::document(),
             store: self.store,
             guard: self.guard,
-            audit: self.audit.config().clone(),
+            audit: self.audit,
         });
         Router::new()
             .route("/", get(viewer::page::<S>))
@@ -194,6 +194,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/export.csv", get(handlers::export_csv::<S>))
             .route("/export.json", get(handlers::export_json::<S>))
             .route("/export.ndjson", get(handlers::export_ndjson::<S>))
+            .route("/health", get(handlers::health::<S>))
             .with_state(shared)
     }
 }

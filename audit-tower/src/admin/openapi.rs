@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::csv::columns;
 use super::error::ErrorBody;
-use super::handlers::AppState;
+use super::handlers::{AppState, Health};
 use super::params::{PARAMETERS, ValueType};
 use super::response::common_headers;
 
@@ -90,6 +90,7 @@ pub(crate) fn document() -> Bytes {
     let page_ref = Value::from(generator.subschema_for::<Page>());
     let entry_ref = Value::from(generator.subschema_for::<AuditEntry>());
     let error_ref = Value::from(generator.subschema_for::<ErrorBody>());
+    let health_ref = Value::from(generator.subschema_for::<Health>());
     let _ = generator.subschema_for::<Action>();
     let schemas = generator.take_definitions(true);
     let error_response = |description: &str| {
@@ -174,6 +175,20 @@ pub(crate) fn document() -> Bytes {
                 "application/x-ndjson",
                 entry_ref.clone(),
             ),
+            "/health": {
+                "get": {
+                    "summary": "How the recording of the service's requests is doing",
+                    "description": "The audit layer's delivery figures: entries queued, stored, \
+                        retried, handed off to the writer, requests refused. Not recorded.",
+                    "responses": {
+                        "200": {
+                            "description": "The figures and a one-word status.",
+                            "content": {"application/json": {"schema": health_ref}},
+                        },
+                        "403": error_response("The guard denied access."),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -1,5 +1,7 @@
-//! Buffered delivery: responses do not wait for the sink, a full queue refuses requests before
+//! Delivery. Buffered: responses do not wait for the sink, a full queue refuses requests before
 //! their handler runs, failed batches are retried, and `flush` waits until everything is stored.
+//! Synchronous: responses wait for their entry, concurrent requests share one write, and a sink
+//! that keeps failing gets the entry handed to the writer, counted, instead of dropped.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose: a failure is a failed test
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use audit_core::{Action, AuditEntry, AuditSink, MemoryStore, Outcome, SinkError};
-use audit_tower::{AuditContext, AuditLayer, Buffered};
+use audit_tower::{AuditContext, AuditLayer, Buffered, Synchronous};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
@@ -24,6 +26,8 @@ struct GatedSink {
     gate: Arc<Semaphore>,
     failures_left: Arc<AtomicUsize>,
     calls: Arc<AtomicUsize>,
+    /// The size of every batch it was handed, in order.
+    batches: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
 impl GatedSink {
@@ -33,6 +37,7 @@ impl GatedSink {
             gate: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
             failures_left: Arc::new(AtomicUsize::new(0)),
             calls: Arc::new(AtomicUsize::new(0)),
+            batches: Arc::default(),
         }
     }
 
@@ -51,6 +56,7 @@ impl AuditSink for GatedSink {
 
     async fn record_batch(&self, entries: Vec<AuditEntry>) -> Result<(), SinkError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.batches.lock().unwrap().push(entries.len());
         let _permit = self.gate.acquire().await.unwrap();
         let fail = self
             .failures_left
@@ -314,15 +320,155 @@ async fn a_request_dropped_before_its_response_is_recorded_as_a_failure() {
     assert_eq!(entries[1].outcome, Outcome::Success);
 }
 
+/// Waits until `layer` has `queued` entries queued (pushed and not yet stored).
+async fn until_queued(layer: &AuditLayer, queued: usize) {
+    for _ in 0..1_000 {
+        if layer.stats().queued == queued {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("never {queued} queued: {:?}", layer.stats());
+}
+
+#[tokio::test]
+async fn a_synchronous_response_waits_until_its_entry_is_stored() {
+    let sink = GatedSink::closed();
+    let layer = AuditLayer::new(sink.clone());
+    let app = app(layer.clone(), Arc::default());
+
+    let response = tokio::spawn({
+        let app = app.clone();
+        async move { post_to(&app, "/connection-profiles").await }
+    });
+    until_queued(&layer, 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !response.is_finished(),
+        "answered before the entry was stored"
+    );
+    assert!(sink.inner.is_empty());
+
+    sink.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    assert_eq!(response.await.unwrap(), StatusCode::CREATED);
+    // Stored by the time the response came back.
+    assert_eq!(sink.inner.len(), 1);
+    let stats = layer.stats();
+    assert_eq!(
+        (stats.mode, stats.queued, stats.held),
+        ("synchronous", 0, 0)
+    );
+    assert_eq!((stats.written, stats.handed_off), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_synchronous_requests_share_one_write() {
+    let sink = GatedSink::closed();
+    let layer = AuditLayer::new(sink.clone());
+    let app = app(layer.clone(), Arc::default());
+
+    // The first entry is being written (the sink holds it at its gate) while 19 more finish:
+    // they wait together for the next write.
+    let mut responses = Vec::new();
+    responses.push(tokio::spawn({
+        let app = app.clone();
+        async move { post_to(&app, "/connection-profiles").await }
+    }));
+    until_queued(&layer, 1).await;
+    for _ in 0..19 {
+        let app = app.clone();
+        responses.push(tokio::spawn(async move {
+            post_to(&app, "/connection-profiles").await
+        }));
+    }
+    until_queued(&layer, 20).await;
+    sink.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    for response in responses {
+        assert_eq!(response.await.unwrap(), StatusCode::CREATED);
+    }
+    assert_eq!(sink.inner.len(), 20);
+    assert_eq!(*sink.batches.lock().unwrap(), [1, 19]);
+}
+
+#[tokio::test]
+async fn a_failing_sink_gets_the_entry_handed_to_the_writer_not_dropped() {
+    let sink = GatedSink::open();
+    sink.failures_left.store(usize::MAX, Ordering::SeqCst);
+    let layer = AuditLayer::new(sink.clone()).synchronous(
+        Synchronous::default()
+            .wait(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(10)),
+    );
+    let app = app(layer.clone(), Arc::default());
+
+    // The response waits while the writer retries, then goes out.
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
+    assert!(sink.inner.is_empty());
+    let stats = layer.stats();
+    assert_eq!((stats.handed_off, stats.queued, stats.written), (1, 1, 0));
+    assert!(stats.failed_attempts >= 2, "{stats:?}");
+    assert!(stats.oldest_queued_ms.is_some());
+
+    // The sink comes back: the writer stores the entry, once.
+    sink.failures_left.store(0, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), layer.flush())
+        .await
+        .unwrap();
+    assert_eq!(sink.inner.len(), 1);
+    let stats = layer.stats();
+    assert_eq!(
+        (stats.queued, stats.written, stats.oldest_queued_ms),
+        (0, 1, None)
+    );
+}
+
+#[tokio::test]
+async fn a_synchronous_queue_full_of_unstored_entries_refuses_before_the_handler() {
+    let sink = GatedSink::open();
+    sink.failures_left.store(usize::MAX, Ordering::SeqCst);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let layer = AuditLayer::new(sink.clone()).synchronous(
+        Synchronous::new(2)
+            .wait(Duration::from_millis(20))
+            .max_backoff(Duration::from_millis(10)),
+    );
+    let app = app(layer.clone(), handled.clone());
+    for _ in 0..2 {
+        assert_eq!(
+            post_to(&app, "/connection-profiles").await,
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), 2);
+    let stats = layer.stats();
+    assert_eq!((stats.refused, stats.handed_off, stats.held), (1, 2, 2));
+
+    sink.failures_left.store(0, Ordering::SeqCst);
+    layer.flush().await;
+    assert_eq!(
+        post_to(&app, "/connection-profiles").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(sink.inner.len(), 3);
+}
+
 #[tokio::test]
 async fn a_request_dropped_before_its_response_is_recorded_in_the_sync_mode_too() {
     let sink = MemoryStore::new();
+    let layer = AuditLayer::new(sink.clone());
     let app = Router::new()
         .route(
             "/tenants/{id}/deactivate",
             post(std::future::pending::<StatusCode>),
         )
-        .layer(AuditLayer::new(sink.clone()));
+        .layer(layer.clone());
     let hanging = app.clone().oneshot(
         Request::post("/tenants/t-2/deactivate")
             .body(Body::empty())
@@ -333,13 +479,8 @@ async fn a_request_dropped_before_its_response_is_recorded_in_the_sync_mode_too(
             .await
             .is_err()
     );
-    // The write was spawned; give it a moment on this runtime.
-    for _ in 0..100 {
-        if !sink.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // The entry was queued; the writer stores it.
+    layer.flush().await;
     let entries = sink.entries();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].entity_id.as_deref(), Some("t-2"));
