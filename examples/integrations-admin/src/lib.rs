@@ -108,10 +108,21 @@ fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
         .into_router()
 }
 
-/// The service's routes, audited.
+/// The service's routes, audited by [`audit_layer`].
 pub fn router(state: AppState) -> Router {
+    let audit = audit_layer(&state);
+    router_with(state, audit)
+}
+
+/// The audit layer of the service: synchronous delivery into the store. Keep a clone to
+/// [`flush`](AuditLayer::flush) at shutdown.
+pub fn audit_layer(state: &AppState) -> AuditLayer {
+    AuditLayer::new(state.store.clone())
+}
+
+/// The service's routes, audited by `audit`.
+pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
     use handlers::*;
-    let audit = AuditLayer::new(state.store.clone());
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/login", get(login_page).post(login))

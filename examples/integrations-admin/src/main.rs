@@ -5,6 +5,7 @@
 //! directory); `DEMO_ADMIN_TOKEN` fixes a bearer token for the demo administrator.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
@@ -85,16 +86,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let app = integrations_admin::router(state);
+    let audit = integrations_admin::audit_layer(&state);
+    let app = integrations_admin::router_with(state, audit.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            println!("shutting down");
-        }
-    })
+    .with_graceful_shutdown(shutdown_signal())
     .await?;
+    // Requests have all been answered; store what the audit writer still holds.
+    if tokio::time::timeout(Duration::from_secs(10), audit.flush())
+        .await
+        .is_err()
+    {
+        eprintln!("the audit store did not take the last entries within 10 s");
+        std::process::exit(1);
+    }
+    println!("stopped");
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what container platforms and `kill` send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    println!("shutting down");
 }
