@@ -4,6 +4,8 @@
 //! entry written in your transaction ([`record_in`](crate::record_in),
 //! [`insert_entry`](crate::insert_entry)) is as durable as that transaction's commit.
 
+use std::time::Duration;
+
 use sea_orm::sqlx::sqlite::SqliteSynchronous;
 
 /// How durable a commit is on a SQLite database file opened by
@@ -51,18 +53,38 @@ impl SqliteDurability {
 /// assert_eq!(options.sqlite_durability, SqliteDurability::Full);
 /// assert_eq!(StoreOptions::default().sqlite_durability, SqliteDurability::Normal);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
     /// How durable a commit is on a SQLite file; [`SqliteDurability::Normal`] unless set.
     /// Ignored for in-memory SQLite, PostgreSQL and MySQL.
     pub sqlite_durability: SqliteDurability,
+    /// PostgreSQL and MySQL: how long an operation waits for a connection, and for a new
+    /// connection to open, before it fails; 1 s unless set. While the server refuses
+    /// connections, SQLx tries again with pauses of up to a fifth of this, so it also bounds
+    /// how long after the server is back the store notices.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sqlite_durability: SqliteDurability::Normal,
+            acquire_timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 impl StoreOptions {
     /// The defaults: see each setter.
     pub fn new() -> Self {
         StoreOptions::default()
+    }
+
+    /// Sets [`acquire_timeout`](Self::acquire_timeout).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
     }
 
     /// Sets [`sqlite_durability`](Self::sqlite_durability).

@@ -217,9 +217,11 @@ impl SeaOrmStore {
     /// connection's settings, and [`new`](Self::new) uses your connection as it is.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
-            let db = Database::connect(base_options(url))
-                .await
-                .map_err(store_error)?;
+            let mut connect = base_options(url);
+            connect
+                .acquire_timeout(options.acquire_timeout)
+                .connect_timeout(options.acquire_timeout);
+            let db = Database::connect(connect).await.map_err(store_error)?;
             let store = SeaOrmStore::new(db);
             store.migrate().await?;
             return Ok(store);

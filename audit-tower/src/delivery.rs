@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use audit_core::{Action, AuditEntry, AuditSink};
+use audit_core::{Action, AuditEntry, AuditSink, SinkError};
 use chrono::DateTime;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -43,7 +43,7 @@ const DEFAULT_MAX_BATCH: usize = 1_000;
 const DEFAULT_CAPACITY: usize = 8_192;
 /// The longest wait between two attempts to store a failed batch, by default: short, so that
 /// once the sink is back the queue drains (and refusals stop) within a fraction of a second.
-const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(250);
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// The first wait after a failed attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 
@@ -74,7 +74,7 @@ pub struct Synchronous {
 
 impl Default for Synchronous {
     /// 8,192 slots, groups of up to 1,000 entries, a response waits up to 2 s for a failing
-    /// sink, retries at least every 250 ms.
+    /// sink, retries at least every 100 ms.
     fn default() -> Self {
         Synchronous {
             capacity: DEFAULT_CAPACITY,
@@ -150,7 +150,7 @@ pub struct Buffered {
 
 impl Default for Buffered {
     /// 8,192 slots, batches of up to 1,000 (the size at which the SQL stores write fastest; see
-    /// `BENCHMARKS.md`), 20 ms of lingering, retries at least every 250 ms.
+    /// `BENCHMARKS.md`), 20 ms of lingering, retries at least every 100 ms.
     fn default() -> Self {
         Buffered {
             capacity: DEFAULT_CAPACITY,
@@ -234,7 +234,8 @@ impl From<Buffered> for Settings {
 
 /// How a layer's delivery is doing: what [`AuditLayer::stats`](crate::AuditLayer::stats)
 /// returns and the admin router's `GET /health` shows. The counters count since the layer was
-/// made; the same figures go to the [`metrics`] facade (see the crate docs for their names).
+/// made; the same figures go to the [`metrics`] facade (see the [crate docs](crate#health-and-metrics)
+/// for their names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "admin", derive(schemars::JsonSchema))]
 pub struct DeliveryStats {
@@ -291,6 +292,8 @@ struct Items {
     list: Vec<AuditContext>,
     /// How many contexts were ever pushed: the sequence number of the last one.
     pushed: u64,
+    /// How many the writer has taken: the sequence number of the last one it took.
+    taken: u64,
 }
 
 /// The counters behind [`DeliveryStats`].
@@ -350,6 +353,7 @@ impl Queue {
             items: Mutex::new(Items {
                 list: Vec::new(),
                 pushed: 0,
+                taken: 0,
             }),
             spare: Mutex::new(Vec::new()),
             held: AtomicUsize::new(0),
@@ -589,7 +593,8 @@ impl Drop for Writer {
 async fn write_loop(mut writer: Writer) {
     let queue = writer.queue.clone();
     let settings = &queue.settings;
-    let mut spent: Vec<AuditContext> = Vec::new();
+    // The contexts being written, in push order.
+    let mut batch: Vec<AuditContext> = Vec::new();
     // The entries of the last batch: the next one is written into them, so their text buffers
     // are reused instead of allocated and freed for every entry.
     let mut entries: Vec<AuditEntry> = Vec::new();
@@ -608,57 +613,90 @@ async fn write_loop(mut writer: Writer) {
         if !settings.linger.is_zero() && queue.items().list.len() < settings.max_batch {
             let _ = tokio::time::timeout(settings.linger, queue.wake.notified()).await;
         }
-        // Swap in the emptied buffer of the last round, so pushes never grow a new Vec.
-        let (mut taken, last) = {
-            let mut items = queue.items();
-            let taken = std::mem::replace(&mut items.list, std::mem::take(&mut spent));
-            (taken, items.pushed)
-        };
-        let mut next = last + 1 - taken.len() as u64;
-        writer.in_hand = taken.len();
-        for batch in taken.chunks(settings.max_batch) {
-            let since = batch.first().and_then(AuditContext::captured_at);
-            let since = since.map_or(1, |at| at.as_micros().max(1) as u64);
-            queue.oldest_in_hand.store(since, Ordering::Release);
-            let mut filled = 0;
-            for context in batch {
-                if filled == entries.len() {
-                    entries.push(blank());
-                }
-                if context.finish_queued(&mut entries[filled]) {
-                    filled += 1;
-                }
+        let mut last = take(&queue, &mut batch);
+        writer.in_hand = batch.len();
+        let since = batch.first().and_then(AuditContext::captured_at);
+        let since = since.map_or(1, |at| at.as_micros().max(1) as u64);
+        queue.oldest_in_hand.store(since, Ordering::Release);
+        let mut filled = fill(&batch, &mut entries, 0);
+
+        let mut backoff = FIRST_BACKOFF.min(settings.max_backoff);
+        let mut attempt = 1u64;
+        while filled > 0 {
+            let Err(error) = queue.sink.record_slice(&entries[..filled]).await else {
+                break;
+            };
+            failed(&queue, &error, filled, attempt, backoff);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(settings.max_backoff);
+            attempt = attempt.saturating_add(1);
+            // What was queued meanwhile joins the retry, so that once the sink is back the
+            // whole backlog is written at once and every slot it held comes back together.
+            let before = batch.len();
+            if before < settings.max_batch {
+                last = take(&queue, &mut batch);
+                writer.in_hand = batch.len();
+                filled = fill(&batch[before..], &mut entries, filled);
             }
-            deliver(&queue, &entries[..filled]).await;
-            // What the sink has stored need not stay in memory until the next batch.
-            for entry in &mut entries[..filled] {
-                entry.changes = Vec::new();
-                entry.metadata.clear();
-            }
-            let count = batch.len();
-            next += count as u64;
-            writer.in_hand -= count;
-            queue.undelivered.fetch_sub(count, Ordering::AcqRel);
-            queue.held.fetch_sub(count, Ordering::AcqRel);
-            queue.stored.store(next - 1, Ordering::Release);
-            queue.delivered.notify_waiters();
         }
+        stored(&queue, filled, attempt);
+        // What the sink has stored need not stay in memory until the next batch.
+        for entry in &mut entries[..filled] {
+            entry.changes = Vec::new();
+            entry.metadata.clear();
+        }
+        let count = batch.len();
+        writer.in_hand = 0;
         queue.oldest_in_hand.store(0, Ordering::Release);
+        queue.undelivered.fetch_sub(count, Ordering::AcqRel);
+        queue.held.fetch_sub(count, Ordering::AcqRel);
+        queue.stored.store(last, Ordering::Release);
+        queue.delivered.notify_waiters();
         queue.report_gauges();
         // Keep finished contexts that nobody else holds for the next requests.
-        {
-            let mut spare = queue.spare.lock().unwrap_or_else(|p| p.into_inner());
-            let room = SPARE_LIMIT.saturating_sub(spare.len());
-            spare.extend(
-                taken
-                    .drain(..)
-                    .filter_map(|mut c| c.is_unique().then_some(c))
-                    .take(room),
-            );
-        }
-        taken.clear();
-        spent = taken;
+        let mut spare = queue.spare.lock().unwrap_or_else(|p| p.into_inner());
+        let room = SPARE_LIMIT.saturating_sub(spare.len());
+        spare.extend(
+            batch
+                .drain(..)
+                .filter_map(|mut c| c.is_unique().then_some(c))
+                .take(room),
+        );
+        drop(spare);
+        batch.clear();
     }
+}
+
+/// Moves queued contexts into `batch`, oldest first, until it holds a full batch; returns the
+/// sequence number of the last one moved (the last one taken so far).
+fn take(queue: &Queue, batch: &mut Vec<AuditContext>) -> u64 {
+    let mut items = queue.items();
+    let room = queue.settings.max_batch.saturating_sub(batch.len());
+    let moved = if items.list.len() <= room {
+        let moved = items.list.len();
+        // Moves the elements and leaves the queue's buffer in place for the next pushes.
+        batch.append(&mut items.list);
+        moved
+    } else {
+        batch.extend(items.list.drain(..room));
+        room
+    };
+    items.taken += moved as u64;
+    items.taken
+}
+
+/// Turns `contexts` into entries from `entries[filled]` on (adding entries as needed);
+/// returns how many entries are filled now.
+fn fill(contexts: &[AuditContext], entries: &mut Vec<AuditEntry>, mut filled: usize) -> usize {
+    for context in contexts {
+        if filled == entries.len() {
+            entries.push(blank());
+        }
+        if context.finish_queued(&mut entries[filled]) {
+            filled += 1;
+        }
+    }
+    filled
 }
 
 /// An entry for the writer to fill.
@@ -669,44 +707,33 @@ fn blank() -> AuditEntry {
 /// The most finished contexts kept for reuse.
 const SPARE_LIMIT: usize = 1_024;
 
-/// Stores `entries`, retrying with backoff until the sink takes them. Failures are counted
-/// and logged: every one of the first few, then one in a growing number.
-async fn deliver(queue: &Queue, entries: &[AuditEntry]) {
-    if entries.is_empty() {
-        return;
-    }
-    let max_backoff = queue.settings.max_backoff;
-    let mut backoff = FIRST_BACKOFF.min(max_backoff);
-    let mut attempt = 1u64;
-    while let Err(error) = queue.sink.record_slice(entries).await {
-        queue
-            .counters
-            .failed_attempts
-            .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(metric::FAILED_ATTEMPTS).increment(1);
-        queue.report_gauges();
-        if attempt <= 3 || attempt.is_power_of_two() {
-            tracing::error!(
-                %error,
-                entries = entries.len(),
-                attempt,
-                retry_in_ms = backoff.as_millis() as u64,
-                "audit: the sink failed to store a batch; it stays queued and is retried"
-            );
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(max_backoff);
-        attempt = attempt.saturating_add(1);
-    }
-    if attempt > 1 {
-        tracing::info!(
-            entries = entries.len(),
-            attempts = attempt,
-            "audit: the sink is storing again"
+/// Counts and logs a failed attempt to store `entries` entries: every one of the first few,
+/// then one in a growing number.
+fn failed(queue: &Queue, error: &SinkError, entries: usize, attempt: u64, retry_in: Duration) {
+    queue
+        .counters
+        .failed_attempts
+        .fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(metric::FAILED_ATTEMPTS).increment(1);
+    queue.report_gauges();
+    if attempt <= 3 || attempt.is_power_of_two() {
+        tracing::error!(
+            %error,
+            entries,
+            attempt,
+            retry_in_ms = retry_in.as_millis() as u64,
+            "audit: the sink failed to store a batch; it stays queued and is retried"
         );
     }
+}
+
+/// Counts `entries` stored entries, after `attempts` attempts.
+fn stored(queue: &Queue, entries: usize, attempts: u64) {
+    if attempts > 1 {
+        tracing::info!(entries, attempts, "audit: the sink is storing again");
+    }
     queue.handing_off.store(false, Ordering::Relaxed);
-    let count = entries.len() as u64;
+    let count = entries as u64;
     queue.counters.written.fetch_add(count, Ordering::Relaxed);
     metrics::counter!(metric::WRITTEN).increment(count);
 }

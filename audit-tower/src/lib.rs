@@ -32,6 +32,21 @@
 //! Where the layer goes: add it with `Router::layer` so it runs after routing (it needs the
 //! matched route). Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
 //! the request extensions) or inside it (put one into the response extensions); both are read.
+//!
+//! # Health and metrics
+//!
+//! [`AuditLayer::stats`] returns a [`DeliveryStats`]; the admin router serves the same as
+//! `GET /health`. The layer also reports through the [`metrics`] facade, so a service's
+//! Prometheus (or other) exporter shows them with no wiring:
+//!
+//! | name | kind | what |
+//! |---|---|---|
+//! | `audit_entries_written_total` | counter | entries stored |
+//! | `audit_write_failures_total` | counter | failed attempts to store a batch (each is retried) |
+//! | `audit_entries_handed_off_total` | counter | synchronous responses that stopped waiting for a failing sink |
+//! | `audit_requests_refused_total` | counter | requests refused with `503`: every queue slot held |
+//! | `audit_entries_queued` | gauge | entries not yet stored |
+//! | `audit_oldest_queued_seconds` | gauge | age of the oldest entry being written |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

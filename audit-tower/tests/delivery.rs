@@ -525,3 +525,47 @@ fn entries_queued_on_a_runtime_that_stopped_are_stored_by_the_next_flush() {
     });
     assert_eq!(sink.inner.len(), 2);
 }
+
+#[test]
+fn the_figures_reach_the_metrics_facade() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let sink = GatedSink::open();
+    sink.failures_left.store(2, Ordering::SeqCst);
+    // The writer runs on this thread's runtime, so it sees the thread's recorder.
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let layer = AuditLayer::new(sink.clone());
+            let app = app(layer.clone(), Arc::default());
+            for _ in 0..3 {
+                assert_eq!(
+                    post_to(&app, "/connection-profiles").await,
+                    StatusCode::CREATED
+                );
+            }
+            layer.flush().await;
+        });
+    });
+    let figures: std::collections::HashMap<String, DebugValue> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| (key.key().name().to_owned(), value))
+        .collect();
+    assert_eq!(
+        figures["audit_entries_written_total"],
+        DebugValue::Counter(3)
+    );
+    assert_eq!(
+        figures["audit_write_failures_total"],
+        DebugValue::Counter(2)
+    );
+    assert!(matches!(figures["audit_entries_queued"], DebugValue::Gauge(q) if q.0 == 0.0));
+    assert_eq!(sink.inner.len(), 3);
+}

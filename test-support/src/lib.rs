@@ -1,7 +1,7 @@
 //! What the workspace's tests share: the one place that reads the database servers' URLs
 //! (`AUDIT_TEST_POSTGRES_URL`, `AUDIT_TEST_MYSQL_URL`) and applies the rule that a server
 //! missing under `CI=true` fails the run instead of skipping it; a fresh database per test on
-//! any backend; and a router served over real TCP.
+//! any backend; a router served over real TCP; and a TCP proxy to cut a server off with.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is a failed test
 
@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use sea_orm::{ConnectionTrait, Database};
+
+mod proxy;
+pub use proxy::TcpProxy;
 
 /// A database backend the suites run against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

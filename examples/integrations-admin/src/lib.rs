@@ -48,8 +48,28 @@ pub enum SetupError {
 /// Connects to `database_url` (SQLite, PostgreSQL or MySQL), creates the audit table and the
 /// service's tables when missing.
 pub async fn connect(database_url: &str) -> Result<AppState, SetupError> {
-    let store = SeaOrmStore::connect(database_url).await?;
-    let db = store.connection().clone();
+    connect_with(database_url, None).await
+}
+
+/// [`connect`], with the audit store on a connection of its own to `audit_url`, which must
+/// reach the same database (handlers that record in their own transaction write the entry
+/// through the service's connection). A separate pool keeps the log's writes from waiting
+/// behind the service's queries, and lets a test take the store away on its own.
+pub async fn connect_with(
+    database_url: &str,
+    audit_url: Option<&str>,
+) -> Result<AppState, SetupError> {
+    let (store, db) = match audit_url {
+        Some(audit_url) => {
+            let store = SeaOrmStore::connect(audit_url).await?;
+            (store, sea_orm::Database::connect(database_url).await?)
+        }
+        None => {
+            let store = SeaOrmStore::connect(database_url).await?;
+            let db = store.connection().clone();
+            (store, db)
+        }
+    };
     let schema = Schema::new(db.get_database_backend());
     let mut tables = vec![
         schema.create_table_from_entity(model::tenant::Entity),
@@ -110,14 +130,85 @@ fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
 
 /// The service's routes, audited by [`audit_layer`].
 pub fn router(state: AppState) -> Router {
-    let audit = audit_layer(&state);
+    let audit = audit_layer(&state, &AuditOptions::default());
     router_with(state, audit)
 }
 
-/// The audit layer of the service: synchronous delivery into the store. Keep a clone to
+/// How the service's audit layer delivers entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Each response waits until its entry is stored (the layer's default).
+    #[default]
+    Synchronous,
+    /// Responses return at once; a writer stores entries in batches.
+    Buffered,
+}
+
+impl std::str::FromStr for Delivery {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "synchronous" | "sync" => Ok(Delivery::Synchronous),
+            "buffered" => Ok(Delivery::Buffered),
+            other => Err(format!(
+                "unknown delivery {other:?}: use `synchronous` or `buffered`"
+            )),
+        }
+    }
+}
+
+/// How the service's audit layer is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// Synchronous or buffered.
+    pub delivery: Delivery,
+    /// The queue's slots (the layer's default, 8,192, unless set).
+    pub queue_capacity: Option<usize>,
+}
+
+impl AuditOptions {
+    /// From `AUDIT_DELIVERY` (`synchronous`, the default, or `buffered`) and
+    /// `AUDIT_QUEUE_CAPACITY` (a number of slots).
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let delivery = match var("AUDIT_DELIVERY") {
+            Some(text) => text.trim().parse()?,
+            None => Delivery::default(),
+        };
+        let queue_capacity = match var("AUDIT_QUEUE_CAPACITY") {
+            Some(text) => Some(text.trim().parse().map_err(|_| {
+                format!("AUDIT_QUEUE_CAPACITY must be a number of slots, not {text:?}")
+            })?),
+            None => None,
+        };
+        Ok(AuditOptions {
+            delivery,
+            queue_capacity,
+        })
+    }
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            delivery: Delivery::Synchronous,
+            queue_capacity: None,
+        }
+    }
+}
+
+/// The audit layer of the service, delivering into the store. Keep a clone to
 /// [`flush`](AuditLayer::flush) at shutdown.
-pub fn audit_layer(state: &AppState) -> AuditLayer {
-    AuditLayer::new(state.store.clone())
+pub fn audit_layer(state: &AppState, options: &AuditOptions) -> AuditLayer {
+    use audit_tower::{Buffered, Synchronous};
+    let layer = AuditLayer::new(state.store.clone());
+    match (options.delivery, options.queue_capacity) {
+        (Delivery::Synchronous, None) => layer,
+        (Delivery::Synchronous, Some(slots)) => layer.synchronous(Synchronous::new(slots)),
+        (Delivery::Buffered, None) => layer.buffered(Buffered::default()),
+        (Delivery::Buffered, Some(slots)) => layer.buffered(Buffered::new(slots)),
+    }
 }
 
 /// The service's routes, audited by `audit`.

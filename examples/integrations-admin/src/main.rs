@@ -3,6 +3,9 @@
 //! `--addr HOST:PORT` or `ADDR` picks the address (default `127.0.0.1:3000`); `DATABASE_URL`
 //! picks the database (default: the SQLite file `integrations-admin.db` in the working
 //! directory); `DEMO_ADMIN_TOKEN` fixes a bearer token for the demo administrator.
+//! `AUDIT_DELIVERY` is `synchronous` (default) or `buffered`, `AUDIT_QUEUE_CAPACITY` the
+//! audit queue's slots; `AUDIT_DATABASE_URL` gives the audit store a connection of its own to
+//! the same database.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,7 +31,7 @@ fn addr_from_args() -> Result<SocketAddr, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: integrations-admin [--addr HOST:PORT]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, RUST_LOG"
+                    "usage: integrations-admin [--addr HOST:PORT]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, RUST_LOG"
                 );
                 std::process::exit(0);
             }
@@ -50,7 +53,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = addr_from_args()?;
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
-    let mut state = integrations_admin::connect(&database_url).await?;
+    let audit_options = integrations_admin::AuditOptions::from_env()?;
+    let audit_url = std::env::var("AUDIT_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut state = integrations_admin::connect_with(&database_url, audit_url.as_deref()).await?;
     let token = std::env::var("DEMO_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -86,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let audit = integrations_admin::audit_layer(&state);
+    let audit = integrations_admin::audit_layer(&state, &audit_options);
     let app = integrations_admin::router_with(state, audit.clone());
     axum::serve(
         listener,

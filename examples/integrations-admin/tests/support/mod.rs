@@ -1,0 +1,294 @@
+//! What the fault tests share: the service binary as a child process, a load of
+//! `POST /connection-profiles` over real HTTP, and the check of what the database holds after.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use audit_core::Action;
+use audit_core::store::{AuditQuery, AuditStore, Scope};
+use audit_seaorm::SeaOrmStore;
+use futures_util::StreamExt;
+use sea_orm::{ConnectionTrait, Database, Statement};
+
+/// Held by each fault test while it runs: they measure how fast the service recovers, which
+/// means little while two of them share the machine's cores.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// The bearer token the service is started with; it acts as the demo administrator of `acme`.
+pub const TOKEN: &str = "fault-test-token";
+
+/// The service binary, running.
+pub struct Service {
+    child: Child,
+    base: String,
+    output: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts the binary on a free loopback port with `env` and waits until it serves.
+    pub fn start(env: &[(&str, &str)]) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+            .args(["--addr", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("DEMO_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (ready, started) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn({
+            let output = output.clone();
+            move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let _ = ready.send(rest.trim().to_owned());
+                    }
+                    output.lock().unwrap().push_str(&line);
+                    output.lock().unwrap().push('\n');
+                }
+            }
+        });
+        let addr = started
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("not serving after 60 s: {}", output.lock().unwrap()));
+        Service {
+            child,
+            base: format!("http://{addr}"),
+            output,
+            _dir: dir,
+        }
+    }
+
+    /// `http://host:port`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `KILL`) and waits for the process to exit; unless
+    /// killed, it must exit cleanly within 30 s.
+    pub fn stop(mut self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 30 s after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if std::env::var("FAULTS_DEBUG").is_ok() {
+            eprintln!("{}", self.output.lock().unwrap());
+        }
+        if signal != "KILL" {
+            assert!(
+                status.success(),
+                "exit after SIG{signal}: {status}\n{}",
+                self.output.lock().unwrap()
+            );
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The ids of the profiles answered `201 Created`.
+    pub created: Vec<String>,
+    /// When the last `201` came back.
+    pub last_created: Option<Instant>,
+    /// When each `503` came back.
+    pub refused: Vec<Instant>,
+    /// Other statuses.
+    pub other: Vec<u16>,
+    /// Requests that got no response (the connection failed or closed).
+    pub unanswered: usize,
+}
+
+/// `clients` concurrent clients send `total` `POST /connection-profiles` between them, each
+/// pausing `pause` after every response.
+pub async fn load(base: &str, total: usize, clients: usize, pause: Duration) -> Tally {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, next, tally, base) =
+            (http.clone(), next.clone(), tally.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= total {
+                    break;
+                }
+                let sent = http
+                    .post(format!("{base}/connection-profiles"))
+                    .bearer_auth(TOKEN)
+                    .json(&serde_json::json!({"name": format!("load-{n}"), "host": "h.example"}))
+                    .send()
+                    .await;
+                let response = match sent {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tally.lock().unwrap().unanswered += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let status = response.status().as_u16();
+                match status {
+                    201 => match response.json::<serde_json::Value>().await {
+                        Ok(body) => {
+                            let id = body["id"].as_str().unwrap().to_owned();
+                            let mut tally = tally.lock().unwrap();
+                            tally.created.push(id);
+                            tally.last_created = Some(Instant::now());
+                        }
+                        Err(_) => tally.lock().unwrap().unanswered += 1,
+                    },
+                    503 => {
+                        tally.lock().unwrap().refused.push(Instant::now());
+                        // As a client honouring `Retry-After` would, if less patiently.
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    other => tally.lock().unwrap().other.push(other),
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
+}
+
+/// The service's `GET /admin/audit-log/health`.
+pub async fn health(base: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/admin/audit-log/health"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Checks the database after a load: every profile created has exactly one `Create` entry,
+/// every `201` is a stored profile, no entry id repeats, and no profile exists that no `201`
+/// accounts for beyond the requests that got no answer (a `503` changed nothing).
+pub async fn verify(url: &str, tally: &Tally) {
+    let db = Database::connect(url).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows: HashSet<String> = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id FROM connection_profiles WHERE name LIKE 'load-%'",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "id").unwrap())
+        .collect();
+    let store = SeaOrmStore::new(db.clone());
+    let query = AuditQuery::new(Scope::All)
+        .entity_type("ConnectionProfile")
+        .action(Action::Create);
+    let entries: Vec<_> = store
+        .export(&query)
+        .map(|entry| entry.unwrap())
+        .collect()
+        .await;
+    let mut per_profile: HashMap<&str, usize> = HashMap::new();
+    let mut ids = HashSet::new();
+    for entry in &entries {
+        assert!(ids.insert(entry.id), "entry {} is stored twice", entry.id);
+        if let Some(profile) = entry.entity_id.as_deref() {
+            *per_profile.entry(profile).or_default() += 1;
+        }
+    }
+    for created in &tally.created {
+        assert!(rows.contains(created), "a 201 for {created} left no row");
+    }
+    let without_entry: Vec<&String> = rows
+        .iter()
+        .filter(|row| per_profile.get(row.as_str()).copied() != Some(1))
+        .collect();
+    assert!(
+        without_entry.is_empty(),
+        "{} of {} profiles do not have exactly one entry: {:?}",
+        without_entry.len(),
+        rows.len(),
+        &without_entry[..without_entry.len().min(5)]
+    );
+    assert!(
+        rows.len() <= tally.created.len() + tally.unanswered,
+        "{} profiles for {} created and {} unanswered requests: a refused request changed something",
+        rows.len(),
+        tally.created.len(),
+        tally.unanswered
+    );
+    assert!(
+        tally.other.is_empty(),
+        "unexpected statuses: {:?}",
+        tally.other
+    );
+    db.close().await.unwrap();
+}
+
+/// The address of the PostgreSQL server in `url`.
+pub fn postgres_addr(url: &str) -> SocketAddr {
+    let host_port = host_port(url);
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    with_port.replace("localhost", "127.0.0.1").parse().unwrap()
+}
+
+/// `url` with its host and port replaced by `addr`.
+pub fn through(url: &str, addr: SocketAddr) -> String {
+    url.replacen(host_port(url), &addr.to_string(), 1)
+}
+
+fn host_port(url: &str) -> &str {
+    let after_scheme = url.split_once("://").unwrap().1;
+    let authority = after_scheme.split('/').next().unwrap();
+    authority.rsplit('@').next().unwrap()
+}
