@@ -28,6 +28,7 @@ mod parse;
 mod redact;
 mod sink;
 pub mod store;
+mod transactions;
 
 pub use action::{Action, MAX_ACTION_LEN};
 pub use bound::{Limits, TRUNCATION_MARKER};
@@ -37,3 +38,4 @@ pub use memory::MemoryStore;
 pub use parse::ParseError;
 pub use redact::{DEFAULT_SENSITIVE, REDACTED, Redactor};
 pub use sink::{AuditSink, SinkError, TracingSink};
+pub use transactions::Transactions;

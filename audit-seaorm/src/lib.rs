@@ -10,7 +10,8 @@
 //!   indexes, from [`SeaOrmStore::connect`] or from your own migrator.
 //! - Writes are idempotent on the entry id and batched into multi-row inserts.
 //! - [`insert_entry`] writes an entry inside your own transaction, so a change and its audit
-//!   entry commit or roll back together.
+//!   entry commit or roll back together; [`SeaOrmTransactions`] does it for every request
+//!   under `audit_tower::TransactionLayer`.
 //! - Queries are scoped, filtered and paged by keyset on `(occurred_at, id)`, served by the
 //!   migration's indexes; exports stream in chunks.
 //!
@@ -37,10 +38,12 @@ pub mod migration;
 mod options;
 mod read;
 mod store;
+mod transactions;
 mod write;
 
 pub use options::{SqliteDurability, StoreOptions};
 pub use store::{MIGRATION_LOCK_TIMEOUT, SQLITE_BUSY_TIMEOUT, SeaOrmStore};
+pub use transactions::SeaOrmTransactions;
 pub use write::{insert_entries, insert_entry, record_in};
 
 /// Re-exported so users name the same SeaORM this crate was built with.

@@ -357,6 +357,23 @@ impl AuditContext {
         Some(build(capture, Some(Box::new(edits)), None, limits))
     }
 
+    /// Takes the entry as `response` finishes it (its status and outcome, a caller named in its
+    /// extensions), so the caller can store it itself, as
+    /// [`TransactionLayer`](crate::TransactionLayer) does in the request's transaction; the
+    /// layer then records nothing. Returns `None` when the entry was skipped or already
+    /// claimed. If storing it fails, give it back with [`release`](Self::release).
+    pub fn claim_with_response<B>(&self, response: &http::Response<B>) -> Option<AuditEntry> {
+        let facts = crate::capture::response_facts(&self.inner.config, Some(response));
+        let mut draft = self.lock();
+        let limits = &self.inner.config.limits;
+        let edits = draft.edits.take().map(|e| *e).unwrap_or_default();
+        if let Some(released) = draft.released.take() {
+            return Some(finish_released(*released, edits, Some(facts), limits));
+        }
+        let capture = draft.capture.take()?;
+        Some(build(capture, Some(Box::new(edits)), Some(facts), limits))
+    }
+
     /// The entry the last successful [`record_with`](Self::record_with) stored, with the
     /// handler's additions since.
     fn rewrite(&self) -> Option<AuditEntry> {

@@ -63,6 +63,7 @@ mod layer;
 mod resolve;
 mod route;
 mod service;
+mod transaction;
 
 pub use client_ip::{ClientIpConfig, ClientIpSource};
 pub use context::AuditContext;
@@ -73,3 +74,4 @@ pub use layer::AuditLayer;
 pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
 pub use route::{DEFAULT_VERBS, RouteRule};
 pub use service::AuditService;
+pub use transaction::{Transaction, TransactionLayer, TransactionRejection, TransactionService};

@@ -1,17 +1,20 @@
 //! Transactional recording through the layer, on every backend: a handler changes a row and
-//! records its audit entry in the same SeaORM transaction; both commit or neither does, and the
-//! layer never writes the entry a second time.
+//! records its audit entry in the same SeaORM transaction, by hand or in the transaction
+//! `TransactionLayer` opens for the request; both commit or neither does, and the layer never
+//! writes the entry a second time.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 
-use audit_core::{Action, Actor, TenantRef};
+use audit_core::{Action, Actor, Outcome, TenantRef};
 
 use audit_core::store::{AuditQuery, AuditStore, Scope};
-use audit_seaorm::SeaOrmStore;
-use audit_seaorm::sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use audit_seaorm::sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+};
+use audit_seaorm::{SeaOrmStore, SeaOrmTransactions};
 use audit_tests::{Backend, TestDb, fresh_db};
-use audit_tower::{AuditContext, AuditLayer};
+use audit_tower::{AuditContext, AuditLayer, Transaction, TransactionLayer};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -228,7 +231,93 @@ async fn a_retried_transaction_commits_its_entry_with_the_inner_caller(backend: 
     assert_eq!(e.entity_id.as_deref(), Some("1"));
 }
 
+/// Renames a widget through the transaction `TransactionLayer` opened for the request;
+/// `x-fail` answers 500 after the change, so the layer rolls it back.
+async fn rename_in_request_transaction(
+    txn: Transaction<DatabaseTransaction>,
+    audit: AuditContext,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> StatusCode {
+    let backend = txn.get_database_backend();
+    let sql = Statement::from_sql_and_values(
+        backend,
+        rename_sql(backend),
+        [format!("layer-{id}").into(), id.into()],
+    );
+    txn.execute_raw(sql).await.unwrap();
+    audit.entity_name(format!("widget {id}"));
+    if headers.contains_key("x-fail") {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn the_request_transaction_commits_the_change_with_its_entry(backend: Backend) {
+    let Some((_db, store, conn)) = widgets(backend).await else {
+        return;
+    };
+    let app = Router::new()
+        .route("/widgets/{id}", put(rename_in_request_transaction))
+        .layer(TransactionLayer::new(SeaOrmTransactions::new(conn.clone())))
+        .layer(AuditLayer::new(store.clone()))
+        .layer(middleware::from_fn(tenant_acme));
+    let call = |id: i64, fail: bool| {
+        let mut req = Request::builder()
+            .method("PUT")
+            .uri(format!("/widgets/{id}"));
+        if fail {
+            req = req.header("x-fail", "1");
+        }
+        app.clone()
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+    };
+    assert_eq!(call(1, false).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        call(2, true).await.unwrap().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let names: Vec<String> = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT name FROM widgets ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["layer-1", "two"],
+        "the failed request was rolled back"
+    );
+    let mut entries = store
+        .query(&AuditQuery::new(Scope::tenant("acme")))
+        .await
+        .unwrap()
+        .items;
+    entries.sort_by_key(|e| e.entity_id.clone());
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    // The committed change's entry, written in its transaction with the response's status.
+    assert_eq!(entries[0].entity_id.as_deref(), Some("1"));
+    assert_eq!(entries[0].status, Some(200));
+    assert_eq!(entries[0].outcome, Outcome::Success);
+    assert_eq!(entries[0].entity_name.as_deref(), Some("widget 1"));
+    // The rolled-back attempt, recorded by the audit layer as a failure.
+    assert_eq!(entries[1].entity_id.as_deref(), Some("2"));
+    assert_eq!(entries[1].status, Some(500));
+    assert_eq!(entries[1].outcome, Outcome::Failure);
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_request_transaction_commits_the_change_with_its_entry() {
+        super::the_request_transaction_commits_the_change_with_its_entry(super::Backend::Sqlite)
+            .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Sqlite).await;
@@ -245,6 +334,12 @@ mod sqlite {
 
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_request_transaction_commits_the_change_with_its_entry() {
+        super::the_request_transaction_commits_the_change_with_its_entry(super::Backend::Postgres)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Postgres).await;
     }
@@ -259,6 +354,12 @@ mod postgres {
 }
 
 mod mysql {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_request_transaction_commits_the_change_with_its_entry() {
+        super::the_request_transaction_commits_the_change_with_its_entry(super::Backend::Mysql)
+            .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn change_and_entry_commit_or_roll_back_together() {
         super::change_and_entry_commit_or_roll_back_together(super::Backend::Mysql).await;
