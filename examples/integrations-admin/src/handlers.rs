@@ -3,14 +3,14 @@
 //! before and after the change.
 
 use audit_core::{Action, Actor, TenantRef};
-use audit_tower::AuditContext;
+use audit_tower::{AuditContext, Transaction};
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, ModelTrait, QueryFilter, TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -267,13 +267,13 @@ pub async fn list_profiles(
 }
 
 async fn find_profile(
-    state: &AppState,
+    db: &impl ConnectionTrait,
     caller: &Caller,
     id: &str,
 ) -> ApiResult<connection_profile::Model> {
     connection_profile::Entity::find_by_id(id)
         .filter(connection_profile::Column::TenantId.eq(caller.tenant_id.as_str()))
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or(ApiError::NotFound("connection profile"))
 }
@@ -284,12 +284,14 @@ pub async fn get_profile(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(find_profile(&state, &caller, &id).await?)))
+    Ok(Json(json!(find_profile(&state.db, &caller, &id).await?)))
 }
 
-/// `POST /connection-profiles`.
+/// `POST /connection-profiles`. Connection profiles change in the transaction the
+/// `TransactionLayer` opens for the request, which commits with the request's audit entry:
+/// the profile and its entry are stored together or not at all, even if the process is killed.
 pub async fn create_profile(
-    State(state): State<AppState>,
+    txn: Transaction<DatabaseTransaction>,
     Extension(caller): Extension<Caller>,
     audit: AuditContext,
     Json(input): Json<ProfileInput>,
@@ -305,7 +307,7 @@ pub async fn create_profile(
         username: Set(input.username.unwrap_or_default()),
         client_secret: Set(input.client_secret.unwrap_or_default()),
     }
-    .insert(&state.db)
+    .insert(&*txn)
     .await?;
     audit
         .entity_id(&model.id)
@@ -314,15 +316,15 @@ pub async fn create_profile(
     Ok((StatusCode::CREATED, Json(json!(model))))
 }
 
-/// `PUT /connection-profiles/{id}`.
+/// `PUT /connection-profiles/{id}`, in the request's transaction.
 pub async fn update_profile(
-    State(state): State<AppState>,
+    txn: Transaction<DatabaseTransaction>,
     Extension(caller): Extension<Caller>,
     audit: AuditContext,
     Path(id): Path<String>,
     Json(input): Json<ProfileInput>,
 ) -> ApiResult<Json<Value>> {
-    let before = find_profile(&state, &caller, &id).await?;
+    let before = find_profile(&*txn, &caller, &id).await?;
     audit.entity_name(&before.name);
     let mut model = before.clone().into_active_model();
     if let Some(name) = input.name {
@@ -341,25 +343,25 @@ pub async fn update_profile(
     if let Some(secret) = input.client_secret {
         model.client_secret = Set(secret);
     }
-    let after = model.update(&state.db).await?;
+    let after = model.update(&*txn).await?;
     audit
         .entity_name(&after.name)
         .changes(&profile_json(&before), &profile_json(&after));
     Ok(Json(json!(after)))
 }
 
-/// `DELETE /connection-profiles/{id}`.
+/// `DELETE /connection-profiles/{id}`, in the request's transaction.
 pub async fn delete_profile(
-    State(state): State<AppState>,
+    txn: Transaction<DatabaseTransaction>,
     Extension(caller): Extension<Caller>,
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let before = find_profile(&state, &caller, &id).await?;
+    let before = find_profile(&*txn, &caller, &id).await?;
     audit
         .entity_name(&before.name)
         .deleted(&profile_json(&before));
-    before.delete(&state.db).await?;
+    before.delete(&*txn).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

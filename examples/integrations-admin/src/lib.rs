@@ -11,9 +11,9 @@ pub mod handlers;
 pub mod model;
 pub mod seed;
 
-use audit_seaorm::SeaOrmStore;
-use audit_tower::AuditLayer;
+use audit_seaorm::{SeaOrmStore, SeaOrmTransactions};
 use audit_tower::admin::Access;
+use audit_tower::{AuditLayer, TransactionLayer};
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
@@ -246,6 +246,11 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         // Administrators read their own tenant's log; everyone else is refused.
         .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
+        // A transaction per request for the handlers that ask for one (connection profiles),
+        // committed with the request's entry in it. Inside the audit layer, which it needs.
+        .layer(TransactionLayer::new(SeaOrmTransactions::new(
+            state.db.clone(),
+        )))
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store. Authentication runs outside it (the next layer) and hands it the caller.
         .layer(audit)

@@ -1,6 +1,6 @@
-//! Fault tests against the running binary, on PostgreSQL: the audit store's connection cut
-//! under load and restored, in both delivery modes, and shutdown under load on SIGTERM and on
-//! Ctrl-C. Real processes, real signals, real sockets, loopback only; each test bounded to a
+//! Fault tests against the running binary: the process killed with SIGKILL under load (SQLite
+//! and PostgreSQL); on PostgreSQL, the audit store's connection cut under load and restored, in
+//! both delivery modes, and shutdown under load on SIGTERM and on Ctrl-C. Real processes, real signals, real sockets, loopback only; each test bounded to a
 //! couple of thousand requests and a few seconds of outage.
 //!
 //! What a test checks afterwards is what an auditor would: every request answered `2xx` left
@@ -13,9 +13,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use audit_test_support::{Backend, TcpProxy, fresh_db};
-use support::{Service, health, load, one_at_a_time, postgres_addr, verify};
+use support::{
+    PROFILES, Service, TENANTS, Tally, health, load, one_at_a_time, postgres_addr, verify,
+};
 
-/// 32 clients, 2,000 `POST /connection-profiles`, while the store's connection is cut for 3 s.
+/// 32 clients, 2,000 `POST /tenants` (recorded through the layer's queue), while the store's connection is cut for 3 s.
 /// Buffered, with a queue of 256 slots so the outage fills it: requests are refused with `503`
 /// before their handler runs, and once the database is back the refusals stop within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +36,13 @@ async fn buffered_store_outage_loses_nothing_and_refusals_stop_within_a_second()
         ("AUDIT_DELIVERY", "buffered"),
         ("AUDIT_QUEUE_CAPACITY", "256"),
     ]);
-    let running = load(service.base(), 2_000, 32, Duration::from_millis(16));
+    let running = load(
+        service.base(),
+        TENANTS,
+        2_000,
+        32,
+        Duration::from_millis(16),
+    );
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         proxy.cut().await;
@@ -67,7 +75,7 @@ async fn buffered_store_outage_loses_nothing_and_refusals_stop_within_a_second()
         "refusals went on for {refusing_after:?} after the database came back"
     );
     service.stop("TERM");
-    verify(&db.url, &tally).await;
+    verify(&db.url, TENANTS, &tally).await;
     eprintln!(
         "buffered outage: {} created, {} refused, refusals ended {:?} after the restore",
         tally.created.len(),
@@ -93,7 +101,13 @@ async fn synchronous_store_outage_loses_nothing() {
         ),
         ("AUDIT_DELIVERY", "synchronous"),
     ]);
-    let running = load(service.base(), 2_000, 32, Duration::from_millis(16));
+    let running = load(
+        service.base(),
+        TENANTS,
+        2_000,
+        32,
+        Duration::from_millis(16),
+    );
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         proxy.cut().await;
@@ -112,7 +126,7 @@ async fn synchronous_store_outage_loses_nothing() {
     assert!(delivery["handed_off"].as_u64().unwrap() > 0, "{delivery}");
     // Entries handed off during the outage are stored by the writer; stopping flushes them.
     service.stop("TERM");
-    verify(&db.url, &tally).await;
+    verify(&db.url, TENANTS, &tally).await;
 }
 
 /// Shutdown under load, buffered: on SIGTERM and on Ctrl-C the server stops taking requests,
@@ -129,7 +143,7 @@ async fn shutdown_under_load_loses_nothing() {
             ("AUDIT_DELIVERY", "buffered"),
         ]);
         let base = service.base().to_owned();
-        let running = load(&base, 4_000, 32, Duration::ZERO);
+        let running = load(&base, TENANTS, 4_000, 32, Duration::ZERO);
         let stop = async {
             tokio::time::sleep(Duration::from_millis(700)).await;
             tokio::task::spawn_blocking(move || service.stop(signal))
@@ -141,6 +155,43 @@ async fn shutdown_under_load_loses_nothing() {
             tally.created.len() > 100,
             "SIG{signal}: too few requests before the stop to mean anything: {tally:?}"
         );
-        verify(&db.url, &tally).await;
+        verify(&db.url, TENANTS, &tally).await;
+    }
+}
+
+/// SIGKILL under load, three times on the same database, on SQLite and on PostgreSQL.
+/// Connection profiles are created in the request's transaction, which commits with the
+/// request's entry in it: however the process dies, no committed profile lacks its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_under_load_no_committed_change_lacks_its_entry() {
+    let _alone = one_at_a_time().await;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = fresh_db(backend).await else {
+            continue;
+        };
+        let mut seen = Tally::default();
+        for round in 0..3u64 {
+            let service = Service::start(&[("DATABASE_URL", db.url.as_str())]);
+            let base = service.base().to_owned();
+            let running = load(&base, PROFILES, 1_000_000, 16, Duration::ZERO);
+            let kill = async {
+                tokio::time::sleep(Duration::from_millis(500 + 150 * round)).await;
+                tokio::task::spawn_blocking(move || service.stop("KILL"))
+                    .await
+                    .unwrap();
+            };
+            let (tally, ()) = tokio::join!(running, kill);
+            assert!(
+                tally.created.len() > 20,
+                "{backend:?}: too few requests before the kill to mean anything: {tally:?}"
+            );
+            seen.add(tally);
+        }
+        verify(&db.url, PROFILES, &seen).await;
+        eprintln!(
+            "{backend:?}: 3 kills, {} profiles answered, {} requests cut off",
+            seen.created.len(),
+            seen.unanswered
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! What the fault tests share: the service binary as a child process, a load of
-//! `POST /connection-profiles` over real HTTP, and the check of what the database holds after.
+//! What the fault tests share: the service binary as a child process, a load of creations over
+//! real HTTP, and the check of what the database holds after.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -119,7 +119,7 @@ impl Drop for Service {
 }
 
 /// What the clients saw.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Tally {
     /// The ids of the profiles answered `201 Created`.
     pub created: Vec<String>,
@@ -133,9 +133,41 @@ pub struct Tally {
     pub unanswered: usize,
 }
 
-/// `clients` concurrent clients send `total` `POST /connection-profiles` between them, each
-/// pausing `pause` after every response.
-pub async fn load(base: &str, total: usize, clients: usize, pause: Duration) -> Tally {
+/// A kind of object the load creates.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// The route that creates one.
+    pub path: &'static str,
+    /// Its table.
+    pub table: &'static str,
+    /// Its entity type in the audit log.
+    pub entity_type: &'static str,
+}
+
+/// Tenants: recorded by the audit layer through its queue.
+pub const TENANTS: Target = Target {
+    path: "/tenants",
+    table: "tenants",
+    entity_type: "Tenant",
+};
+
+/// Connection profiles: created in the request's transaction, committed with the entry.
+pub const PROFILES: Target = Target {
+    path: "/connection-profiles",
+    table: "connection_profiles",
+    entity_type: "ConnectionProfile",
+};
+
+/// `clients` concurrent clients send `total` creations of `target` between them, each pausing
+/// `pause` after every response; a client stops early when three requests in a row get no
+/// answer (the service is gone).
+pub async fn load(
+    base: &str,
+    target: Target,
+    total: usize,
+    clients: usize,
+    pause: Duration,
+) -> Tally {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -147,21 +179,30 @@ pub async fn load(base: &str, total: usize, clients: usize, pause: Duration) -> 
         let (http, next, tally, base) =
             (http.clone(), next.clone(), tally.clone(), base.to_owned());
         tasks.push(tokio::spawn(async move {
+            let mut unanswered_in_a_row = 0;
             loop {
                 let n = next.fetch_add(1, Ordering::SeqCst);
                 if n >= total {
                     break;
                 }
                 let sent = http
-                    .post(format!("{base}/connection-profiles"))
+                    .post(format!("{base}{}", target.path))
                     .bearer_auth(TOKEN)
                     .json(&serde_json::json!({"name": format!("load-{n}"), "host": "h.example"}))
                     .send()
                     .await;
                 let response = match sent {
-                    Ok(response) => response,
+                    Ok(response) => {
+                        unanswered_in_a_row = 0;
+                        response
+                    }
                     Err(_) => {
                         tally.lock().unwrap().unanswered += 1;
+                        // The service is gone (stopped or killed): this client is done.
+                        unanswered_in_a_row += 1;
+                        if unanswered_in_a_row == 3 {
+                            break;
+                        }
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         continue;
                     }
@@ -196,6 +237,17 @@ pub async fn load(base: &str, total: usize, clients: usize, pause: Duration) -> 
     Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
 }
 
+impl Tally {
+    /// Adds what `other` saw.
+    pub fn add(&mut self, other: Tally) {
+        self.created.extend(other.created);
+        self.refused.extend(other.refused);
+        self.other.extend(other.other);
+        self.unanswered += other.unanswered;
+        self.last_created = self.last_created.max(other.last_created);
+    }
+}
+
 /// The service's `GET /admin/audit-log/health`.
 pub async fn health(base: &str) -> serde_json::Value {
     reqwest::Client::new()
@@ -209,16 +261,16 @@ pub async fn health(base: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Checks the database after a load: every profile created has exactly one `Create` entry,
-/// every `201` is a stored profile, no entry id repeats, and no profile exists that no `201`
+/// Checks the database after a load: every object created has exactly one `Create` entry,
+/// every `201` is a stored object, no entry id repeats, and no object exists that no `201`
 /// accounts for beyond the requests that got no answer (a `503` changed nothing).
-pub async fn verify(url: &str, tally: &Tally) {
+pub async fn verify(url: &str, target: Target, tally: &Tally) {
     let db = Database::connect(url).await.unwrap();
     let backend = db.get_database_backend();
     let rows: HashSet<String> = db
         .query_all_raw(Statement::from_string(
             backend,
-            "SELECT id FROM connection_profiles WHERE name LIKE 'load-%'",
+            format!("SELECT id FROM {} WHERE name LIKE 'load-%'", target.table),
         ))
         .await
         .unwrap()
@@ -227,7 +279,7 @@ pub async fn verify(url: &str, tally: &Tally) {
         .collect();
     let store = SeaOrmStore::new(db.clone());
     let query = AuditQuery::new(Scope::All)
-        .entity_type("ConnectionProfile")
+        .entity_type(target.entity_type)
         .action(Action::Create);
     let entries: Vec<_> = store
         .export(&query)
@@ -251,14 +303,14 @@ pub async fn verify(url: &str, tally: &Tally) {
         .collect();
     assert!(
         without_entry.is_empty(),
-        "{} of {} profiles do not have exactly one entry: {:?}",
+        "{} of {} created objects do not have exactly one entry: {:?}",
         without_entry.len(),
         rows.len(),
         &without_entry[..without_entry.len().min(5)]
     );
     assert!(
         rows.len() <= tally.created.len() + tally.unanswered,
-        "{} profiles for {} created and {} unanswered requests: a refused request changed something",
+        "{} objects for {} created and {} unanswered requests: a refused request changed something",
         rows.len(),
         tally.created.len(),
         tally.unanswered
