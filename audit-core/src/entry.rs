@@ -58,15 +58,19 @@ pub enum Outcome {
     Failure,
     /// The caller was not allowed to do it (401 or 403).
     Denied,
+    /// Not known: the entry was stored as an intent before the handler ran, and the process
+    /// stopped before the request finished, so whether the action took effect is not known.
+    Unknown,
 }
 
 impl Outcome {
-    /// The text form: `success`, `failure` or `denied`.
+    /// The text form: `success`, `failure`, `denied` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
             Outcome::Denied => "denied",
+            Outcome::Unknown => "unknown",
         }
     }
 
@@ -107,10 +111,11 @@ impl FromStr for Outcome {
             "success" => Ok(Outcome::Success),
             "failure" => Ok(Outcome::Failure),
             "denied" => Ok(Outcome::Denied),
+            "unknown" => Ok(Outcome::Unknown),
             _ => Err(ParseError::new(
                 "outcome",
                 s,
-                "expected one of: success, failure, denied",
+                "expected one of: success, failure, denied, unknown",
             )),
         }
     }
@@ -556,7 +561,12 @@ mod tests {
             assert_eq!(kind.to_string().parse::<ActorKind>().unwrap(), kind);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
-        for outcome in [Outcome::Success, Outcome::Failure, Outcome::Denied] {
+        for outcome in [
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Denied,
+            Outcome::Unknown,
+        ] {
             assert_eq!(outcome.to_string().parse::<Outcome>().unwrap(), outcome);
             assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.as_str());
         }

@@ -13,6 +13,7 @@ use futures_core::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::entry::AuditEntry;
+use crate::intents::IntentStore;
 use crate::sink::{AuditSink, SinkError};
 use crate::store::{AuditQuery, AuditStore, Cursor, Order, Page, Scope, StoreError};
 
@@ -44,11 +45,13 @@ pub struct MemoryStore {
     inner: Arc<Mutex<Entries>>,
 }
 
-/// The entries in arrival order, and their ids, so that a repeated id is found at once.
+/// The entries in arrival order, and their ids, so that a repeated id is found at once; and
+/// the intents, with when each was recorded.
 #[derive(Debug, Default)]
 struct Entries {
     list: Vec<AuditEntry>,
     ids: HashSet<Uuid>,
+    intents: Vec<(AuditEntry, std::time::Instant)>,
 }
 
 impl Entries {
@@ -72,6 +75,11 @@ impl MemoryStore {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The intents recorded and not yet cleared or recovered (see [`IntentStore`]).
+    pub fn intents(&self) -> Vec<AuditEntry> {
+        self.lock().intents.iter().map(|(e, _)| e.clone()).collect()
     }
 
     /// A copy of every entry recorded so far, in the order they arrived.
@@ -219,5 +227,37 @@ mod tests {
         // Taken entries are gone, ids included: the same entry is stored again.
         writer.record(entry).await.unwrap();
         assert_eq!(store.len(), 1);
+    }
+}
+
+#[async_trait]
+impl IntentStore for MemoryStore {
+    async fn record_intents(&self, intents: &[AuditEntry]) -> Result<(), SinkError> {
+        let now = std::time::Instant::now();
+        let mut entries = self.lock();
+        for intent in intents {
+            if !entries.intents.iter().any(|(i, _)| i.id == intent.id) {
+                entries.intents.push((intent.clone(), now));
+            }
+        }
+        Ok(())
+    }
+
+    async fn clear_intents(&self, ids: &[Uuid]) -> Result<(), SinkError> {
+        self.lock().intents.retain(|(i, _)| !ids.contains(&i.id));
+        Ok(())
+    }
+
+    async fn recover_intents(&self, older_than: std::time::Duration) -> Result<u64, SinkError> {
+        let mut entries = self.lock();
+        let (old, young): (Vec<_>, Vec<_>) = std::mem::take(&mut entries.intents)
+            .into_iter()
+            .partition(|(_, at)| at.elapsed() >= older_than);
+        entries.intents = young;
+        let recovered = old.len() as u64;
+        for (intent, _) in old {
+            entries.add(intent);
+        }
+        Ok(recovered)
     }
 }

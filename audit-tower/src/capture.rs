@@ -55,6 +55,8 @@ pub(crate) struct Capture {
     pub key: KeyCapture,
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
+    /// The entry's id, when it is fixed before the handler runs (its intent carries it).
+    pub id: Option<Uuid>,
 }
 
 /// The request side of `req`'s entry, or `None` when the layer does not record it.
@@ -102,8 +104,10 @@ pub(crate) fn capture_with(
             .client_ip_from(headers.get_all(header).iter(), extensions),
         (Forwarded::Many, None) => config.client_ip.client_ip(headers, extensions),
     };
+    let at = now();
     Capture {
-        at: now(),
+        id: (derived.intent && config.intents.is_some()).then(|| id_and_time(at).0),
+        at,
         method: method.clone(),
         entity_id: derived
             .id_from_end
@@ -379,6 +383,7 @@ pub(crate) fn fill(
         key,
         actor,
         tenant,
+        id: fixed_id,
     } = capture;
     let mut edits = edits;
     let mut edited = |field: fn(&mut Edits) -> &mut Option<String>| {
@@ -386,7 +391,8 @@ pub(crate) fn fill(
     };
     let (entity_name, details) = (edited(|e| &mut e.entity_name), edited(|e| &mut e.details));
     let (edited_type, edited_id) = (edited(|e| &mut e.entity_type), edited(|e| &mut e.entity_id));
-    let (id, occurred_at) = id_and_time(at);
+    let (made_id, occurred_at) = id_and_time(at);
+    let id = fixed_id.unwrap_or(made_id);
     let action = edits
         .as_deref_mut()
         .and_then(|e| e.action.take())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use audit_core::{AuditSink, Limits, Redactor};
+use audit_core::{AuditSink, IntentStore, Limits, Redactor};
 use http::HeaderName;
 
 use crate::client_ip::ClientIpConfig;
@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub record_safe_methods: bool,
     pub redactor: Redactor,
     pub limits: Limits,
+    /// Where intents go, for routes whose rule asks for one.
+    pub intents: Option<Arc<dyn IntentStore>>,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
             record_safe_methods: false,
             redactor: Redactor::default(),
             limits: Limits::default(),
+            intents: None,
         }
     }
 

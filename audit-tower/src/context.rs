@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use audit_core::{Action, Actor, AuditEntry, Outcome, REDACTED, TenantRef, diff};
+use audit_core::{Action, Actor, AuditEntry, IntentStore, Outcome, REDACTED, TenantRef, diff};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -133,9 +133,10 @@ impl AuditContext {
         draft.live()
     }
 
-    /// Turns `slot` into the entry of a context the buffered queue held, with its parked
-    /// response; `false` when there is no entry to write.
-    pub(crate) fn finish_queued(&self, slot: &mut AuditEntry) -> bool {
+    /// Turns `slot` into the entry of a context the queue held, with its parked response;
+    /// `None` when there is no entry to write, else whether the entry has an intent to clear
+    /// once it is stored.
+    pub(crate) fn finish_queued(&self, slot: &mut AuditEntry) -> Option<bool> {
         let limits = &self.inner.config.limits;
         let mut draft = self.lock();
         let response = Some(draft.response.take().unwrap_or_default());
@@ -143,14 +144,30 @@ impl AuditContext {
         if let Some(released) = draft.released.take() {
             let edits = edits.map(|e| *e).unwrap_or_default();
             *slot = finish_released(*released, edits, response, limits);
-            return true;
+            return Some(false);
         }
-        let Some(capture) = draft.capture.take() else {
-            return false;
-        };
+        let capture = draft.capture.take()?;
         drop(draft);
+        let intent = capture.id.is_some();
         fill(slot, capture, edits, response, limits);
-        true
+        Some(intent)
+    }
+
+    /// The intent to store before the handler runs, and where, when the request's route asks
+    /// for one: the entry as the request stands, with the outcome `unknown`.
+    pub(crate) fn intent(&self) -> Option<(AuditEntry, Arc<dyn IntentStore>)> {
+        let store = self.inner.config.intents.clone()?;
+        let capture = self.lock().capture.clone()?;
+        capture.id?;
+        let mut entry = build(capture, None, None, &self.inner.config.limits);
+        entry.outcome = Outcome::Unknown;
+        entry.status = None;
+        Some((entry, store))
+    }
+
+    /// Where the layer stores intents, if it does.
+    pub(crate) fn intent_store(&self) -> Option<&Arc<dyn IntentStore>> {
+        self.inner.config.intents.as_ref()
     }
 
     /// A context for `capture` in `recycled`'s allocation, when no one else holds it any more

@@ -598,6 +598,8 @@ async fn write_loop(mut writer: Writer) {
     // The entries of the last batch: the next one is written into them, so their text buffers
     // are reused instead of allocated and freed for every entry.
     let mut entries: Vec<AuditEntry> = Vec::new();
+    // The ids of the entries in hand that have an intent to clear.
+    let mut intents: Vec<Uuid> = Vec::new();
     loop {
         // Sleep until there is something to write.
         loop {
@@ -618,7 +620,7 @@ async fn write_loop(mut writer: Writer) {
         let since = batch.first().and_then(AuditContext::captured_at);
         let since = since.map_or(1, |at| at.as_micros().max(1) as u64);
         queue.oldest_in_hand.store(since, Ordering::Release);
-        let mut filled = fill(&batch, &mut entries, 0);
+        let mut filled = fill(&batch, &mut entries, 0, &mut intents);
 
         let mut backoff = FIRST_BACKOFF.min(settings.max_backoff);
         let mut attempt = 1u64;
@@ -636,10 +638,11 @@ async fn write_loop(mut writer: Writer) {
             if before < settings.max_batch {
                 last = take(&queue, &mut batch);
                 writer.in_hand = batch.len();
-                filled = fill(&batch[before..], &mut entries, filled);
+                filled = fill(&batch[before..], &mut entries, filled, &mut intents);
             }
         }
         stored(&queue, filled, attempt);
+        clear_intents(&batch, &mut intents).await;
         // What the sink has stored need not stay in memory until the next batch.
         for entry in &mut entries[..filled] {
             entry.changes = Vec::new();
@@ -685,18 +688,43 @@ fn take(queue: &Queue, batch: &mut Vec<AuditContext>) -> u64 {
     items.taken
 }
 
-/// Turns `contexts` into entries from `entries[filled]` on (adding entries as needed);
-/// returns how many entries are filled now.
-fn fill(contexts: &[AuditContext], entries: &mut Vec<AuditEntry>, mut filled: usize) -> usize {
+/// Turns `contexts` into entries from `entries[filled]` on (adding entries as needed), noting
+/// in `intents` the ids of entries whose intent is to be cleared once they are stored; returns
+/// how many entries are filled now.
+fn fill(
+    contexts: &[AuditContext],
+    entries: &mut Vec<AuditEntry>,
+    mut filled: usize,
+    intents: &mut Vec<Uuid>,
+) -> usize {
     for context in contexts {
         if filled == entries.len() {
             entries.push(blank());
         }
-        if context.finish_queued(&mut entries[filled]) {
-            filled += 1;
+        match context.finish_queued(&mut entries[filled]) {
+            Some(true) => {
+                intents.push(entries[filled].id);
+                filled += 1;
+            }
+            Some(false) => filled += 1,
+            None => {}
         }
     }
     filled
+}
+
+/// Removes the intents of entries just stored. A failure only leaves them for the next
+/// recovery, which finds their entries stored and removes them.
+async fn clear_intents(batch: &[AuditContext], ids: &mut Vec<Uuid>) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Some(store) = batch.iter().find_map(AuditContext::intent_store) {
+        if let Err(error) = store.clear_intents(ids).await {
+            tracing::warn!(%error, intents = ids.len(), "audit: clearing the intents of stored entries failed; the next recovery removes them");
+        }
+    }
+    ids.clear();
 }
 
 /// An entry for the writer to fill.

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use audit_core::AuditEntry;
+use audit_core::{AuditEntry, IntentStore};
 use http::Response;
 use pin_project_lite::pin_project;
 
@@ -14,6 +14,30 @@ use crate::capture::{ResponseFacts, response_facts};
 use crate::config::Config;
 use crate::context::AuditContext;
 use crate::delivery::{Queue, Write, write};
+
+/// Stores a request's intent before its handler runs: `true` once stored; `false` when the
+/// store kept failing (three attempts over about 75 ms), and the request is then refused.
+pub(crate) type IntentWrite = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// The intent write for `intent`.
+pub(crate) fn store_intent(intent: AuditEntry, store: Arc<dyn IntentStore>) -> IntentWrite {
+    Box::pin(async move {
+        let mut pause = std::time::Duration::from_millis(25);
+        for attempt in 1..=3 {
+            match store.record_intents(std::slice::from_ref(&intent)).await {
+                Ok(()) => return true,
+                Err(error) if attempt == 3 => {
+                    tracing::error!(%error, entry_id = %intent.id, "audit: the intent could not be stored; the request is refused with 503 before its handler runs");
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
+        }
+        false
+    })
+}
 
 /// A recorded request while its inner service runs.
 pub(crate) struct Pending {
@@ -164,7 +188,12 @@ pin_project! {
     enum Phase<F, B, E> {
         Passthrough { #[pin] future: F },
         Refused,
-        Running { #[pin] future: F, pending: Option<Pending> },
+        Running {
+            #[pin] future: F,
+            pending: Option<Pending>,
+            // The request's intent being stored: the inner future is polled only after it is.
+            intent: Option<IntentWrite>,
+        },
         Writing { write: InFlight, result: Option<Result<Response<B>, E>> },
         Done,
     }
@@ -185,11 +214,12 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(crate) fn running(future: F, pending: Pending) -> Self {
+    pub(crate) fn running(future: F, pending: Pending, intent: Option<IntentWrite>) -> Self {
         ResponseFuture {
             phase: Phase::Running {
                 future,
                 pending: Some(pending),
+                intent,
             },
         }
     }
@@ -223,7 +253,23 @@ where
                     );
                     return Poll::Ready(Ok(response));
                 }
-                PhaseProj::Running { future, pending } => {
+                PhaseProj::Running {
+                    future,
+                    pending,
+                    intent,
+                } => {
+                    if let Some(write) = intent {
+                        let stored = ready!(write.as_mut().poll(cx));
+                        *intent = None;
+                        if !stored {
+                            // The handler never runs: nothing changed, nothing to record.
+                            if let Some(pending) = pending.take() {
+                                pending.context.skip();
+                            }
+                            this.phase.set(Phase::Refused);
+                            continue;
+                        }
+                    }
                     let result = ready!(future.poll(cx));
                     match pending.take().and_then(|p| p.finish(result.as_ref().ok())) {
                         None => {

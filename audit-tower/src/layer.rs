@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use audit_core::{Action, AuditSink, Limits, Redactor};
+use audit_core::{Action, AuditSink, IntentStore, Limits, Redactor};
 use http::HeaderName;
 use tower::Layer;
 
@@ -132,6 +132,29 @@ impl AuditLayer {
             c.routes.set_redactor(redactor.clone());
             c.redactor = redactor;
         })
+    }
+
+    /// Stores intents in `store` for the routes whose [`RouteRule::intent`] asks for one: the
+    /// entry, with the outcome `unknown`, is written there before the handler runs, and
+    /// removed once the final entry is stored. Run `store`'s
+    /// [`recover_intents`](audit_core::IntentStore::recover_intents) when the service starts,
+    /// so intents left by a process that died become entries.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::{AuditLayer, RouteRule};
+    /// use http::Method;
+    ///
+    /// let store = MemoryStore::new();
+    /// // Refunds happen at the payment provider: no transaction holds them with their entry.
+    /// let layer = AuditLayer::new(store.clone())
+    ///     .intents(store.clone())
+    ///     .rule(RouteRule::new(Method::POST, "/payments/{id}/refund").intent());
+    /// # let _ = layer;
+    /// ```
+    pub fn intents(self, store: impl IntentStore) -> Self {
+        let store: Arc<dyn IntentStore> = Arc::new(store);
+        self.with(|c| c.intents = Some(store))
     }
 
     /// The field bounds (default: [`Limits::default`]).

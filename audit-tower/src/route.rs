@@ -54,6 +54,7 @@ pub struct RouteRule {
     entity_type: Option<String>,
     entity_id_param: Option<String>,
     skip: bool,
+    intent: bool,
 }
 
 impl RouteRule {
@@ -66,6 +67,7 @@ impl RouteRule {
             entity_type: None,
             entity_id_param: None,
             skip: false,
+            intent: false,
         }
     }
 
@@ -101,6 +103,16 @@ impl RouteRule {
         self
     }
 
+    /// Stores an intent before the handler runs, in the layer's
+    /// [`intents`](crate::AuditLayer::intents) store: for routes whose change lives outside
+    /// the service's database, so that a process that dies mid-request leaves an entry whose
+    /// outcome is `unknown` instead of a change with no entry. A request whose intent cannot
+    /// be stored is refused with `503` before its handler runs.
+    pub fn intent(mut self) -> Self {
+        self.intent = true;
+        self
+    }
+
     fn matches(&self, method: &Method) -> bool {
         self.method.as_ref().is_none_or(|m| m == method)
     }
@@ -117,6 +129,8 @@ pub(crate) struct Derived {
     /// Whether that parameter's name is sensitive (`/password-resets/{token}`): its value is
     /// recorded as [`REDACTED`](audit_core::REDACTED), never as it is.
     pub id_secret: bool,
+    /// Whether an intent is stored before the handler runs.
+    pub intent: bool,
     /// The route template itself.
     pub route: Box<str>,
 }
@@ -132,6 +146,7 @@ impl Derived {
             entity_type,
             id_from_end: None,
             id_secret: false,
+            intent: false,
             route,
         }
     }
@@ -248,10 +263,12 @@ impl Routes {
                 .map(|i| segments.len() - 1 - i)
                 .filter(|_| !wildcard),
             id_secret: false,
+            intent: false,
             route: Box::from(route),
         };
         if let Some(rule) = rule {
             derived.skip = rule.skip;
+            derived.intent = rule.intent;
             if let Some(action) = &rule.action {
                 derived.action = action.clone();
             }

@@ -15,7 +15,7 @@ use crate::capture::capture;
 use crate::config::Config;
 use crate::context::AuditContext;
 use crate::delivery::{Queue, Reserve};
-use crate::future::{Pending, ResponseFuture};
+use crate::future::{Pending, ResponseFuture, store_intent};
 use crate::route::is_safe;
 
 /// The service made by [`AuditLayer`](crate::AuditLayer).
@@ -91,14 +91,24 @@ where
             Reserve::Full => return ResponseFuture::refused(),
             Reserve::NoRuntime => None,
         };
+        let wants_intent = capture.id.is_some();
         let context = match &queue {
             Some(queue) => queue.context(config, capture),
             None => AuditContext::new(config.clone(), capture),
         };
         req.extensions_mut().insert(context.clone());
+        // The inner service's future is made now and polled only once the intent is stored:
+        // axum's handlers (like most services) start their work when first polled.
+        let intent = if wants_intent {
+            context
+                .intent()
+                .map(|(entry, store)| store_intent(entry, store))
+        } else {
+            None
+        };
         // Made before the inner service is called: if `call` itself panics, dropping it
         // still settles the entry and gives its queue slot back.
         let pending = Pending::new(context, config.clone(), queue);
-        ResponseFuture::running(inner.call(req), pending)
+        ResponseFuture::running(inner.call(req), pending, intent)
     }
 }

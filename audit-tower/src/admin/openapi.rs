@@ -48,6 +48,7 @@ fn schema(kind: ValueType) -> Value {
             Outcome::Success.as_str(),
             Outcome::Failure.as_str(),
             Outcome::Denied.as_str(),
+            Outcome::Unknown.as_str(),
         ]),
         ValueType::DateTime => json!({"type": "string", "format": "date-time"}),
         ValueType::Order => json!({"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
