@@ -719,10 +719,10 @@ async fn clear_intents(batch: &[AuditContext], ids: &mut Vec<Uuid>) {
     if ids.is_empty() {
         return;
     }
-    if let Some(store) = batch.iter().find_map(AuditContext::intent_store) {
-        if let Err(error) = store.clear_intents(ids).await {
-            tracing::warn!(%error, intents = ids.len(), "audit: clearing the intents of stored entries failed; the next recovery removes them");
-        }
+    if let Some(store) = batch.iter().find_map(AuditContext::intent_store)
+        && let Err(error) = store.clear_intents(ids).await
+    {
+        tracing::warn!(%error, intents = ids.len(), "audit: clearing the intents of stored entries failed; the next recovery removes them");
     }
     ids.clear();
 }
