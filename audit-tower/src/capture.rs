@@ -652,6 +652,7 @@ mod tests {
             key,
             actor: None,
             tenant: None,
+            id: None,
         }
     }
 
