@@ -201,35 +201,6 @@ impl Stream for Items {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
-    use super::*;
-    use crate::Action;
-
-    #[tokio::test]
-    async fn clones_share_entries_and_repeated_ids_are_skipped() {
-        let store = MemoryStore::new();
-        let writer = store.clone();
-        let entry = AuditEntry::new(Action::Create);
-        writer.record(entry.clone()).await.unwrap();
-        writer.record(entry.clone()).await.unwrap();
-        writer
-            .record_batch(vec![entry.clone(), AuditEntry::new(Action::Delete)])
-            .await
-            .unwrap();
-        let entries = store.entries();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].id, entry.id);
-        assert_eq!(entries[1].action, Action::Delete);
-        assert_eq!(store.take().len(), 2);
-        assert!(store.is_empty());
-        // Taken entries are gone, ids included: the same entry is stored again.
-        writer.record(entry).await.unwrap();
-        assert_eq!(store.len(), 1);
-    }
-}
-
 #[async_trait]
 impl IntentStore for MemoryStore {
     async fn record_intents(&self, intents: &[AuditEntry]) -> Result<(), SinkError> {
@@ -259,5 +230,34 @@ impl IntentStore for MemoryStore {
             entries.add(intent);
         }
         Ok(recovered)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::Action;
+
+    #[tokio::test]
+    async fn clones_share_entries_and_repeated_ids_are_skipped() {
+        let store = MemoryStore::new();
+        let writer = store.clone();
+        let entry = AuditEntry::new(Action::Create);
+        writer.record(entry.clone()).await.unwrap();
+        writer.record(entry.clone()).await.unwrap();
+        writer
+            .record_batch(vec![entry.clone(), AuditEntry::new(Action::Delete)])
+            .await
+            .unwrap();
+        let entries = store.entries();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, entry.id);
+        assert_eq!(entries[1].action, Action::Delete);
+        assert_eq!(store.take().len(), 2);
+        assert!(store.is_empty());
+        // Taken entries are gone, ids included: the same entry is stored again.
+        writer.record(entry).await.unwrap();
+        assert_eq!(store.len(), 1);
     }
 }
