@@ -3,3 +3,4 @@
 #![cfg(feature = "test-suite")]
 
 audit_core::store_suite!(audit_core::MemoryStore::new());
+audit_core::intent_suite!(audit_core::MemoryStore::new());

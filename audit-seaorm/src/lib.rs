@@ -34,6 +34,7 @@
 mod convert;
 pub mod entity;
 mod error;
+mod intents;
 pub mod migration;
 mod options;
 mod read;

@@ -310,6 +310,11 @@ impl SeaOrmStore {
         &self.db
     }
 
+    /// The connection writes go through (on a SQLite file, one of its own).
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
     /// Stores `entries`, skipping ids already stored. A batch that takes more than one
     /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
     /// transaction, so it is stored whole or not at all.

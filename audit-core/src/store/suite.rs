@@ -48,6 +48,15 @@ macro_rules! store_suite {
     };
 }
 
+/// Runs the intent cases (stores that are also an [`IntentStore`](crate::IntentStore)) against
+/// stores made by an expression, as [`store_suite!`](crate::store_suite) does.
+#[macro_export]
+macro_rules! intent_suite {
+    ($make:expr) => {
+        $crate::store_suite!(@cases $make; intents_become_entries_of_unknown_outcome_once);
+    };
+}
+
 /// The names of the cases [`store_suite!`](crate::store_suite) runs, in order.
 pub const CASES: &[&str] = &[
     "every_field_round_trips",
@@ -1102,4 +1111,67 @@ pub async fn unscoped_queries_see_every_tenant<S: AuditStore + AuditSink>(store:
         "{}",
         name::<S>()
     );
+}
+
+/// Intents: recorded twice, stored once; one completed normally (final entry, intent cleared),
+/// one whose final entry was stored before the process died, one left alone. Recovery turns
+/// only the last into an entry of outcome `unknown`, keeps the final entry of the second, and
+/// leaves no intent behind; young intents are not recovered.
+pub async fn intents_become_entries_of_unknown_outcome_once<S>(store: &S)
+where
+    S: AuditStore + AuditSink + crate::IntentStore,
+{
+    let t = tenant();
+    let intent = |id: &str| {
+        AuditEntry::builder(Action::Custom("Refund".into()))
+            .tenant(&t)
+            .entity("Payment", id)
+            .outcome(Outcome::Unknown)
+            .build()
+    };
+    let (left, finished, completed) = (intent("left"), intent("finished"), intent("completed"));
+    let all = [left.clone(), finished.clone(), completed.clone()];
+    store.record_intents(&all).await.unwrap();
+    store.record_intents(&all[..1]).await.unwrap();
+    let done = |mut entry: AuditEntry| {
+        entry.outcome = Outcome::Success;
+        entry.status = Some(200);
+        entry
+    };
+    store.record(done(completed.clone())).await.unwrap();
+    store.clear_intents(&[completed.id]).await.unwrap();
+    store.record(done(finished.clone())).await.unwrap();
+    assert_eq!(stored(store, &t).await, 2, "{}", name::<S>());
+
+    // Younger than an hour: nothing to recover yet.
+    assert_eq!(
+        store
+            .recover_intents(std::time::Duration::from_secs(3_600))
+            .await
+            .unwrap(),
+        0,
+        "{}",
+        name::<S>()
+    );
+    let recovered = store
+        .recover_intents(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(recovered >= 2, "{} recovered {recovered}", name::<S>());
+    let entries = all_pages(store, &AuditQuery::new(Scope::tenant(&t))).await;
+    let outcome_of = |id| {
+        let found: Vec<&AuditEntry> = entries.iter().filter(|e| e.id == id).collect();
+        assert_eq!(found.len(), 1, "{}: entry {id} stored once", name::<S>());
+        (found[0].outcome, found[0].status)
+    };
+    assert_eq!(outcome_of(left.id), (Outcome::Unknown, None));
+    assert_eq!(outcome_of(finished.id), (Outcome::Success, Some(200)));
+    assert_eq!(outcome_of(completed.id), (Outcome::Success, Some(200)));
+    assert_eq!(entries.len(), 3);
+    // Nothing is left to recover.
+    store
+        .recover_intents(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(stored(store, &t).await, 3, "{}", name::<S>());
 }

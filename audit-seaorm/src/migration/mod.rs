@@ -2,7 +2,8 @@
 //! [`m20260101_000001_create_audit_log`] (the table and its indexes),
 //! [`m20261122_000002_free_text_index`] (PostgreSQL's free-text indexes; nothing elsewhere) and
 //! [`m20261130_000003_mysql_exact_text`] (binary collation on MySQL and MariaDB for a table
-//! created otherwise; nothing elsewhere).
+//! created otherwise; nothing elsewhere) and [`m20261201_000004_create_audit_intent`] (the
+//! intents of requests in flight).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -20,6 +21,7 @@
 //!             Box::new(audit_seaorm::migration::m20260101_000001_create_audit_log::Migration),
 //!             Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
 //!             Box::new(audit_seaorm::migration::m20261130_000003_mysql_exact_text::Migration),
+//!             Box::new(audit_seaorm::migration::m20261201_000004_create_audit_intent::Migration),
 //!         ]
 //!     }
 //! }
@@ -42,8 +44,9 @@ use sea_orm_migration::prelude::*;
 pub mod m20260101_000001_create_audit_log;
 pub mod m20261122_000002_free_text_index;
 pub mod m20261130_000003_mysql_exact_text;
+pub mod m20261201_000004_create_audit_intent;
 
-/// Creates and upgrades the `audit_log` table.
+/// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Migrator;
 
@@ -54,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000001_create_audit_log::Migration),
             Box::new(m20261122_000002_free_text_index::Migration),
             Box::new(m20261130_000003_mysql_exact_text::Migration),
+            Box::new(m20261201_000004_create_audit_intent::Migration),
         ]
     }
 

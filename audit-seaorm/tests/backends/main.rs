@@ -17,6 +17,7 @@ macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             audit_core::store_suite!(crate::support::sqlite().await);
+            audit_core::intent_suite!(crate::support::sqlite().await);
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
@@ -27,6 +28,12 @@ macro_rules! suite {
         }
         mod postgres {
             audit_core::store_suite!({
+                let Some(backend) = crate::support::postgres().await else {
+                    return;
+                };
+                backend
+            });
+            audit_core::intent_suite!({
                 let Some(backend) = crate::support::postgres().await else {
                     return;
                 };
@@ -43,6 +50,12 @@ macro_rules! suite {
         }
         mod mysql {
             audit_core::store_suite!({
+                let Some(backend) = crate::support::mysql().await else {
+                    return;
+                };
+                backend
+            });
+            audit_core::intent_suite!({
                 let Some(backend) = crate::support::mysql().await else {
                     return;
                 };

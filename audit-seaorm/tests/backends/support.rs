@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
-use audit_core::{AuditEntry, AuditSink, SinkError};
+use audit_core::{AuditEntry, AuditSink, IntentStore, SinkError};
 use audit_seaorm::SeaOrmStore;
 use futures_util::stream::BoxStream;
 use tokio::sync::OnceCell;
@@ -144,5 +144,20 @@ impl AuditStore for Backend {
 
     fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
         self.store.export(query)
+    }
+}
+
+#[async_trait]
+impl IntentStore for Backend {
+    async fn record_intents(&self, intents: &[AuditEntry]) -> Result<(), SinkError> {
+        self.store.record_intents(intents).await
+    }
+
+    async fn clear_intents(&self, ids: &[Uuid]) -> Result<(), SinkError> {
+        self.store.clear_intents(ids).await
+    }
+
+    async fn recover_intents(&self, older_than: std::time::Duration) -> Result<u64, SinkError> {
+        self.store.recover_intents(older_than).await
     }
 }
