@@ -254,7 +254,8 @@ pub struct DeliveryStats {
     /// Synchronous mode: responses that stopped waiting for a failing sink and left their
     /// entry to the writer.
     pub handed_off: u64,
-    /// Requests refused with `503` because every slot was held.
+    /// Requests refused with `503` before their handler ran: every slot was held, or the
+    /// request's intent could not be stored.
     pub refused: u64,
     /// How long the oldest entry not yet stored has waited since its request came in, in
     /// milliseconds; `None` when nothing waits.
@@ -397,8 +398,7 @@ impl Queue {
             }
             Reserve::Taken
         } else {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(metric::REFUSED).increment(1);
+            self.count_refusal();
             if !self.refusing.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     capacity = self.settings.capacity,
@@ -426,6 +426,12 @@ impl Queue {
             Some(recycled) => AuditContext::reuse(recycled, config, capture),
             None => AuditContext::new(config.clone(), capture),
         }
+    }
+
+    /// Counts a request refused with `503` (queue full, or its intent could not be stored).
+    pub fn count_refusal(&self) {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(metric::REFUSED).increment(1);
     }
 
     /// Gives back a slot whose request produced no entry.

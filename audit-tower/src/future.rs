@@ -265,6 +265,9 @@ where
                             // The handler never runs: nothing changed, nothing to record.
                             if let Some(pending) = pending.take() {
                                 pending.context.skip();
+                                if let Some(queue) = &pending.queue {
+                                    queue.count_refusal();
+                                }
                             }
                             this.phase.set(Phase::Refused);
                             continue;

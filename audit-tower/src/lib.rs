@@ -44,7 +44,7 @@
 //! | `audit_entries_written_total` | counter | entries stored |
 //! | `audit_write_failures_total` | counter | failed attempts to store a batch (each is retried) |
 //! | `audit_entries_handed_off_total` | counter | synchronous responses that stopped waiting for a failing sink |
-//! | `audit_requests_refused_total` | counter | requests refused with `503`: every queue slot held |
+//! | `audit_requests_refused_total` | counter | requests refused with `503` before their handler: every queue slot held, or the intent not stored |
 //! | `audit_entries_queued` | gauge | entries not yet stored |
 //! | `audit_oldest_queued_seconds` | gauge | age of the oldest entry being written |
 #![forbid(unsafe_code)]

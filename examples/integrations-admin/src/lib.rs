@@ -201,8 +201,15 @@ impl Default for AuditOptions {
 /// The audit layer of the service, delivering into the store. Keep a clone to
 /// [`flush`](AuditLayer::flush) at shutdown.
 pub fn audit_layer(state: &AppState, options: &AuditOptions) -> AuditLayer {
-    use audit_tower::{Buffered, Synchronous};
-    let layer = AuditLayer::new(state.store.clone());
+    use audit_tower::{Buffered, RouteRule, Synchronous};
+    // Creating a tenant also provisions it outside this database (in a real service, a billing
+    // account), so no transaction can hold the whole change with its entry: the layer stores
+    // an intent before the handler runs. A process that dies mid-request leaves an entry whose
+    // outcome is `unknown` (once `recover_intents` runs at the next start), never a tenant
+    // without an entry.
+    let layer = AuditLayer::new(state.store.clone())
+        .intents(state.store.clone())
+        .rule(RouteRule::new(axum::http::Method::POST, "/tenants").intent());
     match (options.delivery, options.queue_capacity) {
         (Delivery::Synchronous, None) => layer,
         (Delivery::Synchronous, Some(slots)) => layer.synchronous(Synchronous::new(slots)),

@@ -10,6 +10,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use audit_core::IntentStore;
+
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -62,7 +64,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .filter(|t| !t.is_empty());
     state.demo_admin_token_hash = token.as_deref().map(integrations_admin::auth::sha256_hex);
+    // Intents left by a process that died mid-request become entries of outcome `unknown`.
+    // Any age: this is the only instance. (Replicas would pass an age no request reaches.)
+    let recovered = state.store.recover_intents(Duration::ZERO).await?;
+    if recovered > 0 {
+        println!("recovered {recovered} audit intents of requests a previous run did not finish");
+    }
     let demo = integrations_admin::seed_demo(&state).await?;
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
 
@@ -99,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await?;
     // Requests have all been answered; store what the audit writer still holds.
     if tokio::time::timeout(Duration::from_secs(10), audit.flush())
@@ -113,25 +122,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM (what container platforms and `kill` send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C, or SIGTERM (what container platforms and `kill` send). Made before the banner is
+/// printed, so a signal sent as soon as the service says it listens is not missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        println!("shutting down");
     }
-    println!("shutting down");
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audit_core::Action;
 use audit_core::store::{AuditQuery, AuditStore, Scope};
+use audit_core::{Action, Outcome};
 use audit_seaorm::SeaOrmStore;
 use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, Database, Statement};
@@ -144,7 +144,15 @@ pub struct Target {
     pub entity_type: &'static str,
 }
 
-/// Tenants: recorded by the audit layer through its queue.
+/// API keys: recorded by the audit layer through its queue.
+pub const API_KEYS: Target = Target {
+    path: "/api-keys",
+    table: "api_keys",
+    entity_type: "ApiKey",
+};
+
+/// Tenants: an intent is stored before the handler runs, then the entry goes through the
+/// queue.
 pub const TENANTS: Target = Target {
     path: "/tenants",
     table: "tenants",
@@ -168,6 +176,9 @@ pub async fn load(
     clients: usize,
     pause: Duration,
 ) -> Tally {
+    // Names (and request ids) differ from one load to the next on the same database.
+    static LOADS: AtomicUsize = AtomicUsize::new(0);
+    let tag = LOADS.fetch_add(1, Ordering::SeqCst);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -188,7 +199,8 @@ pub async fn load(
                 let sent = http
                     .post(format!("{base}{}", target.path))
                     .bearer_auth(TOKEN)
-                    .json(&serde_json::json!({"name": format!("load-{n}"), "host": "h.example"}))
+                    .header("x-request-id", format!("load-{tag}-{n}"))
+                    .json(&serde_json::json!({"name": format!("load-{tag}-{n}"), "host": "h.example"}))
                     .send()
                     .await;
                 let response = match sent {
@@ -261,21 +273,31 @@ pub async fn health(base: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Checks the database after a load: every object created has exactly one `Create` entry,
-/// every `201` is a stored object, no entry id repeats, and no object exists that no `201`
-/// accounts for beyond the requests that got no answer (a `503` changed nothing).
-pub async fn verify(url: &str, target: Target, tally: &Tally) {
+/// Checks the database after a load: every object created has exactly one `Create` entry
+/// (found by the request id, which is the object's name, so entries made from an intent count
+/// too), every `201` is a stored object, no entry id repeats, and no object
+/// exists that no `201` accounts for beyond the requests that got no answer (a `503` changed
+/// nothing). Returns the entries' outcomes, counted.
+pub async fn verify(url: &str, target: Target, tally: &Tally) -> HashMap<Outcome, usize> {
     let db = Database::connect(url).await.unwrap();
     let backend = db.get_database_backend();
-    let rows: HashSet<String> = db
+    let rows: HashMap<String, String> = db
         .query_all_raw(Statement::from_string(
             backend,
-            format!("SELECT id FROM {} WHERE name LIKE 'load-%'", target.table),
+            format!(
+                "SELECT id, name FROM {} WHERE name LIKE 'load-%'",
+                target.table
+            ),
         ))
         .await
         .unwrap()
         .iter()
-        .map(|row| row.try_get::<String>("", "id").unwrap())
+        .map(|row| {
+            (
+                row.try_get::<String>("", "id").unwrap(),
+                row.try_get::<String>("", "name").unwrap(),
+            )
+        })
         .collect();
     let store = SeaOrmStore::new(db.clone());
     let query = AuditQuery::new(Scope::All)
@@ -286,20 +308,25 @@ pub async fn verify(url: &str, target: Target, tally: &Tally) {
         .map(|entry| entry.unwrap())
         .collect()
         .await;
-    let mut per_profile: HashMap<&str, usize> = HashMap::new();
+    let mut per_request: HashMap<&str, usize> = HashMap::new();
     let mut ids = HashSet::new();
+    let mut outcomes = HashMap::new();
     for entry in &entries {
         assert!(ids.insert(entry.id), "entry {} is stored twice", entry.id);
-        if let Some(profile) = entry.entity_id.as_deref() {
-            *per_profile.entry(profile).or_default() += 1;
+        if let Some(request) = entry.request_id.as_deref() {
+            *per_request.entry(request).or_default() += 1;
         }
+        *outcomes.entry(entry.outcome).or_default() += 1;
     }
     for created in &tally.created {
-        assert!(rows.contains(created), "a 201 for {created} left no row");
+        assert!(
+            rows.contains_key(created),
+            "a 201 for {created} left no row"
+        );
     }
     let without_entry: Vec<&String> = rows
-        .iter()
-        .filter(|row| per_profile.get(row.as_str()).copied() != Some(1))
+        .values()
+        .filter(|name| per_request.get(name.as_str()).copied() != Some(1))
         .collect();
     assert!(
         without_entry.is_empty(),
@@ -321,6 +348,7 @@ pub async fn verify(url: &str, target: Target, tally: &Tally) {
         tally.other
     );
     db.close().await.unwrap();
+    outcomes
 }
 
 /// The address of the PostgreSQL server in `url`.
