@@ -1,7 +1,8 @@
 //! What the workspace's tests share: the one place that reads the database servers' URLs
 //! (`AUDIT_TEST_POSTGRES_URL`, `AUDIT_TEST_MYSQL_URL`) and applies the rule that a server
 //! missing under `CI=true` fails the run instead of skipping it; a fresh database per test on
-//! any backend; a router served over real TCP; and a TCP proxy to cut a server off with.
+//! any backend; a router served over real TCP; a TCP proxy to cut a server off with; and NATS
+//! servers (the shared one, or ones a test starts and kills).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test support: a panic is a failed test
 
@@ -11,7 +12,9 @@ use std::sync::Mutex;
 
 use sea_orm::{ConnectionTrait, Database};
 
+mod nats;
 mod proxy;
+pub use nats::{NatsNode, NatsServers, nats_server_binary, nats_url};
 pub use proxy::TcpProxy;
 
 /// A database backend the suites run against.

@@ -1,10 +1,11 @@
 //! The data endpoints: list, one entry, and the three exports; and the entries that record
 //! each read of the log, made by the audit layer's own capture.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use audit_core::store::{AuditStore, Scope};
-use audit_core::{Action, AuditSink, TenantRef};
+use audit_core::{Action, AuditSink, PartHealth, TenantRef};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, State};
@@ -36,7 +37,12 @@ pub(crate) struct AdminState<S> {
     pub audit: AuditLayer,
     pub viewer: ViewerPage,
     pub openapi: Bytes,
+    /// Other parts of the pipeline reported by `GET /health`, by name.
+    pub health_parts: Vec<(String, HealthPart)>,
 }
+
+/// Reports how one part of the pipeline is doing.
+pub(crate) type HealthPart = Arc<dyn Fn() -> PartHealth + Send + Sync>;
 
 pub(crate) type AppState<S> = State<Arc<AdminState<S>>>;
 
@@ -109,22 +115,33 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub(crate) struct Health {
     /// `ok`; `degraded` when an entry has waited 5 s or more to be stored (the sink is failing
-    /// or slow); `refusing` when every queue slot is held and recorded requests get `503`.
+    /// or slow) or a part reports itself degraded; `refusing` when every queue slot is held
+    /// and recorded requests get `503`.
     status: &'static str,
     /// The audit layer's delivery figures.
     delivery: DeliveryStats,
+    /// The other parts of the pipeline the router was given (a JetStream forwarder, say), by
+    /// name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    parts: BTreeMap<String, PartHealth>,
 }
 
 impl Health {
-    fn of(delivery: DeliveryStats) -> Self {
+    fn of(delivery: DeliveryStats, parts: BTreeMap<String, PartHealth>) -> Self {
         let status = if delivery.held >= delivery.capacity {
             "refusing"
-        } else if delivery.oldest_queued_ms.is_some_and(|ms| ms >= 5_000) {
+        } else if delivery.oldest_queued_ms.is_some_and(|ms| ms >= 5_000)
+            || parts.values().any(|part| part.degraded)
+        {
             "degraded"
         } else {
             "ok"
         };
-        Health { status, delivery }
+        Health {
+            status,
+            delivery,
+            parts,
+        }
     }
 }
 
@@ -134,9 +151,14 @@ pub(crate) async fn health<S: AuditStore + AuditSink>(
     parts: Parts,
 ) -> Result<Response, AdminError> {
     shared.scope(&parts).await?;
+    let reports = shared
+        .health_parts
+        .iter()
+        .map(|(name, report)| (name.clone(), report()))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &Health::of(shared.audit.stats()),
+        &Health::of(shared.audit.stats(), reports),
     ))
 }
 

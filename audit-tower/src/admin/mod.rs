@@ -77,8 +77,8 @@ mod viewer;
 
 use std::sync::Arc;
 
-use audit_core::AuditSink;
 use audit_core::store::AuditStore;
+use audit_core::{AuditSink, PartHealth};
 use axum::Router;
 use axum::routing::get;
 
@@ -104,6 +104,7 @@ pub struct AdminRouter<S> {
     guard: Arc<dyn AdminGuard>,
     audit: AuditLayer,
     entity_types: Vec<String>,
+    health_parts: Vec<(String, handlers::HealthPart)>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AdminRouter<S> {
@@ -127,6 +128,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             store,
             guard: Arc::new(DenyAll),
             entity_types: Vec::new(),
+            health_parts: Vec::new(),
         }
     }
 
@@ -173,6 +175,31 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
         self
     }
 
+    /// Adds a part of the pipeline to `GET /health`: `report` is called on each request and
+    /// its result shown under `name`; a degraded part makes the status `degraded`.
+    /// `audit_nats::RunningForwarder::health` gives one for a JetStream forwarder.
+    ///
+    /// ```
+    /// use audit_core::{MemoryStore, PartHealth};
+    /// use audit_tower::admin;
+    ///
+    /// let audit_log = admin::router(MemoryStore::new())
+    ///     .health_part("archive", || PartHealth {
+    ///         degraded: false,
+    ///         details: serde_json::json!({"last_run": "2026-12-01T00:00:00Z"}),
+    ///     })
+    ///     .into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn health_part(
+        mut self,
+        name: impl Into<String>,
+        report: impl Fn() -> PartHealth + Send + Sync + 'static,
+    ) -> Self {
+        self.health_parts.push((name.into(), Arc::new(report)));
+        self
+    }
+
     /// The axum router, to mount with `Router::nest("/admin/audit-log", ..)` (any prefix
     /// works; the viewer finds its endpoints relative to its own address).
     pub fn into_router<T>(self) -> Router<T>
@@ -185,6 +212,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             store: self.store,
             guard: self.guard,
             audit: self.audit,
+            health_parts: self.health_parts,
         });
         Router::new()
             .route("/", get(viewer::page::<S>))

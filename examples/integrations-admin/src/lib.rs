@@ -11,6 +11,9 @@ pub mod handlers;
 pub mod model;
 pub mod seed;
 
+use std::sync::Arc;
+
+use audit_core::AuditSink;
 use audit_seaorm::{SeaOrmStore, SeaOrmTransactions};
 use audit_tower::admin::Access;
 use audit_tower::{AuditLayer, TransactionLayer};
@@ -32,6 +35,19 @@ pub struct AppState {
     /// administrator while the process runs with it set. Kept in memory only: a token that was
     /// stored as a session would outlive the variable.
     pub demo_admin_token_hash: Option<String>,
+    /// How the JetStream forwarder this process runs is doing, for the audit log's
+    /// `GET /health` (set by [`start_audit`] when it starts one).
+    pub forwarder_health: Option<ForwarderHealth>,
+}
+
+/// Reports a running forwarder's health (see [`audit_nats::RunningForwarder::health`]).
+#[derive(Clone)]
+pub struct ForwarderHealth(pub Arc<dyn Fn() -> audit_core::PartHealth + Send + Sync>);
+
+impl std::fmt::Debug for ForwarderHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ForwarderHealth").field(&(self.0)()).finish()
+    }
 }
 
 /// Why the service could not start.
@@ -43,6 +59,9 @@ pub enum SetupError {
     /// Creating the service's tables failed.
     #[error("database: {0}")]
     Db(#[from] DbErr),
+    /// Connecting to NATS, or setting up the stream or the forwarder, failed.
+    #[error("audit delivery through JetStream: {0}")]
+    Nats(#[from] audit_nats::NatsError),
 }
 
 /// Connects to `database_url` (SQLite, PostgreSQL or MySQL), creates the audit table and the
@@ -87,6 +106,7 @@ pub async fn connect_with(
         db,
         store,
         demo_admin_token_hash: None,
+        forwarder_health: None,
     })
 }
 
@@ -112,8 +132,11 @@ async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response 
 /// The audit log viewer and API, for administrators of the caller's tenant; its reads are
 /// recorded by the same layer as every change.
 fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
-    audit_tower::admin::router(state.store.clone())
-        .recorded_by(audit)
+    let mut admin = audit_tower::admin::router(state.store.clone()).recorded_by(audit);
+    if let Some(ForwarderHealth(report)) = state.forwarder_health.clone() {
+        admin = admin.health_part("forwarder", move || report());
+    }
+    admin
         .guard(
             |parts: &axum::http::request::Parts| match parts.extensions.get::<auth::Caller>() {
                 Some(caller) if caller.role == auth::ADMINISTRATOR => {
@@ -165,11 +188,17 @@ pub struct AuditOptions {
     pub delivery: Delivery,
     /// The queue's slots (the layer's default, 8,192, unless set).
     pub queue_capacity: Option<usize>,
+    /// Publish entries to JetStream at this NATS URL instead of writing them to the database.
+    pub nats_url: Option<String>,
+    /// With JetStream: whether this process also runs a forwarder into its database (default
+    /// yes; `AUDIT_FORWARDER=off` leaves that to `integrations-admin forward` processes).
+    pub forwarder: bool,
 }
 
 impl AuditOptions {
-    /// From `AUDIT_DELIVERY` (`synchronous`, the default, or `buffered`) and
-    /// `AUDIT_QUEUE_CAPACITY` (a number of slots).
+    /// From `AUDIT_DELIVERY` (`synchronous`, the default, or `buffered`),
+    /// `AUDIT_QUEUE_CAPACITY` (a number of slots), `AUDIT_NATS_URL` and `AUDIT_FORWARDER`
+    /// (`on`, the default, or `off`).
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let delivery = match var("AUDIT_DELIVERY") {
@@ -182,9 +211,20 @@ impl AuditOptions {
             })?),
             None => None,
         };
+        let forwarder = match var("AUDIT_FORWARDER").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(format!(
+                    "AUDIT_FORWARDER must be `on` or `off`, not {other:?}"
+                ));
+            }
+        };
         Ok(AuditOptions {
             delivery,
             queue_capacity,
+            nats_url: var("AUDIT_NATS_URL").map(|url| url.trim().to_owned()),
+            forwarder,
         })
     }
 }
@@ -194,6 +234,8 @@ impl Default for AuditOptions {
         AuditOptions {
             delivery: Delivery::Synchronous,
             queue_capacity: None,
+            nats_url: None,
+            forwarder: true,
         }
     }
 }
@@ -201,13 +243,18 @@ impl Default for AuditOptions {
 /// The audit layer of the service, delivering into the store. Keep a clone to
 /// [`flush`](AuditLayer::flush) at shutdown.
 pub fn audit_layer(state: &AppState, options: &AuditOptions) -> AuditLayer {
+    audit_layer_into(state.store.clone(), state, options)
+}
+
+/// The audit layer of the service, delivering into `sink` as `options` say.
+fn audit_layer_into(sink: impl AuditSink, state: &AppState, options: &AuditOptions) -> AuditLayer {
     use audit_tower::{Buffered, RouteRule, Synchronous};
     // Creating a tenant also provisions it outside this database (in a real service, a billing
     // account), so no transaction can hold the whole change with its entry: the layer stores
     // an intent before the handler runs. A process that dies mid-request leaves an entry whose
     // outcome is `unknown` (once `recover_intents` runs at the next start), never a tenant
     // without an entry.
-    let layer = AuditLayer::new(state.store.clone())
+    let layer = AuditLayer::new(sink)
         .intents(state.store.clone())
         .rule(RouteRule::new(axum::http::Method::POST, "/tenants").intent());
     match (options.delivery, options.queue_capacity) {
@@ -216,6 +263,73 @@ pub fn audit_layer(state: &AppState, options: &AuditOptions) -> AuditLayer {
         (Delivery::Buffered, None) => layer.buffered(Buffered::default()),
         (Delivery::Buffered, Some(slots)) => layer.buffered(Buffered::new(slots)),
     }
+}
+
+/// The service's audit pipeline as `options` say: its layer and, with JetStream, the
+/// forwarder this process runs.
+#[derive(Debug)]
+pub struct Audit {
+    /// The layer to put around the routes (see [`router_with`]).
+    pub layer: AuditLayer,
+    /// The forwarder from JetStream into the database, when this process runs one: stop it
+    /// after the layer's last entries are flushed.
+    pub forwarder: Option<audit_nats::RunningForwarder>,
+}
+
+/// Sets up the audit pipeline: without `nats_url`, the layer writes into the database; with
+/// it, the layer publishes to JetStream (stream `AUDIT`, created when missing) and, unless
+/// `options.forwarder` is off, a forwarder writes the stream into the database. Sets
+/// `state.forwarder_health`, so call it before [`router_with`].
+pub async fn start_audit(
+    state: &mut AppState,
+    options: &AuditOptions,
+) -> Result<Audit, SetupError> {
+    let Some(url) = options.nats_url.as_deref() else {
+        return Ok(Audit {
+            layer: audit_layer(state, options),
+            forwarder: None,
+        });
+    };
+    let jetstream = jetstream(url).await?;
+    let stream = audit_nats::StreamSettings::default();
+    let sink = audit_nats::JetStreamSink::new(jetstream.clone(), stream.clone()).await?;
+    let forwarder = match options.forwarder {
+        true => {
+            let running = forwarder(&jetstream, state).await?;
+            state.forwarder_health = Some(ForwarderHealth(Arc::new(running.health())));
+            Some(running)
+        }
+        false => None,
+    };
+    Ok(Audit {
+        layer: audit_layer_into(sink, state, options),
+        forwarder,
+    })
+}
+
+/// Connects to NATS at `url` (a comma-separated list for a cluster) and opens JetStream.
+pub async fn jetstream(url: &str) -> Result<async_nats::jetstream::Context, SetupError> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+    let client = async_nats::connect(servers)
+        .await
+        .map_err(|e| audit_nats::NatsError::Connect(url.to_owned(), e.to_string()))?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+/// Starts a forwarder of the `AUDIT` stream into `state`'s store (durable consumer
+/// `audit-forwarder`, shared by every forwarder of the service).
+pub async fn forwarder(
+    jetstream: &async_nats::jetstream::Context,
+    state: &AppState,
+) -> Result<audit_nats::RunningForwarder, SetupError> {
+    let forwarder = audit_nats::Forwarder::new(
+        jetstream,
+        &audit_nats::StreamSettings::default(),
+        state.store.clone(),
+        audit_nats::ForwarderSettings::default(),
+    )
+    .await?;
+    Ok(forwarder.spawn())
 }
 
 /// The service's routes, audited by `audit`.

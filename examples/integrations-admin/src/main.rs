@@ -5,7 +5,12 @@
 //! directory); `DEMO_ADMIN_TOKEN` fixes a bearer token for the demo administrator.
 //! `AUDIT_DELIVERY` is `synchronous` (default) or `buffered`, `AUDIT_QUEUE_CAPACITY` the
 //! audit queue's slots; `AUDIT_DATABASE_URL` gives the audit store a connection of its own to
-//! the same database.
+//! the same database. `AUDIT_NATS_URL` (such as `nats://127.0.0.1:4222`) publishes entries
+//! through JetStream, with a forwarder into the database in this process unless
+//! `AUDIT_FORWARDER=off`.
+//!
+//! `integrations-admin forward` runs only a forwarder from JetStream (`AUDIT_NATS_URL`) into
+//! the database, until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,9 +22,20 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 const DEFAULT_DATABASE: &str = "sqlite://integrations-admin.db?mode=rwc";
 
-fn addr_from_args() -> Result<SocketAddr, String> {
+/// What the command line asks for.
+enum Command {
+    /// Serve the API on this address.
+    Serve(SocketAddr),
+    /// Run a JetStream forwarder into the database, alone.
+    Forward,
+}
+
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+
+fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = std::env::var("ADDR").ok();
+    let mut forward = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -31,18 +47,41 @@ fn addr_from_args() -> Result<SocketAddr, String> {
             other if other.starts_with("--addr=") => {
                 addr = Some(other["--addr=".len()..].to_owned())
             }
+            "forward" => forward = true,
             "-h" | "--help" => {
-                println!(
-                    "usage: integrations-admin [--addr HOST:PORT]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, RUST_LOG"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
     }
+    if forward {
+        return Ok(Command::Forward);
+    }
     let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     text.parse()
+        .map(Command::Serve)
         .map_err(|_| format!("{text:?} is not an address such as 127.0.0.1:3000"))
+}
+
+/// `integrations-admin forward`: a forwarder from JetStream into the database until stopped.
+async fn forward(
+    database_url: &str,
+    options: &integrations_admin::AuditOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let url = options
+        .nats_url
+        .as_deref()
+        .ok_or("`forward` needs AUDIT_NATS_URL, such as nats://127.0.0.1:4222")?;
+    let shutdown = shutdown_signal();
+    let state = integrations_admin::connect(database_url).await?;
+    let jetstream = integrations_admin::jetstream(url).await?;
+    let running = integrations_admin::forwarder(&jetstream, &state).await?;
+    println!("forwarding audit entries from JetStream ({url}) into the database");
+    shutdown.await;
+    running.stop().await?;
+    println!("stopped");
+    Ok(())
 }
 
 #[tokio::main]
@@ -52,10 +91,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let addr = addr_from_args()?;
+    let command = command_from_args()?;
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
     let audit_options = integrations_admin::AuditOptions::from_env()?;
+    let addr = match command {
+        Command::Serve(addr) => addr,
+        Command::Forward => return forward(&database_url, &audit_options).await,
+    };
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty());
@@ -102,7 +145,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let audit = integrations_admin::audit_layer(&state, &audit_options);
+    let integrations_admin::Audit {
+        layer: audit,
+        forwarder,
+    } = integrations_admin::start_audit(&mut state, &audit_options).await?;
+    if let Some(url) = &audit_options.nats_url {
+        println!(
+            "audit entries go through JetStream at {url}{}",
+            if forwarder.is_some() {
+                ", forwarded into the database by this process"
+            } else {
+                "; run `integrations-admin forward` to store them"
+            }
+        );
+    }
     let app = integrations_admin::router_with(state, audit.clone());
     axum::serve(
         listener,
@@ -117,6 +173,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         eprintln!("the audit store did not take the last entries within 10 s");
         std::process::exit(1);
+    }
+    if let Some(forwarder) = forwarder {
+        forwarder.stop().await?;
     }
     println!("stopped");
     Ok(())
