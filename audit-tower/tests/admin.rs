@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use audit_core::store::{AuditQuery, Order, Scope};
@@ -1110,4 +1112,28 @@ async fn health_shows_how_the_layers_delivery_is_doing() {
     assert_eq!(body["status"], "refusing");
     assert_eq!(body["delivery"]["held"], 1);
     assert_eq!(body["delivery"]["queued"], 1);
+}
+
+#[tokio::test]
+async fn health_reports_the_parts_it_was_given_and_a_degraded_one_degrades_it() {
+    let store = MemoryStore::new();
+    let degraded = Arc::new(AtomicBool::new(false));
+    let app: Router = admin::router(store)
+        .guard(header_guard)
+        .health_part("forwarder", {
+            let degraded = degraded.clone();
+            move || audit_core::PartHealth {
+                degraded: degraded.load(Ordering::SeqCst),
+                details: serde_json::json!({"lag": 12}),
+            }
+        })
+        .into_router();
+    let body = get(&app, "all", "/health").await.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["parts"]["forwarder"]["details"]["lag"], 12);
+    assert_eq!(body["parts"]["forwarder"]["degraded"], false);
+    degraded.store(true, Ordering::SeqCst);
+    let body = get(&app, "all", "/health").await.json();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["parts"]["forwarder"]["degraded"], true);
 }

@@ -121,8 +121,7 @@ pub(crate) struct Health {
     /// The audit layer's delivery figures.
     delivery: DeliveryStats,
     /// The other parts of the pipeline the router was given (a JetStream forwarder, say), by
-    /// name.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// name; empty when none.
     parts: BTreeMap<String, PartHealth>,
 }
 
