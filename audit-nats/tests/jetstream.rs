@@ -7,18 +7,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::stream::StorageType;
 use async_trait::async_trait;
 use audit_core::{Action, AuditEntry, AuditSink, MemoryStore, SinkError};
-use audit_nats::{Forwarder, ForwarderSettings, JetStreamSink, StreamSettings};
+use audit_nats::{Forwarder, ForwarderSettings, JetStreamSink, RunningForwarder, StreamSettings};
 use audit_test_support::nats_url;
 use audit_tower::AuditLayer;
 use axum::Router;
 use axum::routing::post;
 use tower::ServiceExt;
 
-/// JetStream on the shared server and a stream of the test's own.
-async fn setup() -> Option<(Context, StreamSettings)> {
+/// JetStream on the shared server, a stream of the test's own, and a sink into it.
+async fn setup() -> Option<(Context, StreamSettings, JetStreamSink)> {
     let url = nats_url()?;
     let client = async_nats::connect(url).await.unwrap();
     let tag = uuid::Uuid::new_v4().simple().to_string();
@@ -28,11 +29,38 @@ async fn setup() -> Option<(Context, StreamSettings)> {
         storage: StorageType::Memory,
         ..StreamSettings::default()
     };
-    Some((async_nats::jetstream::new(client), settings))
+    let context = async_nats::jetstream::new(client);
+    let sink = JetStreamSink::new(context.clone(), settings.clone())
+        .await
+        .unwrap();
+    Some((context, settings, sink))
 }
 
 async fn cleanup(context: &Context, settings: &StreamSettings) {
     context.delete_stream(&settings.name).await.unwrap();
+}
+
+/// A forwarder with the default settings, running.
+async fn forwarder(
+    context: &Context,
+    settings: &StreamSettings,
+    sink: impl AuditSink,
+) -> RunningForwarder {
+    Forwarder::new(context, settings, sink, ForwarderSettings::default())
+        .await
+        .unwrap()
+        .spawn()
+}
+
+/// The forwarders' durable consumer, to read its state.
+async fn consumer(context: &Context, settings: &StreamSettings) -> PullConsumer {
+    context
+        .get_stream(&settings.name)
+        .await
+        .unwrap()
+        .get_consumer("audit-forwarder")
+        .await
+        .unwrap()
 }
 
 fn entries(count: usize) -> Vec<AuditEntry> {
@@ -71,12 +99,9 @@ fn sorted(mut entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
 
 #[tokio::test]
 async fn entries_go_to_their_subject_once_and_arrive_in_the_store_as_sent() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     let sent = entries(300);
     sink.record_slice(&sent[..200]).await.unwrap();
     // A retried batch: JetStream drops the 50 ids it already has.
@@ -104,15 +129,7 @@ async fn entries_go_to_their_subject_once_and_arrive_in_the_store_as_sent() {
     );
 
     let store = MemoryStore::new();
-    let forwarder = Forwarder::new(
-        &context,
-        &settings,
-        store.clone(),
-        ForwarderSettings::default(),
-    )
-    .await
-    .unwrap()
-    .spawn();
+    let forwarder = forwarder(&context, &settings, store.clone()).await;
     until_stored(&store, 300).await;
     assert_eq!(forwarder.stats().forwarded, 300);
     forwarder.stop().await.unwrap();
@@ -122,24 +139,11 @@ async fn entries_go_to_their_subject_once_and_arrive_in_the_store_as_sent() {
 
 #[tokio::test]
 async fn a_restarted_forwarder_resumes_where_it_stopped() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     let store = MemoryStore::new();
-    let start = || async {
-        Forwarder::new(
-            &context,
-            &settings,
-            store.clone(),
-            ForwarderSettings::default(),
-        )
-        .await
-        .unwrap()
-        .spawn()
-    };
+    let start = || forwarder(&context, &settings, store.clone());
     sink.record_slice(&entries(100)).await.unwrap();
     let first = start().await;
     until_stored(&store, 100).await;
@@ -159,12 +163,9 @@ async fn a_restarted_forwarder_resumes_where_it_stopped() {
 
 #[tokio::test]
 async fn forwarders_with_one_name_share_the_entries() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     let store = MemoryStore::new();
     let small_batches = ForwarderSettings {
         max_batch: 20,
@@ -218,37 +219,20 @@ impl AuditSink for Switchable {
 
 #[tokio::test]
 async fn entries_are_acknowledged_only_once_the_store_took_them() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     let store = Switchable::default();
     store.down.store(true, Ordering::SeqCst);
     sink.record_slice(&entries(50)).await.unwrap();
-    let forwarder = Forwarder::new(
-        &context,
-        &settings,
-        store.clone(),
-        ForwarderSettings::default(),
-    )
-    .await
-    .unwrap();
-    let running = forwarder.spawn();
+    let running = forwarder(&context, &settings, store.clone()).await;
     let health = running.health();
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.calls.load(Ordering::SeqCst) < 3 {
         assert!(Instant::now() < deadline, "the forwarder never tried");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = context
-        .get_stream(&settings.name)
-        .await
-        .unwrap()
-        .get_consumer("audit-forwarder")
-        .await
-        .unwrap();
+    let mut consumer = consumer(&context, &settings).await;
     let info = consumer.info().await.unwrap();
     assert_eq!(info.num_ack_pending, 50, "delivered, none acknowledged");
     assert!(store.store.is_empty());
@@ -273,12 +257,9 @@ async fn entries_are_acknowledged_only_once_the_store_took_them() {
 
 #[tokio::test]
 async fn a_message_that_is_no_entry_is_rejected_and_not_delivered_again() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     context
         .publish(
             format!("{}.acme.Junk", settings.subject_prefix),
@@ -290,27 +271,13 @@ async fn a_message_that_is_no_entry_is_rejected_and_not_delivered_again() {
         .unwrap();
     sink.record_slice(&entries(5)).await.unwrap();
     let store = MemoryStore::new();
-    let running = Forwarder::new(
-        &context,
-        &settings,
-        store.clone(),
-        ForwarderSettings::default(),
-    )
-    .await
-    .unwrap()
-    .spawn();
+    let running = forwarder(&context, &settings, store.clone()).await;
     until_stored(&store, 5).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stats = running.stats();
     assert_eq!((stats.forwarded, stats.rejected), (5, 1));
     running.stop().await.unwrap();
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = context
-        .get_stream(&settings.name)
-        .await
-        .unwrap()
-        .get_consumer("audit-forwarder")
-        .await
-        .unwrap();
+    let mut consumer = consumer(&context, &settings).await;
     let info = consumer.info().await.unwrap();
     assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
     cleanup(&context, &settings).await;
@@ -320,12 +287,9 @@ async fn a_message_that_is_no_entry_is_rejected_and_not_delivered_again() {
 /// stream, for one request at a time and for many at once.
 #[tokio::test]
 async fn a_response_goes_out_once_jetstream_has_its_entry() {
-    let Some((context, settings)) = setup().await else {
+    let Some((context, settings, sink)) = setup().await else {
         return;
     };
-    let sink = JetStreamSink::new(context.clone(), settings.clone())
-        .await
-        .unwrap();
     let layer = AuditLayer::new(sink.clone());
     let app: Router = Router::new()
         .route("/connection-profiles", post(|| async { "created" }))
@@ -355,7 +319,7 @@ async fn a_response_goes_out_once_jetstream_has_its_entry() {
 
 #[tokio::test]
 async fn bad_settings_are_refused_before_anything_is_created() {
-    let Some((context, _)) = setup().await else {
+    let Some((context, _, _)) = setup().await else {
         return;
     };
     for settings in [
