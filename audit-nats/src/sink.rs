@@ -233,25 +233,30 @@ impl JetStreamSink {
     }
 
     async fn publish(&self, entries: &[AuditEntry]) -> Result<(), SinkError> {
-        // Every publish goes out before the first acknowledgement is awaited.
-        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let payload = serde_json::to_vec(entry).map_err(|e| SinkError::Backend(e.into()))?;
-            let message = PublishMessage::build()
-                .payload(payload.into())
-                .message_id(entry.id.to_string());
-            let ack = self
-                .context
-                .send_publish(self.settings.subject(entry), message)
-                .await
-                .map_err(unavailable)?;
-            acks.push(ack);
-        }
         let (mut published, mut duplicates) = (0, 0);
-        for ack in acks {
-            let ack = ack.await.map_err(unavailable)?;
-            published += 1;
-            duplicates += u64::from(ack.duplicate);
+        // Every publish of a chunk goes out before its first acknowledgement is awaited. A
+        // chunk stays well under the client's limit of unacknowledged publishes (5,000 by
+        // default), which would otherwise wait for acknowledgements nobody awaits yet.
+        for chunk in entries.chunks(PIPELINE) {
+            let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
+            for entry in chunk {
+                let payload =
+                    serde_json::to_vec(entry).map_err(|e| SinkError::Backend(e.into()))?;
+                let message = PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(entry.id.to_string());
+                let ack = self
+                    .context
+                    .send_publish(self.settings.subject(entry), message)
+                    .await
+                    .map_err(unavailable)?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                let ack = ack.await.map_err(unavailable)?;
+                published += 1;
+                duplicates += u64::from(ack.duplicate);
+            }
         }
         self.counters
             .published
@@ -264,6 +269,9 @@ impl JetStreamSink {
         Ok(())
     }
 }
+
+/// Publishes in flight at most, per call.
+const PIPELINE: usize = 1_000;
 
 fn unavailable(error: impl std::fmt::Display) -> SinkError {
     SinkError::Unavailable(format!("JetStream: {error}"))

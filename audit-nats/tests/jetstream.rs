@@ -345,3 +345,21 @@ async fn bad_settings_are_refused_before_anything_is_created() {
         );
     }
 }
+
+/// More entries in one call than the client lets wait for an acknowledgement (5,000): they
+/// are published in chunks, not stuck waiting for acknowledgements nobody awaits.
+#[tokio::test]
+async fn a_batch_over_the_clients_limit_of_pending_acknowledgements_is_published() {
+    let Some((context, settings, sink)) = setup().await else {
+        return;
+    };
+    let many = entries(6_000);
+    let call = sink.record_slice(&many);
+    tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("publishing 6,000 entries hung")
+        .unwrap();
+    let mut stream = context.get_stream(&settings.name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 6_000);
+    cleanup(&context, &settings).await;
+}
