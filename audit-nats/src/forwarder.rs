@@ -27,8 +27,9 @@ pub struct ForwarderSettings {
     /// `record_slice` call. Default 500.
     pub max_batch: usize,
     /// How long JetStream waits for an entry's acknowledgement before delivering it again (to
-    /// this forwarder or another). While a write is being retried the forwarder tells
-    /// JetStream it is still working, so this bounds only a forwarder that died. Default 30 s.
+    /// this forwarder or another): how long the entries a dead forwarder held wait for another.
+    /// While a write is being retried the forwarder tells JetStream it is still working.
+    /// Default 10 s. Applies when the consumer is created.
     pub ack_wait: Duration,
     /// The longest pause between two attempts to store a batch (the first is 25 ms, doubling).
     /// Default 5 s.
@@ -43,7 +44,7 @@ impl Default for ForwarderSettings {
         ForwarderSettings {
             durable_name: "audit-forwarder".to_owned(),
             max_batch: 500,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
             max_backoff: Duration::from_secs(5),
             filter_subject: None,
         }
