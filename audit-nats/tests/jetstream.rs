@@ -363,3 +363,57 @@ async fn a_batch_over_the_clients_limit_of_pending_acknowledgements_is_published
     assert_eq!(stream.info().await.unwrap().state.messages, 6_000);
     cleanup(&context, &settings).await;
 }
+
+/// Two service instances (connections of their own) publish into one stream; a forwarder
+/// stores everything, and another reader (a SIEM bridge, say) reads one tenant's subjects with
+/// a consumer of its own, without taking anything from the forwarder.
+#[tokio::test]
+async fn instances_share_the_stream_and_other_readers_see_the_same_entries() {
+    let Some((context, settings, first)) = setup().await else {
+        return;
+    };
+    let other_client = async_nats::connect(nats_url().unwrap()).await.unwrap();
+    let second = JetStreamSink::new(async_nats::jetstream::new(other_client), settings.clone())
+        .await
+        .unwrap();
+    let sent = entries(90);
+    first.record_slice(&sent[..45]).await.unwrap();
+    second.record_slice(&sent[45..]).await.unwrap();
+
+    let store = MemoryStore::new();
+    let running = forwarder(&context, &settings, store.clone()).await;
+    until_stored(&store, 90).await;
+    running.stop().await.unwrap();
+
+    let siem: PullConsumer = context
+        .get_stream(&settings.name)
+        .await
+        .unwrap()
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("siem".into()),
+            filter_subject: format!("{}.acme%2Eeu.>", settings.subject_prefix),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut batch = siem.fetch().max_messages(100).messages().await.unwrap();
+    while let Some(message) = futures_util::StreamExt::next(&mut batch).await {
+        let message = message.unwrap();
+        seen.push(serde_json::from_slice::<AuditEntry>(&message.payload).unwrap());
+        message.ack().await.unwrap();
+    }
+    let acme: Vec<AuditEntry> = sent
+        .iter()
+        .filter(|e| e.tenant_id.as_deref() == Some("acme.eu"))
+        .cloned()
+        .collect();
+    assert_eq!(acme.len(), 30);
+    assert_eq!(sorted(seen), sorted(acme));
+    assert_eq!(
+        store.len(),
+        90,
+        "the forwarder stored every tenant's entries"
+    );
+    cleanup(&context, &settings).await;
+}
