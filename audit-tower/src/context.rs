@@ -5,7 +5,7 @@
 //! extracts it and adds what only it knows: the entity's name, a summary, the before and after
 //! values. When the response is ready the layer finishes the entry.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use audit_core::{Action, Actor, AuditEntry, IntentStore, Outcome, REDACTED, TenantRef, diff};
 use serde::Serialize;
@@ -97,6 +97,48 @@ impl Draft {
 }
 
 impl AuditContext {
+    /// A context that nothing records: what a handler says through it is dropped,
+    /// [`claim`](Self::claim) returns `None` and [`record_with`](Self::record_with) stores
+    /// nothing. For calling a handler that extracts an `AuditContext` outside the audit layer:
+    /// a unit test of the handler, or a benchmark's baseline without auditing. Put it into the
+    /// request extensions where the layer would have put its own:
+    ///
+    /// ```
+    /// use audit_tower::AuditContext;
+    /// use axum::{Router, extract::Request, middleware, routing::post};
+    ///
+    /// async fn revoke(audit: AuditContext) -> &'static str {
+    ///     audit.entity_name("CI deploy key");
+    ///     "revoked"
+    /// }
+    ///
+    /// let unaudited: Router = Router::new()
+    ///     .route("/api-keys/{id}/revoke", post(revoke))
+    ///     .layer(middleware::map_request(|mut req: Request| async move {
+    ///         req.extensions_mut().insert(AuditContext::detached());
+    ///         req
+    ///     }));
+    /// ```
+    pub fn detached() -> Self {
+        // Never written to: a detached draft has no capture, so there is no entry to deliver.
+        static CONFIG: OnceLock<Arc<Config>> = OnceLock::new();
+        let config = CONFIG
+            .get_or_init(|| Arc::new(Config::new(Arc::new(audit_core::TracingSink::new()))))
+            .clone();
+        AuditContext {
+            inner: Arc::new(Inner {
+                config,
+                draft: Mutex::new(Draft {
+                    capture: None,
+                    edits: None,
+                    released: None,
+                    response: None,
+                    written: None,
+                }),
+            }),
+        }
+    }
+
     pub(crate) fn new(config: Arc<Config>, capture: Capture) -> Self {
         AuditContext {
             inner: Arc::new(Inner {
