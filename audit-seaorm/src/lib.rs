@@ -43,7 +43,9 @@ mod transactions;
 mod write;
 
 pub use options::{SqliteDurability, StoreOptions};
-pub use store::{MIGRATION_LOCK_TIMEOUT, SQLITE_BUSY_TIMEOUT, SeaOrmStore};
+pub use store::{
+    MIGRATION_LOCK_TIMEOUT, SERVER_WRITER_CONNECTIONS, SQLITE_BUSY_TIMEOUT, SeaOrmStore,
+};
 pub use transactions::SeaOrmTransactions;
 pub use write::{insert_entries, insert_entry, record_in};
 

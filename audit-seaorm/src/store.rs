@@ -47,10 +47,16 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SeaOrmStore {
     /// Reads, and whatever the user does through [`SeaOrmStore::connection`].
     db: DatabaseConnection,
-    /// The store's own writes and migrations: on a SQLite file opened by
-    /// [`SeaOrmStore::connect_with`], a pool of one connection; otherwise `db`.
+    /// The store's own writes and migrations: a pool of its own when the store opened the
+    /// connections ([`SeaOrmStore::connect_with`]: one connection on a SQLite file,
+    /// [`SERVER_WRITER_CONNECTIONS`] on a server); `db` when given one by [`SeaOrmStore::new`].
     writer: DatabaseConnection,
 }
+
+/// Connections the store keeps for its own writes on PostgreSQL and MySQL, apart from the pool
+/// it reads with and hands out as [`SeaOrmStore::connection`]. The writer task writes one batch
+/// at a time; the others serve intents and concurrent writers (the admin router's reads).
+pub const SERVER_WRITER_CONNECTIONS: u32 = 4;
 
 /// Opens a SQLite pool, retrying while the file is locked. Setting up a connection switches the
 /// file to WAL mode, which needs a moment of exclusive access that SQLite does not wait for:
@@ -217,12 +223,25 @@ impl SeaOrmStore {
     /// connection's settings, and [`new`](Self::new) uses your connection as it is.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
-            let mut connect = base_options(url);
-            connect
-                .acquire_timeout(options.acquire_timeout)
-                .connect_timeout(options.acquire_timeout);
-            let db = Database::connect(connect).await.map_err(store_error)?;
-            let store = SeaOrmStore::new(db);
+            let server = |max_connections: Option<u32>| {
+                let mut connect = base_options(url);
+                connect
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_timeout(options.acquire_timeout);
+                if let Some(max) = max_connections {
+                    connect.max_connections(max).min_connections(1);
+                }
+                connect
+            };
+            // The store's writes get connections of their own: in a pool shared with the
+            // service, the writer queued behind the service's handlers for a connection while
+            // their responses waited for the writer (synchronous delivery on PostgreSQL, 32
+            // clients: see docs/decisions/0047).
+            let writer = Database::connect(server(Some(SERVER_WRITER_CONNECTIONS)))
+                .await
+                .map_err(store_error)?;
+            let db = Database::connect(server(None)).await.map_err(store_error)?;
+            let store = SeaOrmStore { db, writer };
             store.migrate().await?;
             return Ok(store);
         }

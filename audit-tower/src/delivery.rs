@@ -411,6 +411,7 @@ impl Queue {
 
     /// Takes a slot even when every one is held, for an entry whose action already happened
     /// (a read of the log that was served); `false` when there is no runtime for the writer.
+    #[cfg(feature = "admin")]
     pub fn reserve_served(self: &Arc<Self>) -> bool {
         if !self.writer.load(Ordering::Acquire) && !self.start_writer() {
             return false;
