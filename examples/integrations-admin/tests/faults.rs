@@ -27,34 +27,14 @@ async fn buffered_store_outage_loses_nothing_and_refusals_stop_within_a_second()
     let Some(db) = fresh_db(Backend::Postgres).await else {
         return;
     };
-    let proxy = TcpProxy::start(postgres_addr(&db.url)).await;
-    let service = Service::start(&[
-        ("DATABASE_URL", db.url.as_str()),
-        (
-            "AUDIT_DATABASE_URL",
-            &support::through(&db.url, proxy.addr()),
-        ),
-        ("AUDIT_DELIVERY", "buffered"),
-        ("AUDIT_QUEUE_CAPACITY", "256"),
-    ]);
-    let running = load(
-        service.base(),
-        API_KEYS,
-        2_000,
-        32,
-        Duration::from_millis(16),
-    );
-    let outage = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        proxy.cut().await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        proxy.restore().await;
-        if std::env::var("FAULTS_DEBUG").is_ok() {
-            eprintln!("restored at {:?}", chrono::Utc::now());
-        }
-        Instant::now()
-    };
-    let (tally, restored) = tokio::join!(running, outage);
+    let (service, _proxy, tally, restored) = store_outage(
+        &db.url,
+        &[
+            ("AUDIT_DELIVERY", "buffered"),
+            ("AUDIT_QUEUE_CAPACITY", "256"),
+        ],
+    )
+    .await;
     assert!(
         !tally.refused.is_empty(),
         "the outage never filled the queue: {tally:?}"
@@ -93,30 +73,8 @@ async fn synchronous_store_outage_loses_nothing() {
     let Some(db) = fresh_db(Backend::Postgres).await else {
         return;
     };
-    let proxy = TcpProxy::start(postgres_addr(&db.url)).await;
-    let service = Service::start(&[
-        ("DATABASE_URL", db.url.as_str()),
-        (
-            "AUDIT_DATABASE_URL",
-            &support::through(&db.url, proxy.addr()),
-        ),
-        ("AUDIT_DELIVERY", "synchronous"),
-    ]);
-    let running = load(
-        service.base(),
-        API_KEYS,
-        2_000,
-        32,
-        Duration::from_millis(16),
-    );
-    let outage = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        proxy.cut().await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        proxy.restore().await;
-        Instant::now()
-    };
-    let (tally, restored) = tokio::join!(running, outage);
+    let (service, _proxy, tally, restored) =
+        store_outage(&db.url, &[("AUDIT_DELIVERY", "synchronous")]).await;
     assert!(tally.refused.is_empty(), "{tally:?}");
     assert!(
         tally.last_created.is_some_and(|at| at > restored),
@@ -208,4 +166,38 @@ async fn killed_under_load_no_committed_change_lacks_its_entry() {
             profiles.unanswered + tenants.unanswered,
         );
     }
+}
+
+/// Starts the service on `url` with `env`, its audit store reaching the database through a
+/// proxy, and runs 32 clients making 2,000 `POST /api-keys` while the proxy drops the store's
+/// connections for 3 s. Returns the service and the proxy (both still running), what the
+/// clients saw and when the database came back.
+async fn store_outage(url: &str, env: &[(&str, &str)]) -> (Service, TcpProxy, Tally, Instant) {
+    let proxy = TcpProxy::start(postgres_addr(url)).await;
+    let through = support::through(url, proxy.addr());
+    let mut all = vec![
+        ("DATABASE_URL", url),
+        ("AUDIT_DATABASE_URL", through.as_str()),
+    ];
+    all.extend_from_slice(env);
+    let service = Service::start(&all);
+    let running = load(
+        service.base(),
+        API_KEYS,
+        2_000,
+        32,
+        Duration::from_millis(16),
+    );
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        proxy.cut().await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        proxy.restore().await;
+        if std::env::var("FAULTS_DEBUG").is_ok() {
+            eprintln!("restored at {:?}", chrono::Utc::now());
+        }
+        Instant::now()
+    };
+    let (tally, restored) = tokio::join!(running, outage);
+    (service, proxy, tally, restored)
 }
