@@ -85,15 +85,27 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_entry() {
     let publish_time = killed_at.elapsed();
 
     let store = MemoryStore::new();
-    let running = Forwarder::new(
-        &context,
-        &settings,
-        store.clone(),
-        ForwarderSettings::default(),
-    )
-    .await
-    .unwrap()
-    .spawn();
+    // The cluster may still be settling after the kill: the consumer's creation is retried
+    // as a service's start-up would be.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let made = Forwarder::new(
+            &context,
+            &settings,
+            store.clone(),
+            ForwarderSettings::default(),
+        );
+        match made.await {
+            Ok(forwarder) => break forwarder.spawn(),
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no forwarder after 30 s: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.len() < ENTRIES {
         assert!(
@@ -111,7 +123,8 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_entry() {
     assert_eq!(stored.len(), stored_set.len(), "an entry is stored twice");
     assert_eq!(stored_set, acknowledged);
     // JetStream itself kept one message per id, whatever was retried.
-    assert_eq!(stream.info().await.unwrap().state.messages, ENTRIES as u64);
+    let info = stream.info().await.expect("stream info after the kill");
+    assert_eq!(info.state.messages, ENTRIES as u64);
     eprintln!(
         "cluster: leader {leader} killed after {} of {ENTRIES} entries; {} failed publishes \
          retried; the rest published in {publish_time:?}",

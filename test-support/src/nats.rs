@@ -130,37 +130,22 @@ pub struct NatsServers {
 impl NatsServers {
     /// One server, or `None` when there is no `nats-server` (see [`nats_server_binary`]).
     pub fn single() -> Option<Self> {
-        let binary = nats_server_binary()?;
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut node = NatsNode {
-            port,
-            args: vec![
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                dir.path().join("n0").display().to_string(),
-            ],
-            binary,
-            child: None,
-        };
-        node.spawn();
-        Some(NatsServers {
-            nodes: vec![node],
-            _dir: dir,
-        })
+        Self::start(1)
     }
 
     /// A three-node JetStream cluster on loopback ports, or `None` when there is no
     /// `nats-server`. JetStream elects its leaders a few seconds after the start: retry the
     /// first stream creation.
     pub fn cluster() -> Option<Self> {
+        Self::start(3)
+    }
+
+    /// `count` servers named `n0`, `n1`, ..., routed to each other when more than one, each
+    /// with its store in a directory of its own.
+    fn start(count: usize) -> Option<Self> {
         let binary = nats_server_binary()?;
         let dir = tempfile::tempdir().unwrap();
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..count).map(|_| free_port()).collect();
         let route_list = routes
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
@@ -169,25 +154,30 @@ impl NatsServers {
         let mut nodes = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             let port = free_port();
-            nodes.push(NatsNode {
-                port,
-                args: vec![
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-n".into(),
-                    format!("n{i}"),
-                    "-js".into(),
-                    "-sd".into(),
-                    dir.path().join(format!("n{i}")).display().to_string(),
+            let mut args = vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-n".into(),
+                format!("n{i}"),
+                "-js".into(),
+                "-sd".into(),
+                dir.path().join(format!("n{i}")).display().to_string(),
+            ];
+            if count > 1 {
+                args.extend([
                     "--cluster_name".into(),
                     "c".into(),
                     "-cluster".into(),
                     format!("nats://127.0.0.1:{route}"),
                     "-routes".into(),
                     route_list.clone(),
-                ],
+                ]);
+            }
+            nodes.push(NatsNode {
+                port,
+                args,
                 binary: binary.clone(),
                 child: None,
             });
