@@ -44,6 +44,11 @@ const DEFAULT_CAPACITY: usize = 8_192;
 /// The longest wait between two attempts to store a failed batch, by default: short, so that
 /// once the sink is back the queue drains (and refusals stop) within a fraction of a second.
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(100);
+/// A synchronous response hands its entry off at most `wait / TICKS_PER_WAIT` after its
+/// `wait` has passed.
+const TICKS_PER_WAIT: u32 = 10;
+/// The shortest tick: a zero `wait` must not spin.
+const MIN_TICK: Duration = Duration::from_millis(1);
 /// The first wait after a failed attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 
@@ -465,7 +470,10 @@ impl Queue {
         let Some(wait) = self.settings.wait else {
             return;
         };
-        let deadline = tokio::time::Instant::now() + wait;
+        // No timer per response: the writer wakes the waiting responses after each group and
+        // every tick while a group is being written or retried, and each checks its own
+        // deadline then (see docs/decisions/0048).
+        let deadline = std::time::Instant::now() + wait;
         loop {
             let delivered = self.delivered.notified();
             tokio::pin!(delivered);
@@ -473,12 +481,10 @@ impl Queue {
             if self.stored.load(Ordering::Acquire) >= seq {
                 return;
             }
-            if tokio::time::timeout_at(deadline, delivered).await.is_err() {
+            if std::time::Instant::now() >= deadline {
                 break;
             }
-        }
-        if self.stored.load(Ordering::Acquire) >= seq {
-            return;
+            delivered.await;
         }
         let handed_off = self.counters.handed_off.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::counter!(metric::HANDED_OFF).increment(1);
@@ -607,6 +613,7 @@ async fn write_loop(mut writer: Writer) {
     let mut entries: Vec<AuditEntry> = Vec::new();
     // The ids of the entries in hand that have an intent to clear.
     let mut intents: Vec<Uuid> = Vec::new();
+    let mut ticker = Ticker::new(settings);
     loop {
         // Sleep until there is something to write.
         loop {
@@ -628,15 +635,17 @@ async fn write_loop(mut writer: Writer) {
         let since = since.map_or(1, |at| at.as_micros().max(1) as u64);
         queue.oldest_in_hand.store(since, Ordering::Release);
         let mut filled = fill(&batch, &mut entries, 0, &mut intents);
+        ticker.restart();
 
         let mut backoff = FIRST_BACKOFF.min(settings.max_backoff);
         let mut attempt = 1u64;
         while filled > 0 {
-            let Err(error) = queue.sink.record_slice(&entries[..filled]).await else {
+            let written = queue.sink.record_slice(&entries[..filled]);
+            let Err(error) = ticker.run(&queue, written).await else {
                 break;
             };
             failed(&queue, &error, filled, attempt, backoff);
-            tokio::time::sleep(backoff).await;
+            ticker.run(&queue, tokio::time::sleep(backoff)).await;
             backoff = (backoff * 2).min(settings.max_backoff);
             attempt = attempt.saturating_add(1);
             // What was queued meanwhile joins the retry, so that once the sink is back the
@@ -649,7 +658,7 @@ async fn write_loop(mut writer: Writer) {
             }
         }
         stored(&queue, filled, attempt);
-        clear_intents(&batch, &mut intents).await;
+        ticker.run(&queue, clear_intents(&batch, &mut intents)).await;
         // What the sink has stored need not stay in memory until the next batch.
         for entry in &mut entries[..filled] {
             entry.changes = Vec::new();
@@ -674,6 +683,50 @@ async fn write_loop(mut writer: Writer) {
         );
         drop(spare);
         batch.clear();
+    }
+}
+
+/// Wakes the responses waiting for their entries every tick while a group is being written or
+/// retried, so that each sees its deadline pass even while the sink hangs or keeps failing.
+struct Ticker {
+    /// Between two wake-ups; `None` when no response waits (buffered mode).
+    every: Option<Duration>,
+    next: tokio::time::Instant,
+}
+
+impl Ticker {
+    fn new(settings: &Settings) -> Self {
+        Ticker {
+            every: settings.wait.map(|wait| (wait / TICKS_PER_WAIT).max(MIN_TICK)),
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Starts counting for a new group.
+    fn restart(&mut self) {
+        if let Some(every) = self.every {
+            self.next = tokio::time::Instant::now() + every;
+        }
+    }
+
+    /// Runs `work` (a sink call, a wait before retrying), waking the waiting responses at each
+    /// tick that passes meanwhile.
+    async fn run<F: Future>(&mut self, queue: &Queue, work: F) -> F::Output {
+        let Some(every) = self.every else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        loop {
+            if tokio::time::Instant::now() >= self.next {
+                queue.delivered.notify_waiters();
+                self.next = tokio::time::Instant::now() + every;
+            }
+            tokio::select! {
+                biased;
+                done = &mut work => return done,
+                () = tokio::time::sleep_until(self.next) => {}
+            }
+        }
     }
 }
 

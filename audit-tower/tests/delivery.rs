@@ -426,6 +426,32 @@ async fn a_failing_sink_gets_the_entry_handed_to_the_writer_not_dropped() {
 }
 
 #[tokio::test]
+async fn a_hanging_sink_gets_the_entry_handed_off_when_the_wait_is_over() {
+    // The sink's call never returns while the gate is closed: the response still goes out
+    // once its wait has passed, not when the sink answers.
+    let sink = GatedSink::closed();
+    let layer = AuditLayer::new(sink.clone())
+        .synchronous(Synchronous::default().wait(Duration::from_millis(100)));
+    let app = app(layer.clone(), Arc::default());
+
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), post_to(&app, "/connection-profiles"))
+        .await
+        .expect("the response waited for a hanging sink past its wait");
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let stats = layer.stats();
+    assert_eq!((stats.handed_off, stats.queued, stats.written), (1, 1, 0));
+
+    // The sink answers: the writer's pending call stores the entry.
+    sink.gate.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), layer.flush())
+        .await
+        .unwrap();
+    assert_eq!(sink.inner.len(), 1);
+}
+
+#[tokio::test]
 async fn a_synchronous_queue_full_of_unstored_entries_refuses_before_the_handler() {
     let sink = GatedSink::open();
     sink.failures_left.store(usize::MAX, Ordering::SeqCst);

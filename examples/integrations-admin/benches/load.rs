@@ -20,7 +20,8 @@
 //!    process. The baseline runs the same handlers with `AuditContext::detached()`.
 //! 3. `limit`: buffered on SQLite, with more and more connections until requests are refused.
 //!
-//! Environment: `LOAD_SECONDS` (measuring window, default 5), `LOAD_WARMUP_SECONDS` (default
+//! Environment: `LOAD_SECONDS` (measuring window, default 5), `LOAD_ROUNDS` (part 1's rounds,
+//! default 5), `LOAD_WARMUP_SECONDS` (default
 //! 1), `LOAD_CONNECTIONS` (parts 1 and 2, default 32), `LOAD_LIMIT_CONNECTIONS` (part 3's
 //! steps, comma-separated, default `512,2048,max`; `max`, or a step beyond the open-file
 //! limit, is as many connections as that limit allows). Part 3 stops at the first step with
@@ -77,6 +78,8 @@ struct Settings {
     warmup: Duration,
     connections: usize,
     limit_steps: Vec<usize>,
+    /// Rounds of part 1.
+    rounds: usize,
 }
 
 impl Settings {
@@ -112,6 +115,11 @@ impl Settings {
             warmup: seconds("LOAD_WARMUP_SECONDS", 1.0),
             connections,
             limit_steps,
+            rounds: std::env::var("LOAD_ROUNDS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n: &usize| *n > 0)
+                .unwrap_or(5),
         }
     }
 }
@@ -196,11 +204,22 @@ struct Figures {
     sqlite_cpu: f64,
     load_cpu: f64,
     machine_cpu: f64,
+    /// Cores the hypervisor gave to other machines while the window ran (counted in
+    /// `machine_cpu`, which is busy or stolen).
+    stolen_cpu: f64,
+    /// JetStream with the forwarder started after the window: entries it stored per second
+    /// while draining what the window published.
+    drained_per_second: Option<f64>,
 }
 
 impl Figures {
     fn rps(&self) -> f64 {
         self.ok as f64 / self.seconds
+    }
+
+    /// Seconds of the server thread's CPU per answered request.
+    fn cpu_per_request(&self) -> f64 {
+        self.server_cpu / self.rps()
     }
 
     fn refused_share(&self) -> f64 {
@@ -240,6 +259,8 @@ struct Cpu {
     /// Every core of the machine: busy and in all.
     machine_busy: u64,
     machine_total: u64,
+    /// Time the hypervisor gave this virtual machine's cores to others ("steal").
+    machine_steal: u64,
 }
 
 impl Cpu {
@@ -280,27 +301,32 @@ impl Cpu {
             if values.len() == 8 {
                 cpu.machine_total = values.iter().sum();
                 cpu.machine_busy = cpu.machine_total - values[3] - values[4];
+                cpu.machine_steal = values[7];
             }
         }
         cpu
     }
 }
 
-/// Cores used over a window: (server runtime, SQLite threads, load generator, whole machine).
-fn cores(before: Cpu, after: Cpu, seconds: f64) -> (f64, f64, f64, f64) {
+/// Cores used over a window: (server runtime, SQLite threads, load generator, whole machine,
+/// stolen by the hypervisor).
+fn cores(before: Cpu, after: Cpu, seconds: f64) -> (f64, f64, f64, f64, f64) {
     let used = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / 100.0 / seconds;
     let total = after.machine_total.saturating_sub(before.machine_total) as f64;
-    let machine = if total > 0.0 {
-        after.machine_busy.saturating_sub(before.machine_busy) as f64 / total
-            * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
-    } else {
-        0.0
+    let share = |a: u64, b: u64| {
+        if total > 0.0 {
+            b.saturating_sub(a) as f64 / total
+                * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+        } else {
+            0.0
+        }
     };
     (
         used(before.server, after.server),
         used(before.sqlite, after.sqlite),
         used(before.load, after.load),
-        machine,
+        share(before.machine_busy, after.machine_busy),
+        share(before.machine_steal, after.machine_steal),
     )
 }
 
@@ -437,6 +463,7 @@ fn measure(
         figures.sqlite_cpu,
         figures.load_cpu,
         figures.machine_cpu,
+        figures.stolen_cpu,
     ) = cores(cpu_before, Cpu::now(), settings.window.as_secs_f64());
     figures.written = written_before
         .zip(written_after)
@@ -503,8 +530,8 @@ impl Server {
 
 fn part_layer(load: &Runtime, settings: &Settings) {
     println!(
-        "\n## Part 1: the layer around a handler that does nothing ({} connections)\n",
-        settings.connections
+        "\n## Part 1: the layer around a handler that does nothing ({} connections, {} rounds)\n",
+        settings.connections, settings.rounds
     );
     let trivial = || Router::new().route("/api-keys", post(|| async { StatusCode::CREATED }));
     let variants: [(&str, Option<AuditLayer>); 3] = [
@@ -515,44 +542,79 @@ fn part_layer(load: &Runtime, settings: &Settings) {
             Some(AuditLayer::new(Discard).buffered(Buffered::default())),
         ),
     ];
-    let mut rows = Vec::new();
-    for (name, layer) in variants {
-        let runtime = runtime("server");
-        let app = match &layer {
-            Some(layer) => trivial().layer(layer.clone()),
-            None => trivial(),
-        };
-        let server = Server::start(runtime, app);
-        let probe = layer.clone().map(|l| move || l.stats());
-        let figures = measure(
-            load,
-            server.addr,
-            Route::Keys,
-            settings.connections,
-            settings,
-            probe.as_ref().map(|p| p as &dyn Fn() -> DeliveryStats),
-        );
-        server.stop();
-        eprintln!("[{:6.1} s] {name}: {figures:?}", elapsed());
-        rows.push((name, figures));
+    // The variants take turns, round after round: the machine's speed drifts by more than
+    // the differences measured, and a round compares variants run seconds apart.
+    let mut rounds: Vec<Vec<Figures>> = Vec::new();
+    for round in 1..=settings.rounds {
+        let mut figures_of_round = Vec::new();
+        for (name, layer) in &variants {
+            let runtime = runtime("server");
+            let app = match layer {
+                Some(layer) => trivial().layer(layer.clone()),
+                None => trivial(),
+            };
+            let server = Server::start(runtime, app);
+            let probe = layer.clone().map(|l| move || l.stats());
+            let figures = measure(
+                load,
+                server.addr,
+                Route::Keys,
+                settings.connections,
+                settings,
+                probe.as_ref().map(|p| p as &dyn Fn() -> DeliveryStats),
+            );
+            server.stop();
+            eprintln!("[{:6.1} s] round {round}, {name}: {figures:?}", elapsed());
+            figures_of_round.push(figures);
+        }
+        rounds.push(figures_of_round);
     }
-    let bare = rows[0].1.rps();
     println!(
-        "| variant | requests/s | of bare | p50 | p99 | server thread | load generator | machine | goal |"
+        "| variant | requests/s | of bare | server CPU per request | of bare (CPU) | p50 | p99 | server thread | load generator | machine | stolen | goal |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
-    for (name, figures) in &rows {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut rows = Vec::new();
+    for (index, (name, _)) in variants.iter().enumerate() {
+        // Each round's share of that round's bare figures; the row is the median round's.
+        let mut shares: Vec<(f64, f64, usize)> = rounds
+            .iter()
+            .enumerate()
+            .map(|(r, figures)| {
+                let bare = &figures[0];
+                let this = &figures[index];
+                (
+                    this.rps() / bare.rps(),
+                    bare.cpu_per_request() / this.cpu_per_request(),
+                    r,
+                )
+            })
+            .collect();
+        shares.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (rps_share, _, median_round) = shares[shares.len() / 2];
+        let mut cpu_shares: Vec<f64> = shares.iter().map(|s| s.1).collect();
+        cpu_shares.sort_by(f64::total_cmp);
+        let cpu_share = cpu_shares[cpu_shares.len() / 2];
+        let figures = &rounds[median_round][index];
         let goal = if *name == "bare" { "—" } else { "≥ 90 %" };
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {goal} |",
+            "| {name} | {} | {} | {:.2} µs | {} | {} | {} | {} | {} | {} | {} | {goal} |",
             thousands(figures.rps()),
-            percent(figures.rps() / bare),
+            percent(rps_share),
+            figures.cpu_per_request() * 1e6,
+            percent(cpu_share),
             millis(figures.p50_us),
             millis(figures.p99_us),
             core_share(figures.server_cpu),
             core_share(figures.load_cpu),
             core_share(figures.machine_cpu),
+            core_share(figures.stolen_cpu),
         );
+        let all: Vec<String> = shares
+            .iter()
+            .map(|s| format!("{:.0}/{:.0}", s.0 * 100.0, s.1 * 100.0))
+            .collect();
+        eprintln!("{name}: share of bare per round, requests/CPU, %: {}", all.join(" "));
+        rows.push((name, figures.clone()));
     }
     notes(&rows);
 }
@@ -570,6 +632,9 @@ enum Mode {
     /// The layer's default mode; the handler's entry commits in its transaction.
     Transaction,
     JetStream,
+    /// JetStream with no forwarder during the window (as when forwarders run on other
+    /// machines); one starts after the window and drains the stream.
+    JetStreamPublishing,
 }
 
 impl Mode {
@@ -580,6 +645,7 @@ impl Mode {
             Mode::Synchronous => "synchronous",
             Mode::Transaction => "per-request transaction",
             Mode::JetStream => "JetStream",
+            Mode::JetStreamPublishing => "JetStream, forwarder after the window",
         }
     }
 }
@@ -652,7 +718,7 @@ fn nats_url() -> Option<String> {
 fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Figures> {
     let db: TestDb = load.block_on(fresh_db(case.backend))?;
     let runtime = runtime("server");
-    let (app, layer, forwarder, database) = runtime.block_on(async {
+    let (app, layer, forwarder, database, later) = runtime.block_on(async {
         let mut state = integrations_admin::connect(&db.url)
             .await
             .expect("connecting the example to its database");
@@ -662,7 +728,7 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
             .expect("seeding the demo tenants");
         let database = state.db.clone();
         if case.mode == Mode::NoAudit {
-            return (unaudited_router(state), None, None, database);
+            return (unaudited_router(state), None, None, database, None);
         }
         let options = AuditOptions {
             delivery: match case.mode {
@@ -671,21 +737,24 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
             },
             queue_capacity: case.queue_capacity,
             nats_url: match case.mode {
-                Mode::JetStream => case.nats.map(str::to_owned),
+                Mode::JetStream | Mode::JetStreamPublishing => case.nats.map(str::to_owned),
                 _ => None,
             },
+            forwarder: case.mode != Mode::JetStreamPublishing,
             ..AuditOptions::default()
         };
         let audit = integrations_admin::start_audit(&mut state, &options)
             .await
             .expect("starting the audit pipeline");
+        // The state a forwarder started after the window stores into.
+        let later = (case.mode == Mode::JetStreamPublishing).then(|| state.clone());
         let app = integrations_admin::router_with(state, audit.layer.clone());
-        (app, Some(audit.layer), audit.forwarder, database)
+        (app, Some(audit.layer), audit.forwarder, database, later)
     });
     let entries_before = runtime.block_on(count_entries(&database));
     let server = Server::start(runtime, app);
     let probe = layer.clone().map(|l| move || l.stats());
-    let figures = measure(
+    let mut figures = measure(
         load,
         server.addr,
         case.route,
@@ -704,7 +773,23 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
         // JetStream: the forwarder stores what was published, so the next measurement's
         // forwarder (same durable consumer) finds nothing left over.
         let expected = entries_before + layer.stats().written;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let started = Instant::now();
+        let forwarder = match (forwarder, &later) {
+            (Some(forwarder), _) => Some(forwarder),
+            (None, Some(state)) => {
+                let url = case.nats.expect("JetStream runs with a NATS URL");
+                let jetstream = integrations_admin::jetstream(url)
+                    .await
+                    .expect("connecting to NATS");
+                Some(
+                    integrations_admin::forwarder(&jetstream, state)
+                        .await
+                        .expect("starting the forwarder"),
+                )
+            }
+            (None, None) => None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut stored = count_entries(&database).await;
         while forwarder.is_some() && stored < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -712,6 +797,10 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
         }
         if case.mode != Mode::Transaction && stored < expected {
             eprintln!("  NOTE: {stored} entries stored, {expected} expected");
+        }
+        if later.is_some() {
+            figures.drained_per_second =
+                Some((stored - entries_before) as f64 / started.elapsed().as_secs_f64());
         }
         if let Some(forwarder) = forwarder
             && let Err(error) = forwarder.stop().await
@@ -750,12 +839,13 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
         (Route::Keys, Mode::Buffered),
         (Route::Keys, Mode::Synchronous),
         (Route::Keys, Mode::JetStream),
+        (Route::Keys, Mode::JetStreamPublishing),
         (Route::Profiles, Mode::NoAudit),
         (Route::Profiles, Mode::Transaction),
     ];
     let mut rows: Vec<(Route, Mode, Figures)> = Vec::new();
     for (route, mode) in cases {
-        if mode == Mode::JetStream && nats.is_none() {
+        if matches!(mode, Mode::JetStream | Mode::JetStreamPublishing) && nats.is_none() {
             continue;
         }
         let case = Case {
@@ -773,9 +863,9 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
         rows.push((route, mode, figures));
     }
     println!(
-        "| route | mode | requests/s | of no audit | p50 | p99 | p99 over no audit | server CPU | machine | goal |"
+        "| route | mode | requests/s | of no audit | p50 | p99 | p99 over no audit | server CPU | machine | stolen | goal |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (route, mode, figures) in &rows {
         let base = rows
             .iter()
@@ -785,7 +875,7 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
         let goal = match mode {
             Mode::NoAudit => "—",
             Mode::Buffered => "≥ 85 %, p99 ≤ +1 ms",
-            Mode::JetStream => "≥ 80 %",
+            Mode::JetStream | Mode::JetStreamPublishing => "≥ 80 %",
             Mode::Synchronous | Mode::Transaction => "≥ 70 %",
         };
         let (of_base, over) = if *mode == Mode::NoAudit {
@@ -800,7 +890,7 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
             )
         };
         println!(
-            "| `POST {}` | {} | {} | {of_base} | {} | {} | {over} | {} | {} | {goal} |",
+            "| `POST {}` | {} | {} | {of_base} | {} | {} | {over} | {} | {} | {} | {goal} |",
             route.path(),
             mode.name(),
             thousands(figures.rps()),
@@ -808,6 +898,7 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
             millis(figures.p99_us),
             core_share(figures.server_cpu + figures.sqlite_cpu),
             core_share(figures.machine_cpu),
+            core_share(figures.stolen_cpu),
         );
     }
     let written = |mode: Mode| {
@@ -824,6 +915,17 @@ fn part_example(load: &Runtime, settings: &Settings, backend: Backend, label: &s
             thousands(buffered),
             thousands(synchronous),
             percent(synchronous / buffered)
+        );
+    }
+    if let Some(drained) = rows
+        .iter()
+        .find_map(|(_, m, f)| (*m == Mode::JetStreamPublishing).then_some(f.drained_per_second))
+        .flatten()
+    {
+        println!(
+            "\nThe forwarder alone, started after the window, stored {} entries per second \
+             while draining the stream.",
+            thousands(drained)
         );
     }
     let named: Vec<(String, Figures)> = rows
