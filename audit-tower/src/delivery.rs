@@ -658,7 +658,9 @@ async fn write_loop(mut writer: Writer) {
             }
         }
         stored(&queue, filled, attempt);
-        ticker.run(&queue, clear_intents(&batch, &mut intents)).await;
+        ticker
+            .run(&queue, clear_intents(&batch, &mut intents))
+            .await;
         // What the sink has stored need not stay in memory until the next batch.
         for entry in &mut entries[..filled] {
             entry.changes = Vec::new();
@@ -697,7 +699,9 @@ struct Ticker {
 impl Ticker {
     fn new(settings: &Settings) -> Self {
         Ticker {
-            every: settings.wait.map(|wait| (wait / TICKS_PER_WAIT).max(MIN_TICK)),
+            every: settings
+                .wait
+                .map(|wait| (wait / TICKS_PER_WAIT).max(MIN_TICK)),
             next: tokio::time::Instant::now(),
         }
     }

@@ -435,9 +435,12 @@ async fn a_hanging_sink_gets_the_entry_handed_off_when_the_wait_is_over() {
     let app = app(layer.clone(), Arc::default());
 
     let started = std::time::Instant::now();
-    let status = tokio::time::timeout(Duration::from_secs(5), post_to(&app, "/connection-profiles"))
-        .await
-        .expect("the response waited for a hanging sink past its wait");
+    let status = tokio::time::timeout(
+        Duration::from_secs(5),
+        post_to(&app, "/connection-profiles"),
+    )
+    .await
+    .expect("the response waited for a hanging sink past its wait");
     assert_eq!(status, StatusCode::CREATED);
     assert!(started.elapsed() >= Duration::from_millis(100));
     let stats = layer.stats();

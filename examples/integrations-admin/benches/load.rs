@@ -10,14 +10,16 @@
 //! connection waits as its `Retry-After` says (at most 1 s), as a polite client does.
 //!
 //! 1. `layer`: `POST /api-keys` answered `201` by a handler that does nothing, bare and under
-//!    `AuditLayer::new(sink)` with a sink that discards entries, synchronous and buffered.
+//!    `AuditLayer::new(sink)` with a sink that discards entries, synchronous and buffered, in
+//!    interleaved rounds (the median round's share of its bare figure is reported).
 //! 2. `sqlite`, `postgres`: the example's `POST /api-keys` (its entry goes through the layer's
 //!    queue) and `POST /connection-profiles` (its entry commits in the request's transaction),
 //!    authenticated with a `DEMO_ADMIN_TOKEN`-style bearer token, a unique name per request.
 //!    Each measurement gets a fresh database: a temporary SQLite file, or a database created on
 //!    the PostgreSQL server at `AUDIT_TEST_POSTGRES_URL` (dropped after). JetStream publishes
 //!    to `AUDIT_NATS_URL` (default `nats://127.0.0.1:4222`) with the example's forwarder in the
-//!    process. The baseline runs the same handlers with `AuditContext::detached()`.
+//!    process, and again with no forwarder until the window is over (then one drains the
+//!    stream, timed). The baseline runs the same handlers with `AuditContext::detached()`.
 //! 3. `limit`: buffered on SQLite, with more and more connections until requests are refused.
 //!
 //! Environment: `LOAD_SECONDS` (measuring window, default 5), `LOAD_ROUNDS` (part 1's rounds,
@@ -613,7 +615,10 @@ fn part_layer(load: &Runtime, settings: &Settings) {
             .iter()
             .map(|s| format!("{:.0}/{:.0}", s.0 * 100.0, s.1 * 100.0))
             .collect();
-        eprintln!("{name}: share of bare per round, requests/CPU, %: {}", all.join(" "));
+        eprintln!(
+            "{name}: share of bare per round, requests/CPU, %: {}",
+            all.join(" ")
+        );
         rows.push((name, figures.clone()));
     }
     notes(&rows);
