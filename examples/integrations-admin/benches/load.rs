@@ -746,7 +746,6 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
                 _ => None,
             },
             forwarder: case.mode != Mode::JetStreamPublishing,
-            ..AuditOptions::default()
         };
         let audit = integrations_admin::start_audit(&mut state, &options)
             .await
