@@ -107,7 +107,8 @@ impl Synchronous {
     }
 
     /// How long a response waits for its entry while the sink fails; after that the entry is
-    /// handed to the writer, which retries it until stored, and the response goes out.
+    /// handed to the writer, which retries it until stored, and the response goes out (at most
+    /// a tenth of `wait` later: the writer checks on waiting responses ten times per `wait`).
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
         self
