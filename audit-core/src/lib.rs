@@ -20,6 +20,7 @@
 
 mod action;
 mod bound;
+pub mod chain;
 mod change;
 mod entry;
 mod fields;

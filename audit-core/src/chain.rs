@@ -1,0 +1,547 @@
+//! The hash chain that makes the log tamper-evident: the canonical encoding of an entry, the
+//! digest of its personal fields, and the check of a run of linked entries.
+//!
+//! Each tenant's entries (and the entries without a tenant, as a chain of their own) are
+//! numbered 1, 2, 3… in the order they were stored. Entry *n* carries
+//!
+//! - `personal`: SHA-256 over a random salt and the entry's personal fields (actor name, IP
+//!   address, user agent), so that those fields can be erased later without breaking the chain;
+//! - `hash`: SHA-256 over the canonical encoding of the entry's other fields, `personal`, *n*
+//!   and the hash of entry *n − 1* (32 zero bytes for entry 1).
+//!
+//! Changing, removing, inserting or reordering an entry changes a hash that a later entry
+//! depends on. The encoding is specified in `docs/chain.md` precisely enough to reimplement it;
+//! `scripts/verify_chain.py` does so in Python, and the project's CI runs it on the test vectors
+//! in `audit-core/tests/data/chain-v1.json`.
+//!
+//! ```
+//! use audit_core::chain::{ChainHash, Personal, link};
+//! use audit_core::{Action, AuditEntry};
+//!
+//! let entry = AuditEntry::builder(Action::Create).tenant("acme").build();
+//! let personal = Personal::seal(&entry);
+//! let first = link(&entry, 1, &ChainHash::GENESIS, &personal.digest);
+//! let second = link(&entry, 2, &first, &personal.digest);
+//! assert_ne!(first, second);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::SecondsFormat;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::AuditEntry;
+
+/// What the encoding of a link starts with; a later version of the encoding changes it.
+pub const CHAIN_DOMAIN: &str = "tower-audit chain v1\n";
+/// What the encoding of the personal fields starts with.
+pub const PERSONAL_DOMAIN: &str = "tower-audit personal v1\n";
+
+/// A SHA-256 digest: an entry's hash, the previous entry's, or a personal digest. Written as
+/// 64 lowercase hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainHash(pub [u8; 32]);
+
+impl ChainHash {
+    /// What the first entry of a chain links to: 32 zero bytes.
+    pub const GENESIS: ChainHash = ChainHash([0; 32]);
+
+    /// The 64 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+impl fmt::Display for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ChainHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainHash({self})")
+    }
+}
+
+/// A text that is not 64 hexadecimal digits (or, for a salt, 32).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected} hexadecimal digits, got {text:?}")]
+pub struct HexError {
+    /// How many digits were expected.
+    pub expected: usize,
+    /// What was given, cut to 80 characters.
+    pub text: String,
+}
+
+fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
+    let error = || HexError {
+        expected: N * 2,
+        text: text.chars().take(80).collect(),
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() != N * 2 {
+        return Err(error());
+    }
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let (Some(high), Some(low)) = (digit(pair[0]), digit(pair[1])) else {
+            return Err(error());
+        };
+        out[i] = high << 4 | low;
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+impl FromStr for ChainHash {
+    type Err = HexError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        from_hex::<32>(text).map(ChainHash)
+    }
+}
+
+/// The digest an entry's chain link commits to in place of its personal fields, and the salt
+/// it was made with. Erasing the fields drops the salt too, so that nobody can confirm a guess
+/// of what they held; the digest stays and the chain still verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Personal {
+    /// 16 random bytes; `None` once the fields are erased.
+    pub salt: Option<[u8; 16]>,
+    /// SHA-256 over the salt and the fields (see [`personal_digest`]).
+    pub digest: ChainHash,
+}
+
+impl Personal {
+    /// A fresh random salt and the digest of `entry`'s personal fields under it.
+    pub fn seal(entry: &AuditEntry) -> Personal {
+        let salt = uuid::Uuid::new_v4().into_bytes();
+        Personal {
+            salt: Some(salt),
+            digest: personal_digest(&salt, entry),
+        }
+    }
+
+    /// The salt as 32 hexadecimal digits.
+    pub fn salt_hex(&self) -> Option<String> {
+        self.salt.map(|salt| hex(&salt))
+    }
+
+    /// Reads a salt written by [`salt_hex`](Self::salt_hex).
+    pub fn parse_salt(text: &str) -> Result<[u8; 16], HexError> {
+        from_hex::<16>(text)
+    }
+}
+
+/// SHA-256 over [`PERSONAL_DOMAIN`], the salt (as a string of 32 hexadecimal digits), the actor
+/// name, the IP address (its text form) and the user agent, each an item of the canonical
+/// encoding.
+pub fn personal_digest(salt: &[u8; 16], entry: &AuditEntry) -> ChainHash {
+    let mut out = Encoder::new(PERSONAL_DOMAIN);
+    out.string(&hex(salt));
+    out.optional(entry.actor_name.as_deref());
+    out.optional(entry.ip.map(|ip| ip.to_string()).as_deref());
+    out.optional(entry.user_agent.as_deref());
+    out.finish()
+}
+
+/// The canonical encoding of entry `seq` of its chain, linked to `prev`, with `personal` in
+/// place of its personal fields: the bytes [`link`] hashes. See `docs/chain.md`.
+pub fn encode(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHash) -> Vec<u8> {
+    let mut out = Encoder::new(CHAIN_DOMAIN);
+    out.integer(i128::from(seq));
+    out.string(&prev.to_hex());
+    out.string(&entry.id.hyphenated().to_string());
+    out.string(
+        &entry
+            .occurred_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
+    out.optional(entry.tenant_id.as_deref());
+    out.optional(entry.team_id.as_deref());
+    out.string(entry.actor_kind.as_str());
+    out.optional(entry.actor_id.as_deref());
+    out.optional(entry.api_key_id.as_deref());
+    out.optional(entry.api_key_name.as_deref());
+    out.string(entry.action.as_str());
+    out.optional(entry.entity_type.as_deref());
+    out.optional(entry.entity_id.as_deref());
+    out.optional(entry.entity_name.as_deref());
+    out.optional(entry.details.as_deref());
+    out.array_header(entry.changes.len());
+    for change in &entry.changes {
+        out.array_header(3);
+        out.string(&change.field);
+        out.value(&change.old);
+        out.value(&change.new);
+    }
+    out.string(entry.outcome.as_str());
+    match entry.status {
+        Some(status) => out.integer(i128::from(status)),
+        None => out.null(),
+    }
+    out.optional(entry.request_id.as_deref());
+    out.optional(entry.method.as_deref());
+    out.optional(entry.route.as_deref());
+    out.object_header(entry.metadata.len());
+    let mut keys: Vec<&String> = entry.metadata.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
+        out.string(key);
+        out.value(&entry.metadata[key.as_str()]);
+    }
+    out.string(&personal.to_hex());
+    out.bytes
+}
+
+/// The hash of entry `seq` of its chain: SHA-256 over [`encode`].
+pub fn link(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHash) -> ChainHash {
+    ChainHash(Sha256::digest(encode(entry, seq, prev, personal)).into())
+}
+
+/// Builds the canonical encoding: a domain line, then items.
+struct Encoder {
+    bytes: Vec<u8>,
+}
+
+impl Encoder {
+    fn new(domain: &str) -> Self {
+        let mut bytes = Vec::with_capacity(512);
+        bytes.extend_from_slice(domain.as_bytes());
+        Encoder { bytes }
+    }
+
+    fn finish(self) -> ChainHash {
+        ChainHash(Sha256::digest(&self.bytes).into())
+    }
+
+    fn null(&mut self) {
+        self.bytes.push(b'N');
+    }
+
+    fn string(&mut self, text: &str) {
+        self.bytes.push(b'S');
+        self.bytes
+            .extend_from_slice(text.len().to_string().as_bytes());
+        self.bytes.push(b':');
+        self.bytes.extend_from_slice(text.as_bytes());
+    }
+
+    fn optional(&mut self, text: Option<&str>) {
+        match text {
+            Some(text) => self.string(text),
+            None => self.null(),
+        }
+    }
+
+    fn integer(&mut self, value: i128) {
+        self.bytes.push(b'I');
+        self.bytes.extend_from_slice(value.to_string().as_bytes());
+        self.bytes.push(b';');
+    }
+
+    fn array_header(&mut self, count: usize) {
+        self.bytes.push(b'A');
+        self.bytes.extend_from_slice(count.to_string().as_bytes());
+        self.bytes.push(b':');
+    }
+
+    fn object_header(&mut self, count: usize) {
+        self.bytes.push(b'O');
+        self.bytes.extend_from_slice(count.to_string().as_bytes());
+        self.bytes.push(b':');
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.null(),
+            Value::Bool(true) => self.bytes.push(b'T'),
+            Value::Bool(false) => self.bytes.push(b'F'),
+            Value::Number(number) => {
+                if let Some(n) = number.as_i64() {
+                    self.integer(i128::from(n));
+                } else if let Some(n) = number.as_u64() {
+                    self.integer(i128::from(n));
+                } else {
+                    // Any other number is a binary64 float: its bits, so that no decimal
+                    // formatting has to agree between languages.
+                    let bits = number.as_f64().unwrap_or(f64::NAN).to_bits();
+                    self.bytes.push(b'D');
+                    self.bytes
+                        .extend_from_slice(hex(&bits.to_be_bytes()).as_bytes());
+                }
+            }
+            Value::String(text) => self.string(text),
+            Value::Array(items) => {
+                self.array_header(items.len());
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => {
+                self.object_header(map.len());
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_unstable();
+                for key in keys {
+                    self.string(key);
+                    self.value(&map[key.as_str()]);
+                }
+            }
+        }
+    }
+}
+
+/// An entry's place in its chain, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Its number in its tenant's chain, from 1.
+    pub seq: u64,
+    /// Its hash (see [`link`]).
+    pub hash: ChainHash,
+    /// The digest of its personal fields and, unless they were erased, the salt.
+    pub personal: Personal,
+}
+
+/// Why a chain does not verify, at the first entry where it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    /// The entry's sequence number is not the one after the previous entry's: an entry is
+    /// missing, inserted, or renumbered.
+    #[error("entry {id}: sequence {found}, expected {expected}")]
+    Sequence {
+        /// The entry's id.
+        id: uuid::Uuid,
+        /// What it carries.
+        found: u64,
+        /// What follows the previous entry.
+        expected: u64,
+    },
+    /// The hash recomputed from the entry's content and the previous hash differs from the
+    /// stored one: a field was changed, or an entry before it was.
+    #[error("entry {id} (sequence {seq}): its content does not match its hash")]
+    Hash {
+        /// The entry's id.
+        id: uuid::Uuid,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The personal fields do not match their digest: they were changed after the entry was
+    /// stored (an erasure drops the salt, and is not this).
+    #[error("entry {id} (sequence {seq}): its personal fields do not match their digest")]
+    Personal {
+        /// The entry's id.
+        id: uuid::Uuid,
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+/// Checks a run of one chain's entries, in sequence order, each with its stored link. `start`
+/// is where the run begins: the sequence number and hash of the entry before the first one
+/// (`(0, GENESIS)` for a chain checked from its beginning). Returns the last entry's sequence
+/// number and hash, to continue from, or the first break.
+pub fn verify_run<'a>(
+    start: (u64, ChainHash),
+    entries: impl IntoIterator<Item = (&'a AuditEntry, &'a ChainLink)>,
+) -> Result<(u64, ChainHash), ChainBreak> {
+    let (mut seq, mut prev) = start;
+    for (entry, stored) in entries {
+        let expected = seq + 1;
+        if stored.seq != expected {
+            return Err(ChainBreak::Sequence {
+                id: entry.id,
+                found: stored.seq,
+                expected,
+            });
+        }
+        if let Some(salt) = &stored.personal.salt
+            && personal_digest(salt, entry) != stored.personal.digest
+        {
+            return Err(ChainBreak::Personal {
+                id: entry.id,
+                seq: stored.seq,
+            });
+        }
+        if link(entry, stored.seq, &prev, &stored.personal.digest) != stored.hash {
+            return Err(ChainBreak::Hash {
+                id: entry.id,
+                seq: stored.seq,
+            });
+        }
+        seq = stored.seq;
+        prev = stored.hash;
+    }
+    Ok((seq, prev))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::{Action, Actor, Change};
+    use serde_json::json;
+
+    fn sample() -> AuditEntry {
+        let mut entry = AuditEntry::builder(Action::Update)
+            .actor(Actor::user("u1", "ada@example.com"))
+            .tenant("acme")
+            .entity("ConnectionProfile", "p-1")
+            .build();
+        entry.changes = vec![Change::new("host", json!("a"), json!(1.5))];
+        entry.ip = Some("203.0.113.9".parse().unwrap());
+        entry
+    }
+
+    fn chain(entries: &[AuditEntry]) -> Vec<ChainLink> {
+        let mut prev = ChainHash::GENESIS;
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let personal = Personal::seal(entry);
+                let hash = link(entry, i as u64 + 1, &prev, &personal.digest);
+                prev = hash;
+                ChainLink {
+                    seq: i as u64 + 1,
+                    hash,
+                    personal,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hashes_read_back_from_their_hex_and_bad_hex_is_refused() {
+        let hash = link(&sample(), 1, &ChainHash::GENESIS, &ChainHash::GENESIS);
+        assert_eq!(hash.to_hex().parse::<ChainHash>(), Ok(hash));
+        assert!("zz".repeat(32).parse::<ChainHash>().is_err());
+        assert!("ab".parse::<ChainHash>().is_err());
+        assert!("é".repeat(32).parse::<ChainHash>().is_err());
+    }
+
+    #[test]
+    fn every_field_and_the_link_change_the_hash() {
+        let base = sample();
+        let personal = ChainHash([7; 32]);
+        let hash = link(&base, 3, &ChainHash::GENESIS, &personal);
+        let mut variants: Vec<AuditEntry> = Vec::new();
+        let mut push = |f: fn(&mut AuditEntry)| {
+            let mut e = base.clone();
+            f(&mut e);
+            variants.push(e);
+        };
+        push(|e| e.tenant_id = None);
+        push(|e| e.team_id = Some(String::new()));
+        push(|e| e.entity_id = Some("p-2".into()));
+        push(|e| e.details = Some("x".into()));
+        push(|e| e.changes[0].new = json!(1.25));
+        push(|e| e.changes[0].new = json!("1.5"));
+        push(|e| e.status = Some(200));
+        push(|e| {
+            e.metadata.insert("k".into(), json!(null));
+        });
+        push(|e| e.occurred_at += chrono::Duration::microseconds(1));
+        for variant in &variants {
+            assert_ne!(link(variant, 3, &ChainHash::GENESIS, &personal), hash);
+        }
+        assert_ne!(link(&base, 4, &ChainHash::GENESIS, &personal), hash);
+        assert_ne!(link(&base, 3, &ChainHash([1; 32]), &personal), hash);
+        assert_ne!(
+            link(&base, 3, &ChainHash::GENESIS, &ChainHash([8; 32])),
+            hash
+        );
+        // The personal fields enter only through their digest.
+        let mut renamed = base.clone();
+        renamed.actor_name = Some("[erased]".into());
+        assert_eq!(link(&renamed, 3, &ChainHash::GENESIS, &personal), hash);
+    }
+
+    #[test]
+    fn a_chain_verifies_and_each_kind_of_tampering_is_found() {
+        let entries: Vec<AuditEntry> = (0..5).map(|_| sample()).collect();
+        let links = chain(&entries);
+        let all = || entries.iter().zip(links.iter());
+        assert_eq!(
+            verify_run((0, ChainHash::GENESIS), all()),
+            Ok((5, links[4].hash))
+        );
+        // From the middle, given the link before.
+        assert!(verify_run((2, links[1].hash), all().skip(2)).is_ok());
+
+        // A changed field.
+        let mut changed = entries.clone();
+        changed[2].entity_name = Some("forged".into());
+        assert!(matches!(
+            verify_run((0, ChainHash::GENESIS), changed.iter().zip(links.iter())),
+            Err(ChainBreak::Hash { seq: 3, .. })
+        ));
+        // A deleted middle entry.
+        let skipped = all().filter(|(_, l)| l.seq != 3);
+        assert!(matches!(
+            verify_run((0, ChainHash::GENESIS), skipped),
+            Err(ChainBreak::Sequence {
+                found: 4,
+                expected: 3,
+                ..
+            })
+        ));
+        // Two swapped entries, renumbered to look in order.
+        let mut swapped: Vec<(AuditEntry, ChainLink)> =
+            entries.iter().cloned().zip(links.iter().copied()).collect();
+        swapped.swap(1, 2);
+        swapped[1].1.seq = 2;
+        swapped[2].1.seq = 3;
+        assert!(verify_run((0, ChainHash::GENESIS), swapped.iter().map(|(e, l)| (e, l))).is_err());
+        // A changed personal field, with its salt still there.
+        let mut renamed = entries.clone();
+        renamed[0].actor_name = Some("mallory@example.com".into());
+        assert!(matches!(
+            verify_run((0, ChainHash::GENESIS), renamed.iter().zip(links.iter())),
+            Err(ChainBreak::Personal { seq: 1, .. })
+        ));
+        // The same change as an erasure (salt dropped) verifies.
+        let mut erased_links = links.clone();
+        erased_links[0].personal.salt = None;
+        assert!(
+            verify_run(
+                (0, ChainHash::GENESIS),
+                renamed.iter().zip(erased_links.iter())
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn numbers_are_encoded_by_kind() {
+        let encoded = |value: Value| {
+            let mut out = Encoder::new("");
+            out.value(&value);
+            String::from_utf8(out.bytes).unwrap()
+        };
+        assert_eq!(encoded(json!(-7)), "I-7;");
+        assert_eq!(encoded(json!(u64::MAX)), "I18446744073709551615;");
+        assert_eq!(encoded(json!(1.0)), "D3ff0000000000000");
+        assert_eq!(
+            encoded(json!({"b": [true, null], "a": "é"})),
+            "O2:S1:aS2:éS1:bA2:TN"
+        );
+    }
+}
