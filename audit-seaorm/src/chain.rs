@@ -98,27 +98,8 @@ pub(crate) async fn chains<C: ConnectionTrait>(db: &C) -> Result<Vec<Option<Stri
     Ok(tenants)
 }
 
-/// The lengths the lists of one statement (an `IN (…)` list, the rows of a multi-row insert)
-/// are cut into, largest first: SQLx prepares and keeps every distinct statement text, up to
-/// 100 per connection, so lists of any length must make few texts (see `write::shaped`).
-const RUNS: [usize; 16] = [
-    1000, 900, 800, 700, 600, 500, 400, 300, 200, 100, 50, 20, 10, 5, 2, 1,
-];
-
-/// `items` cut into runs whose lengths are among [`RUNS`], in order.
-fn runs<T>(mut items: &[T]) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    while !items.is_empty() {
-        let take = RUNS
-            .into_iter()
-            .find(|&run| run <= items.len())
-            .unwrap_or(items.len());
-        let (run, rest) = items.split_at(take);
-        out.push(run);
-        items = rest;
-    }
-    out
-}
+/// The most values in one `IN (…)` list or one multi-row insert of links.
+const IN_LIST: usize = 1000;
 
 fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -153,7 +134,7 @@ async fn link_batch<C: ConnectionTrait>(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    for part in runs(&keys) {
+    for part in keys.chunks(IN_LIST) {
         head_entity::Entity::insert_many(part.iter().map(|key| head_entity::ActiveModel {
             chain_key: Set(key.clone()),
             seq: Set(0),
@@ -165,7 +146,7 @@ async fn link_batch<C: ConnectionTrait>(
         .map_err(store_error)?;
     }
     let mut heads: BTreeMap<String, (u64, ChainHash)> = BTreeMap::new();
-    for part in runs(&keys) {
+    for part in keys.chunks(IN_LIST) {
         let mut select = head_entity::Entity::find()
             .filter(head_entity::Column::ChainKey.is_in(part.iter().cloned()))
             .order_by_asc(head_entity::Column::ChainKey);
@@ -180,7 +161,7 @@ async fn link_batch<C: ConnectionTrait>(
     }
     // Under the locks: which of these ids are stored already (a retried batch)?
     let mut stored: HashSet<Uuid> = HashSet::new();
-    for part in runs(&fresh) {
+    for part in fresh.chunks(IN_LIST) {
         let ids: Vec<Uuid> = entity::Entity::find()
             .select_only()
             .column(entity::Column::Id)
@@ -250,7 +231,7 @@ async fn link_batch<C: ConnectionTrait>(
             })
         })
         .collect::<Result<_, StoreError>>()?;
-    for part in runs(&moved) {
+    for part in moved.chunks(IN_LIST) {
         head_entity::Entity::insert_many(part.to_vec())
             .on_conflict(
                 OnConflict::column(head_entity::Column::ChainKey)
@@ -274,8 +255,10 @@ pub(crate) async fn write_linked<C: ConnectionTrait>(
     for chunk in crate::write::shape_rows(txn.get_database_backend(), rows) {
         crate::write::insert_chunk(txn, chunk).await?;
     }
-    for part in runs(&links) {
-        link_entity::Entity::insert_many(part.to_vec())
+    let mut links = links.into_iter().peekable();
+    while links.peek().is_some() {
+        let part: Vec<_> = links.by_ref().take(IN_LIST).collect();
+        link_entity::Entity::insert_many(part)
             .exec_without_returning(txn)
             .await
             .map_err(store_error)?;
@@ -407,21 +390,4 @@ pub(crate) async fn verify<C: ConnectionTrait>(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_of_any_length_are_cut_into_few_fixed_lengths() {
-        let items: Vec<usize> = (0..2100).collect();
-        for n in 0..=2100 {
-            let cut = runs(&items[..n]);
-            assert_eq!(cut.concat(), items[..n], "{n}");
-            assert!(cut.iter().all(|run| RUNS.contains(&run.len())), "{n}");
-            // At most one run of hundreds per thousand, and the rest in at most six.
-            assert!(cut.len() <= n / 1000 + 1 + 6, "{n}: {} runs", cut.len());
-        }
-    }
 }
