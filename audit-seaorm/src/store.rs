@@ -339,20 +339,7 @@ impl SeaOrmStore {
     /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
     /// transaction, so it is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        // Read committed on a server, whatever the database's default: under repeatable read
-        // PostgreSQL refuses to lock a chain head that another writer moved after this
-        // transaction began ("could not serialize access"), where read committed waits for
-        // the lock and reads the new head (six replicas writing one tenant at once).
-        write::insert_linked(&self.writer, entries, self.write_isolation()).await
-    }
-
-    /// The isolation of the store's own write transactions: read committed on a server (see
-    /// [`insert_batch`](Self::insert_batch)), SQLite's own on a file.
-    pub(crate) fn write_isolation(&self) -> Option<IsolationLevel> {
-        match self.writer.get_database_backend() {
-            DbBackend::Sqlite => None,
-            _ => Some(IsolationLevel::ReadCommitted),
-        }
+        write::insert_entries(&self.writer, entries).await
     }
 
     /// Verifies `tenant`'s hash chain (`None`: the chain of entries without a tenant): every
@@ -378,7 +365,7 @@ const VERIFY_PAGE: u64 = 5_000;
 #[async_trait]
 impl AuditSink for SeaOrmStore {
     async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
-        self.insert_batch(std::slice::from_ref(&entry))
+        write::insert_entry(&self.writer, &entry)
             .await
             .map_err(sink_error)
     }

@@ -6,8 +6,7 @@ use audit_core::AuditEntry;
 use audit_core::store::StoreError;
 use futures_util::future::BoxFuture;
 use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, Iterable, TransactionSession,
-    TransactionTrait,
+    ConnectionTrait, DbBackend, EntityTrait, Iterable, TransactionSession, TransactionTrait,
 };
 
 use crate::convert::Row;
@@ -145,10 +144,7 @@ pub(crate) async fn insert_chunk<C: ConnectionTrait>(
 /// included, so that a handler's change and its audit entry commit or roll back together. The
 /// entry is linked into its tenant's hash chain in the same transaction (a savepoint inside
 /// yours, or a transaction of its own on a plain connection), which locks the chain's head
-/// until the transaction ends. In a PostgreSQL transaction under `REPEATABLE READ` or
-/// `SERIALIZABLE`, a head that another writer moved since your transaction began cannot be
-/// locked: the insert fails with a serialization error, to be retried like any other (the
-/// store's own writes run under `READ COMMITTED`, which waits for the lock instead).
+/// until the transaction ends.
 ///
 /// Inserting an entry whose id is already stored does nothing, so a retry never duplicates it.
 /// The tables must exist ([`Migrator`](crate::migration::Migrator)).
@@ -207,23 +203,10 @@ pub async fn insert_entries<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     entries: &[AuditEntry],
 ) -> Result<(), StoreError> {
-    insert_linked(conn, entries, None).await
-}
-
-/// [`insert_entries`] in a transaction of `isolation` (a savepoint, whatever `isolation`
-/// says, when `conn` is a transaction already).
-pub(crate) async fn insert_linked<C: ConnectionTrait + TransactionTrait>(
-    conn: &C,
-    entries: &[AuditEntry],
-    isolation: Option<IsolationLevel>,
-) -> Result<(), StoreError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let txn = conn
-        .begin_with_config(isolation, None)
-        .await
-        .map_err(store_error)?;
+    let txn = conn.begin().await.map_err(store_error)?;
     crate::chain::write_linked(&txn, entries).await?;
     txn.commit().await.map_err(store_error)
 }
