@@ -269,16 +269,10 @@ async fn exec(store: &SeaOrmStore, sql: &str) {
 async fn empty(store: &SeaOrmStore) {
     match store.connection().get_database_backend() {
         DbBackend::Sqlite => {
-            for table in ["audit_log", "audit_chain", "audit_chain_head"] {
-                exec(store, &format!("DELETE FROM {table}")).await;
-            }
+            exec(store, "DELETE FROM audit_log").await;
             exec(store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
         }
-        _ => {
-            for table in ["audit_log", "audit_chain", "audit_chain_head"] {
-                exec(store, &format!("TRUNCATE TABLE {table}")).await;
-            }
-        }
+        _ => exec(store, "TRUNCATE TABLE audit_log").await,
     }
 }
 
@@ -287,9 +281,7 @@ async fn fresh(url: &str, options: StoreOptions) -> SeaOrmStore {
     let store = SeaOrmStore::connect_with(url, options)
         .await
         .expect("connect");
-    for table in ["audit_log", "audit_chain", "audit_chain_head"] {
-        exec(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
-    }
+    exec(&store, "DROP TABLE IF EXISTS audit_log").await;
     exec(&store, "DROP TABLE IF EXISTS audit_seaql_migrations").await;
     store.migrate().await.expect("migrate");
     store

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use audit_core::AuditEntry;
 use audit_core::chain::{ChainBreak, ChainHash, ChainLink, ChainReport, Personal, link};
 use audit_core::store::StoreError;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TryIntoModel,
@@ -171,17 +170,6 @@ async fn link_batch<C: ConnectionTrait>(
             .await
             .map_err(store_error)?;
         stored.extend(ids);
-        // An id with a link was stored once, even if its row is gone since (deleted by
-        // retention): linking it again would collide with its link.
-        let linked: Vec<Uuid> = link_entity::Entity::find()
-            .select_only()
-            .column(link_entity::Column::EntryId)
-            .filter(link_entity::Column::EntryId.is_in(part.iter().map(|e| e.id)))
-            .into_tuple()
-            .all(txn)
-            .await
-            .map_err(store_error)?;
-        stored.extend(linked);
     }
     let mut rows = Vec::with_capacity(fresh.len());
     let mut links = Vec::with_capacity(fresh.len());
@@ -189,25 +177,19 @@ async fn link_batch<C: ConnectionTrait>(
         let row = to_row(entry)?;
         // The link covers the entry as it reads back (texts cut to their columns, NUL
         // replaced), so that verification recomputes the same hash from the stored row.
-        let read_back;
-        let as_stored = if row.changed {
-            let model = row
-                .model
-                .clone()
-                .try_into_model()
-                .map_err(|e| StoreError::Backend(Box::new(e)))?;
-            read_back = from_model(model)?;
-            &read_back
-        } else {
-            entry
-        };
+        let model = row
+            .model
+            .clone()
+            .try_into_model()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let as_stored = from_model(model)?;
         let key = chain_key(entry.tenant_id.as_deref());
         let (seq, prev) = heads
             .get_mut(&key)
             .ok_or_else(|| corrupt(&key, "the chain's head row vanished"))?;
-        let personal = Personal::seal(as_stored);
+        let personal = Personal::seal(&as_stored);
         let next = *seq + 1;
-        let hash = link(as_stored, next, prev, &personal.digest);
+        let hash = link(&as_stored, next, prev, &personal.digest);
         *seq = next;
         *prev = hash;
         links.push(link_entity::ActiveModel {
@@ -220,25 +202,20 @@ async fn link_batch<C: ConnectionTrait>(
         });
         rows.push(row);
     }
-    // The heads move in one statement: an upsert onto rows that exist and are locked.
-    let moved: Vec<head_entity::ActiveModel> = heads
-        .iter()
-        .map(|(key, (seq, hash))| {
-            Ok(head_entity::ActiveModel {
-                chain_key: Set(key.clone()),
-                seq: Set(i64::try_from(*seq).map_err(|e| corrupt("sequence", e))?),
-                hash: Set(hash.to_hex()),
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    for part in moved.chunks(IN_LIST) {
-        head_entity::Entity::insert_many(part.to_vec())
-            .on_conflict(
-                OnConflict::column(head_entity::Column::ChainKey)
-                    .update_columns([head_entity::Column::Seq, head_entity::Column::Hash])
-                    .to_owned(),
+    for (key, (seq, hash)) in &heads {
+        head_entity::Entity::update_many()
+            .col_expr(
+                head_entity::Column::Seq,
+                sea_orm::sea_query::Expr::value(
+                    i64::try_from(*seq).map_err(|e| corrupt("sequence", e))?,
+                ),
             )
-            .exec_without_returning(txn)
+            .col_expr(
+                head_entity::Column::Hash,
+                sea_orm::sea_query::Expr::value(hash.to_hex()),
+            )
+            .filter(head_entity::Column::ChainKey.eq(key.as_str()))
+            .exec(txn)
             .await
             .map_err(store_error)?;
     }
