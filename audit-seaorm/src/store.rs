@@ -397,8 +397,4 @@ impl AuditStore for SeaOrmStore {
             Err(err) => stream::once(async move { Err(err) }).boxed(),
         }
     }
-
-    async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
-        SeaOrmStore::verify_chain(self, tenant).await.map(Some)
-    }
 }
