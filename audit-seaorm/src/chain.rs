@@ -76,27 +76,6 @@ pub(crate) fn chain_key(tenant: Option<&str>) -> String {
     }
 }
 
-/// The tenants whose chains the store holds (`None`: entries without a tenant), in key order
-/// with the tenantless chain last.
-pub(crate) async fn chains<C: ConnectionTrait>(db: &C) -> Result<Vec<Option<String>>, StoreError> {
-    let keys: Vec<String> = head_entity::Entity::find()
-        .select_only()
-        .column(head_entity::Column::ChainKey)
-        .order_by_asc(head_entity::Column::ChainKey)
-        .into_tuple()
-        .all(db)
-        .await
-        .map_err(store_error)?;
-    let mut tenants: Vec<Option<String>> = keys
-        .iter()
-        .filter_map(|key| key.strip_prefix("t:").map(|t| Some(t.to_owned())))
-        .collect();
-    if keys.iter().any(|key| key == "-") {
-        tenants.push(None);
-    }
-    Ok(tenants)
-}
-
 /// The most values in one `IN (…)` list or one multi-row insert of links.
 const IN_LIST: usize = 1000;
 

@@ -348,15 +348,6 @@ impl SeaOrmStore {
     pub async fn verify_chain(&self, tenant: Option<&str>) -> Result<ChainReport, StoreError> {
         crate::chain::verify(&self.db, tenant, VERIFY_PAGE).await
     }
-
-    /// Verifies every chain in the store, tenant by tenant (entries without a tenant last).
-    pub async fn verify_chains(&self) -> Result<Vec<ChainReport>, StoreError> {
-        let mut reports = Vec::new();
-        for tenant in crate::chain::chains(&self.db).await? {
-            reports.push(self.verify_chain(tenant.as_deref()).await?);
-        }
-        Ok(reports)
-    }
 }
 
 /// Links read per query while verifying a chain.
