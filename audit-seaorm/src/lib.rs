@@ -31,7 +31,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod chain;
 mod convert;
 pub mod entity;
 mod error;

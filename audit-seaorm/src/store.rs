@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audit_core::chain::ChainReport;
 use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
 use audit_core::{AuditEntry, AuditSink, SinkError};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -339,19 +338,20 @@ impl SeaOrmStore {
     /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
     /// transaction, so it is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        write::insert_entries(&self.writer, entries).await
-    }
-
-    /// Verifies `tenant`'s hash chain (`None`: the chain of entries without a tenant): every
-    /// link from the first, the head, and entries written around the store. See
-    /// `docs/chain.md`.
-    pub async fn verify_chain(&self, tenant: Option<&str>) -> Result<ChainReport, StoreError> {
-        crate::chain::verify(&self.db, tenant, VERIFY_PAGE).await
+        let mut chunks = write::chunks(self.writer.get_database_backend(), entries)?;
+        match chunks.len() {
+            0 => Ok(()),
+            1 => write::insert_chunk(&self.writer, chunks.remove(0)).await,
+            _ => {
+                let txn = self.writer.begin().await.map_err(store_error)?;
+                for chunk in chunks {
+                    write::insert_chunk(&txn, chunk).await?;
+                }
+                txn.commit().await.map_err(store_error)
+            }
+        }
     }
 }
-
-/// Links read per query while verifying a chain.
-const VERIFY_PAGE: u64 = 5_000;
 
 #[async_trait]
 impl AuditSink for SeaOrmStore {

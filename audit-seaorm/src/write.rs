@@ -2,14 +2,14 @@
 //! the sink's half of [`SeaOrmStore`](crate::SeaOrmStore); [`insert_entry`] writes an entry
 //! inside a handler's own transaction.
 
+use std::collections::HashSet;
+
 use audit_core::AuditEntry;
 use audit_core::store::StoreError;
 use futures_util::future::BoxFuture;
-use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, Iterable, TransactionSession, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Iterable};
 
-use crate::convert::Row;
+use crate::convert::{Row, to_row};
 use crate::entity::{self, Column};
 use crate::error::store_error;
 /// The most rows in one statement, whatever the backend allows: past this, larger statements
@@ -81,38 +81,30 @@ fn shaped(mut rows: Vec<Row>, out: &mut Vec<Vec<Row>>) {
 /// first one wins, as it would in separate inserts). Statements have one of a few sizes (see
 /// [`shaped`]), so that a connection prepares a bounded number of insert statements; the last
 /// rows of a chunk may be followed by repeats of one of them, which the insert skips.
-#[cfg(test)]
 pub(crate) fn chunks(
     backend: DbBackend,
     entries: &[AuditEntry],
 ) -> Result<Vec<Vec<Row>>, StoreError> {
-    let mut seen = std::collections::HashSet::with_capacity(entries.len());
-    let mut rows = Vec::with_capacity(entries.len());
-    for entry in entries {
-        if seen.insert(entry.id) {
-            rows.push(crate::convert::to_row(entry)?);
-        }
-    }
-    Ok(shape_rows(backend, rows))
-}
-
-/// Cuts `rows` (distinct ids) into statements for `backend`: chunks of at most
-/// [`rows_per_statement`] rows and [`MAX_CHUNK_BYTES`], each in the few sizes of [`shaped`].
-pub(crate) fn shape_rows(backend: DbBackend, rows: Vec<Row>) -> Vec<Vec<Row>> {
     let max_rows = rows_per_statement(backend);
     let mut out = Vec::new();
-    for chunk in sized_chunks(max_rows, rows) {
+    for chunk in sized_chunks(max_rows, entries)? {
         shaped(chunk, &mut out);
     }
-    out
+    Ok(out)
 }
 
-/// Groups `rows` in chunks of at most `max_rows` rows and [`MAX_CHUNK_BYTES`].
-fn sized_chunks(max_rows: usize, rows: Vec<Row>) -> Vec<Vec<Row>> {
+/// Converts `entries` into rows in chunks of at most `max_rows` rows and
+/// [`MAX_CHUNK_BYTES`], dropping repeated ids.
+fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Result<Vec<Vec<Row>>, StoreError> {
+    let mut seen = HashSet::with_capacity(entries.len());
     let mut out = Vec::new();
     let mut current: Vec<Row> = Vec::new();
     let mut bytes = 0;
-    for row in rows {
+    for entry in entries {
+        if !seen.insert(entry.id) {
+            continue;
+        }
+        let row = to_row(entry)?;
         if !current.is_empty() && (current.len() >= max_rows || bytes + row.bytes > MAX_CHUNK_BYTES)
         {
             out.push(std::mem::take(&mut current));
@@ -124,7 +116,7 @@ fn sized_chunks(max_rows: usize, rows: Vec<Row>) -> Vec<Vec<Row>> {
     if !current.is_empty() {
         out.push(current);
     }
-    out
+    Ok(out)
 }
 
 /// Inserts one chunk as one statement; ids that already exist are skipped.
@@ -141,13 +133,10 @@ pub(crate) async fn insert_chunk<C: ConnectionTrait>(
 }
 
 /// Inserts one entry on any connection, a [`DatabaseTransaction`](sea_orm::DatabaseTransaction)
-/// included, so that a handler's change and its audit entry commit or roll back together. The
-/// entry is linked into its tenant's hash chain in the same transaction (a savepoint inside
-/// yours, or a transaction of its own on a plain connection), which locks the chain's head
-/// until the transaction ends.
+/// included, so that a handler's change and its audit entry commit or roll back together.
 ///
 /// Inserting an entry whose id is already stored does nothing, so a retry never duplicates it.
-/// The tables must exist ([`Migrator`](crate::migration::Migrator)).
+/// The table must exist ([`Migrator`](crate::migration::Migrator)).
 ///
 /// ```no_run
 /// use audit_core::{Action, AuditEntry};
@@ -162,11 +151,11 @@ pub(crate) async fn insert_chunk<C: ConnectionTrait>(
 /// txn.commit().await?; // both the change and the entry, or neither
 /// # Ok(()) }
 /// ```
-pub async fn insert_entry<C: ConnectionTrait + TransactionTrait>(
+pub async fn insert_entry<C: ConnectionTrait>(
     conn: &C,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
-    insert_entries(conn, std::slice::from_ref(entry)).await
+    insert_chunk(conn, vec![to_row(entry)?]).await
 }
 
 /// The writer for `AuditContext::record_with` (in `audit-tower`) that inserts the request's
@@ -185,7 +174,7 @@ pub async fn insert_entry<C: ConnectionTrait + TransactionTrait>(
 ///     Ok(())
 /// }
 /// ```
-pub fn record_in<'c, C: ConnectionTrait + TransactionTrait>(
+pub fn record_in<'c, C: ConnectionTrait>(
     conn: &'c C,
 ) -> impl FnOnce(AuditEntry) -> BoxFuture<'c, Result<(), StoreError>> + 'c {
     move |entry| Box::pin(async move { insert_entry(conn, &entry).await })
@@ -197,18 +186,18 @@ pub fn record_in<'c, C: ConnectionTrait + TransactionTrait>(
 /// statements (a batch of 100 or 1,000 one, a batch of 999 a statement of 900 and one of 99
 /// entries padded to 100 by repeating one of them; more when the rows exceed 4 MiB).
 ///
-/// The entries are linked into their tenants' hash chains, in their order, in one transaction
-/// (a savepoint when `conn` is a transaction already): all of them are stored, or none.
-pub async fn insert_entries<C: ConnectionTrait + TransactionTrait>(
+/// This opens no transaction of its own: on a plain connection, a failure after the first
+/// statement leaves the earlier chunks stored (a retry then completes the batch, since
+/// inserts are idempotent). [`AuditSink::record_batch`](audit_core::AuditSink::record_batch)
+/// on [`SeaOrmStore`](crate::SeaOrmStore) wraps a multi-statement batch in a transaction.
+pub async fn insert_entries<C: ConnectionTrait>(
     conn: &C,
     entries: &[AuditEntry],
 ) -> Result<(), StoreError> {
-    if entries.is_empty() {
-        return Ok(());
+    for chunk in chunks(conn.get_database_backend(), entries)? {
+        insert_chunk(conn, chunk).await?;
     }
-    let txn = conn.begin().await.map_err(store_error)?;
-    crate::chain::write_linked(&txn, entries).await?;
-    txn.commit().await.map_err(store_error)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -216,7 +205,6 @@ pub async fn insert_entries<C: ConnectionTrait + TransactionTrait>(
 mod tests {
     use super::*;
     use audit_core::{Action, Change};
-    use std::collections::HashSet;
 
     fn id(row: &Row) -> uuid::Uuid {
         match &row.model.id {
