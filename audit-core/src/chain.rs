@@ -258,16 +258,19 @@ impl Encoder {
         self.bytes.push(b';');
     }
 
-    fn array_header(&mut self, count: usize) {
-        self.bytes.push(b'A');
+    /// `tag`, `count` in decimal, `:`: the start of an array (`A`) or an object (`O`).
+    fn header(&mut self, tag: u8, count: usize) {
+        self.bytes.push(tag);
         self.bytes.extend_from_slice(count.to_string().as_bytes());
         self.bytes.push(b':');
     }
 
+    fn array_header(&mut self, count: usize) {
+        self.header(b'A', count);
+    }
+
     fn object_header(&mut self, count: usize) {
-        self.bytes.push(b'O');
-        self.bytes.extend_from_slice(count.to_string().as_bytes());
-        self.bytes.push(b':');
+        self.header(b'O', count);
     }
 
     fn value(&mut self, value: &Value) {
