@@ -355,6 +355,52 @@ pub enum ChainBreak {
         /// Its sequence number.
         seq: u64,
     },
+    /// The chain names an entry that is not there: it was deleted.
+    #[error("sequence {seq}: entry {id} is missing")]
+    Missing {
+        /// The missing entry's id.
+        id: uuid::Uuid,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The chain ends before its recorded head (or a checkpoint): its newest entries were
+    /// cut off.
+    #[error("the chain ends at sequence {last}, but its head is at {head}")]
+    Truncated {
+        /// The last sequence number found.
+        last: u64,
+        /// Where the head says the chain ends.
+        head: u64,
+    },
+    /// An entry with no link, stored after the chain began: written around the store.
+    #[error("entry {id} has no link in the chain but is newer than its start")]
+    Unchained {
+        /// The entry's id.
+        id: uuid::Uuid,
+    },
+}
+
+/// What verifying one chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// The tenant whose chain this is; `None` for entries without a tenant.
+    pub tenant_id: Option<String>,
+    /// Entries whose links were checked (up to the break, if any).
+    pub checked: u64,
+    /// Entries stored before the chain began (before the store chained entries), older than
+    /// its first link: counted, not checked.
+    pub unchained: u64,
+    /// The last sequence number and hash checked.
+    pub last: (u64, ChainHash),
+    /// The first broken link, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+impl ChainReport {
+    /// Whether the chain verified.
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_none()
+    }
 }
 
 /// Checks a run of one chain's entries, in sequence order, each with its stored link. `start`

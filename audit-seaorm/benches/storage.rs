@@ -269,10 +269,16 @@ async fn exec(store: &SeaOrmStore, sql: &str) {
 async fn empty(store: &SeaOrmStore) {
     match store.connection().get_database_backend() {
         DbBackend::Sqlite => {
-            exec(store, "DELETE FROM audit_log").await;
+            for table in ["audit_log", "audit_chain", "audit_chain_head"] {
+                exec(store, &format!("DELETE FROM {table}")).await;
+            }
             exec(store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
         }
-        _ => exec(store, "TRUNCATE TABLE audit_log").await,
+        _ => {
+            for table in ["audit_log", "audit_chain", "audit_chain_head"] {
+                exec(store, &format!("TRUNCATE TABLE {table}")).await;
+            }
+        }
     }
 }
 
@@ -281,7 +287,9 @@ async fn fresh(url: &str, options: StoreOptions) -> SeaOrmStore {
     let store = SeaOrmStore::connect_with(url, options)
         .await
         .expect("connect");
-    exec(&store, "DROP TABLE IF EXISTS audit_log").await;
+    for table in ["audit_log", "audit_chain", "audit_chain_head"] {
+        exec(&store, &format!("DROP TABLE IF EXISTS {table}")).await;
+    }
     exec(&store, "DROP TABLE IF EXISTS audit_seaql_migrations").await;
     store.migrate().await.expect("migrate");
     store
@@ -342,6 +350,31 @@ async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
             store_best / raw_best
         );
     }
+    empty(store).await;
+}
+
+/// Verifies the chains of `rows` entries over 50 tenants, stored in batches of 1,000.
+async fn bench_verify(name: &str, store: &SeaOrmStore, rows: usize) {
+    empty(store).await;
+    let data = dataset(0..rows, rows, 50, 0x7e41f);
+    for chunk in data.chunks(1000) {
+        store
+            .record_batch(chunk.to_vec())
+            .await
+            .expect("record_batch");
+    }
+    let started = Instant::now();
+    let reports = store.verify_chains().await.expect("verify");
+    let elapsed = started.elapsed();
+    let checked: u64 = reports.iter().map(|r| r.checked).sum();
+    assert!(reports.iter().all(|r| r.is_intact()), "a chain is broken");
+    assert_eq!(checked as usize, rows, "entries verified");
+    println!(
+        "\n### {name}: chain verification\n\n{checked} entries in {} chains verified in {:.2} s: {:.0} entries/s",
+        reports.len(),
+        elapsed.as_secs_f64(),
+        rate(rows, elapsed)
+    );
     empty(store).await;
 }
 
@@ -487,6 +520,7 @@ struct Sizes {
     rows: usize,
     tenants: usize,
     insert_rows: usize,
+    verify_rows: usize,
     samples: usize,
 }
 
@@ -495,11 +529,15 @@ async fn run(name: &str, url: &str, options: StoreOptions, sizes: &Sizes) {
         rows,
         tenants,
         insert_rows,
+        verify_rows,
         samples,
     } = *sizes;
     let store = fresh(url, options).await;
     if insert_rows > 0 {
         bench_inserts(name, &store, insert_rows).await;
+    }
+    if verify_rows > 0 {
+        bench_verify(name, &store, verify_rows).await;
     }
     if rows > 0 {
         bench_queries(name, &store, rows, tenants, samples).await;
@@ -510,6 +548,7 @@ fn main() {
     let rows = env_usize("AUDIT_BENCH_ROWS", 1_000_000);
     let tenants = env_usize("AUDIT_BENCH_TENANTS", 50);
     let insert_rows = env_usize("AUDIT_BENCH_INSERT_ROWS", 20_000);
+    let verify_rows = env_usize("AUDIT_BENCH_VERIFY_ROWS", 100_000);
     let samples = env_usize("AUDIT_BENCH_SAMPLES", 200);
     let durabilities: Vec<SqliteDurability> = std::env::var("AUDIT_BENCH_SQLITE_DURABILITY")
         .unwrap_or_else(|_| "normal,full".into())
@@ -544,6 +583,7 @@ fn main() {
             rows,
             tenants,
             insert_rows,
+            verify_rows,
             samples,
         };
         if wanted("sqlite") {
@@ -554,6 +594,7 @@ fn main() {
                 // The query dataset once, with the first durability.
                 let sizes = Sizes {
                     rows: if i == 0 { rows } else { 0 },
+                    verify_rows: if i == 0 { verify_rows } else { 0 },
                     ..sizes
                 };
                 run(

@@ -24,6 +24,9 @@ use crate::entity::{self, Column, capacity};
 pub(crate) struct Row {
     pub model: entity::ActiveModel,
     pub bytes: usize,
+    /// Whether the row differs from the entry (a text cut or a NUL replaced, nanoseconds
+    /// dropped, an invalid action renamed): the entry then reads back as the row, not as given.
+    pub changed: bool,
 }
 
 /// The row for `entry`, every column set.
@@ -31,13 +34,15 @@ pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
     let mut model = <entity::ActiveModel as ActiveModelTrait>::default();
     // Fixed-size columns and per-value overhead.
     let mut bytes = 128;
+    let mut changed = false;
     for (name, value) in entry.fields() {
         let column = Column::from_str(name).map_err(|_| {
             StoreError::Backend(format!("`audit_log` has no column for the field {name}").into())
         })?;
-        let (value, size) = column_value(column, value)
+        let (value, size, altered) = column_value(column, value)
             .map_err(|message| StoreError::Backend(format!("{name}: {message}").into()))?;
         bytes += size;
+        changed |= altered;
         model
             .try_set(column, value)
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
@@ -45,37 +50,44 @@ pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
     // A `Custom` can be built directly with any text; it is stored as the valid name
     // `Action::custom` makes of it, so that every stored action reads back.
     if !entry.action.is_valid() {
+        changed = true;
         let valid = Action::custom(entry.action.as_str());
         model
             .try_set(Column::Action, valid.as_str().into())
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
     }
-    Ok(Row { model, bytes })
+    Ok(Row {
+        model,
+        bytes,
+        changed,
+    })
 }
 
-/// `value` as `column` stores it, and how many bytes it adds to a statement (at least as many
-/// as its text: JSON is sent as JSON text, where escapes count).
-fn column_value(column: Column, value: Value) -> Result<(sea_orm::Value, usize), String> {
+/// `value` as `column` stores it, how many bytes it adds to a statement (at least as many as
+/// its text: JSON is sent as JSON text, where escapes count), and whether storing changed it.
+fn column_value(column: Column, value: Value) -> Result<(sea_orm::Value, usize, bool), String> {
     let def = column.def();
     let column_type = def.get_column_type();
     let mismatch = |value: &Value| format!("a {column_type:?} column cannot hold {value}");
     Ok(match (column_type, value) {
         (ColumnType::Json | ColumnType::JsonBinary, mut json) => {
-            clean_json(&mut json);
+            let altered = clean_json(&mut json);
             let size = json_text_len(&json);
-            (sea_orm::Value::Json(Some(Box::new(json))), size)
+            (sea_orm::Value::Json(Some(Box::new(json))), size, altered)
         }
         (ColumnType::String(_) | ColumnType::Text, Value::String(text)) => {
-            let text = clean(text, capacity_of(column_type));
+            let max = capacity_of(column_type);
+            let altered = text.len() > max || text.contains('\0');
+            let text = clean(text, max);
             let size = text.len();
-            (sea_orm::Value::String(Some(text)), size)
+            (sea_orm::Value::String(Some(text)), size, altered)
         }
         (ColumnType::String(_) | ColumnType::Text, Value::Null) => {
-            (sea_orm::Value::String(None), 0)
+            (sea_orm::Value::String(None), 0, false)
         }
         (ColumnType::Uuid, Value::String(text)) => {
             let id = Uuid::parse_str(&text).map_err(|e| e.to_string())?;
-            (sea_orm::Value::Uuid(Some(id)), 16)
+            (sea_orm::Value::Uuid(Some(id)), 16, false)
         }
         // Microseconds, as the builder makes them and cursors carry them: an entry built
         // directly may hold nanoseconds, which SQLite would keep as text and PostgreSQL and
@@ -83,19 +95,17 @@ fn column_value(column: Column, value: Value) -> Result<(sea_orm::Value, usize),
         (ColumnType::TimestampWithTimeZone, text @ Value::String(_)) => {
             // Through chrono's own reading, which takes any year the entry can hold.
             let at: DateTime<Utc> = serde_json::from_value(text).map_err(|e| e.to_string())?;
-            (
-                sea_orm::Value::ChronoDateTimeUtc(Some(at.trunc_subsecs(6))),
-                8,
-            )
+            let kept = at.trunc_subsecs(6);
+            (sea_orm::Value::ChronoDateTimeUtc(Some(kept)), 8, kept != at)
         }
         (ColumnType::Integer, Value::Number(number)) => {
             let number = number
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())
                 .ok_or_else(|| mismatch(&Value::Number(number)))?;
-            (sea_orm::Value::Int(Some(number)), 4)
+            (sea_orm::Value::Int(Some(number)), 4, false)
         }
-        (ColumnType::Integer, Value::Null) => (sea_orm::Value::Int(None), 0),
+        (ColumnType::Integer, Value::Null) => (sea_orm::Value::Int(None), 0, false),
         (_, other) => return Err(mismatch(&other)),
     })
 }
@@ -122,21 +132,28 @@ fn clean(mut text: String, max: usize) -> String {
     text
 }
 
-/// Replaces NUL in every string and key of a JSON value.
-fn clean_json(value: &mut Value) {
+/// Replaces NUL in every string and key of a JSON value; whether there was any.
+fn clean_json(value: &mut Value) -> bool {
     match value {
-        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
-        Value::Array(items) => items.iter_mut().for_each(clean_json),
+        Value::String(s) if s.contains('\0') => {
+            *s = s.replace('\0', "\u{FFFD}");
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| clean_json(item) | any),
         Value::Object(map) => {
-            if map.keys().any(|k| k.contains('\0')) {
+            let keys = map.keys().any(|k| k.contains('\0'));
+            if keys {
                 let old = std::mem::take(map);
                 for (k, v) in old {
                     map.insert(k.replace('\0', "\u{FFFD}"), v);
                 }
             }
-            map.values_mut().for_each(clean_json);
+            map.values_mut()
+                .fold(keys, |any, item| clean_json(item) | any)
         }
-        _ => {}
+        _ => false,
     }
 }
 

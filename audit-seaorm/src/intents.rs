@@ -87,7 +87,7 @@ impl IntentStore for SeaOrmStore {
         loop {
             let txn = self
                 .writer()
-                .begin()
+                .begin_with_config(self.write_isolation(), None)
                 .await
                 .map_err(|e| sink_error(store_error(e)))?;
             let rows = intent::Entity::find()

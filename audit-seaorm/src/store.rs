@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use audit_core::chain::ChainReport;
 use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
 use audit_core::{AuditEntry, AuditSink, SinkError};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -338,25 +339,46 @@ impl SeaOrmStore {
     /// statement (see [`insert_entries`](crate::insert_entries)) is written in one
     /// transaction, so it is stored whole or not at all.
     pub async fn insert_batch(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let mut chunks = write::chunks(self.writer.get_database_backend(), entries)?;
-        match chunks.len() {
-            0 => Ok(()),
-            1 => write::insert_chunk(&self.writer, chunks.remove(0)).await,
-            _ => {
-                let txn = self.writer.begin().await.map_err(store_error)?;
-                for chunk in chunks {
-                    write::insert_chunk(&txn, chunk).await?;
-                }
-                txn.commit().await.map_err(store_error)
-            }
+        // Read committed on a server, whatever the database's default: under repeatable read
+        // PostgreSQL refuses to lock a chain head that another writer moved after this
+        // transaction began ("could not serialize access"), where read committed waits for
+        // the lock and reads the new head (six replicas writing one tenant at once).
+        write::insert_linked(&self.writer, entries, self.write_isolation()).await
+    }
+
+    /// The isolation of the store's own write transactions: read committed on a server (see
+    /// [`insert_batch`](Self::insert_batch)), SQLite's own on a file.
+    pub(crate) fn write_isolation(&self) -> Option<IsolationLevel> {
+        match self.writer.get_database_backend() {
+            DbBackend::Sqlite => None,
+            _ => Some(IsolationLevel::ReadCommitted),
         }
     }
+
+    /// Verifies `tenant`'s hash chain (`None`: the chain of entries without a tenant): every
+    /// link from the first, the head, and entries written around the store. See
+    /// `docs/chain.md`.
+    pub async fn verify_chain(&self, tenant: Option<&str>) -> Result<ChainReport, StoreError> {
+        crate::chain::verify(&self.db, tenant, VERIFY_PAGE).await
+    }
+
+    /// Verifies every chain in the store, tenant by tenant (entries without a tenant last).
+    pub async fn verify_chains(&self) -> Result<Vec<ChainReport>, StoreError> {
+        let mut reports = Vec::new();
+        for tenant in crate::chain::chains(&self.db).await? {
+            reports.push(self.verify_chain(tenant.as_deref()).await?);
+        }
+        Ok(reports)
+    }
 }
+
+/// Links read per query while verifying a chain.
+const VERIFY_PAGE: u64 = 5_000;
 
 #[async_trait]
 impl AuditSink for SeaOrmStore {
     async fn record(&self, entry: AuditEntry) -> Result<(), SinkError> {
-        write::insert_entry(&self.writer, &entry)
+        self.insert_batch(std::slice::from_ref(&entry))
             .await
             .map_err(sink_error)
     }
@@ -387,5 +409,9 @@ impl AuditStore for SeaOrmStore {
             Ok(()) => read::export_stream(self.db.clone(), query.clone()),
             Err(err) => stream::once(async move { Err(err) }).boxed(),
         }
+    }
+
+    async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
+        SeaOrmStore::verify_chain(self, tenant).await.map(Some)
     }
 }

@@ -2,14 +2,15 @@
 //! the sink's half of [`SeaOrmStore`](crate::SeaOrmStore); [`insert_entry`] writes an entry
 //! inside a handler's own transaction.
 
-use std::collections::HashSet;
-
 use audit_core::AuditEntry;
 use audit_core::store::StoreError;
 use futures_util::future::BoxFuture;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Iterable};
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, Iterable, TransactionSession,
+    TransactionTrait,
+};
 
-use crate::convert::{Row, to_row};
+use crate::convert::Row;
 use crate::entity::{self, Column};
 use crate::error::store_error;
 /// The most rows in one statement, whatever the backend allows: past this, larger statements
@@ -81,30 +82,38 @@ fn shaped(mut rows: Vec<Row>, out: &mut Vec<Vec<Row>>) {
 /// first one wins, as it would in separate inserts). Statements have one of a few sizes (see
 /// [`shaped`]), so that a connection prepares a bounded number of insert statements; the last
 /// rows of a chunk may be followed by repeats of one of them, which the insert skips.
+#[cfg(test)]
 pub(crate) fn chunks(
     backend: DbBackend,
     entries: &[AuditEntry],
 ) -> Result<Vec<Vec<Row>>, StoreError> {
-    let max_rows = rows_per_statement(backend);
-    let mut out = Vec::new();
-    for chunk in sized_chunks(max_rows, entries)? {
-        shaped(chunk, &mut out);
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let mut rows = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if seen.insert(entry.id) {
+            rows.push(crate::convert::to_row(entry)?);
+        }
     }
-    Ok(out)
+    Ok(shape_rows(backend, rows))
 }
 
-/// Converts `entries` into rows in chunks of at most `max_rows` rows and
-/// [`MAX_CHUNK_BYTES`], dropping repeated ids.
-fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Result<Vec<Vec<Row>>, StoreError> {
-    let mut seen = HashSet::with_capacity(entries.len());
+/// Cuts `rows` (distinct ids) into statements for `backend`: chunks of at most
+/// [`rows_per_statement`] rows and [`MAX_CHUNK_BYTES`], each in the few sizes of [`shaped`].
+pub(crate) fn shape_rows(backend: DbBackend, rows: Vec<Row>) -> Vec<Vec<Row>> {
+    let max_rows = rows_per_statement(backend);
+    let mut out = Vec::new();
+    for chunk in sized_chunks(max_rows, rows) {
+        shaped(chunk, &mut out);
+    }
+    out
+}
+
+/// Groups `rows` in chunks of at most `max_rows` rows and [`MAX_CHUNK_BYTES`].
+fn sized_chunks(max_rows: usize, rows: Vec<Row>) -> Vec<Vec<Row>> {
     let mut out = Vec::new();
     let mut current: Vec<Row> = Vec::new();
     let mut bytes = 0;
-    for entry in entries {
-        if !seen.insert(entry.id) {
-            continue;
-        }
-        let row = to_row(entry)?;
+    for row in rows {
         if !current.is_empty() && (current.len() >= max_rows || bytes + row.bytes > MAX_CHUNK_BYTES)
         {
             out.push(std::mem::take(&mut current));
@@ -116,7 +125,7 @@ fn sized_chunks(max_rows: usize, entries: &[AuditEntry]) -> Result<Vec<Vec<Row>>
     if !current.is_empty() {
         out.push(current);
     }
-    Ok(out)
+    out
 }
 
 /// Inserts one chunk as one statement; ids that already exist are skipped.
@@ -133,10 +142,16 @@ pub(crate) async fn insert_chunk<C: ConnectionTrait>(
 }
 
 /// Inserts one entry on any connection, a [`DatabaseTransaction`](sea_orm::DatabaseTransaction)
-/// included, so that a handler's change and its audit entry commit or roll back together.
+/// included, so that a handler's change and its audit entry commit or roll back together. The
+/// entry is linked into its tenant's hash chain in the same transaction (a savepoint inside
+/// yours, or a transaction of its own on a plain connection), which locks the chain's head
+/// until the transaction ends. In a PostgreSQL transaction under `REPEATABLE READ` or
+/// `SERIALIZABLE`, a head that another writer moved since your transaction began cannot be
+/// locked: the insert fails with a serialization error, to be retried like any other (the
+/// store's own writes run under `READ COMMITTED`, which waits for the lock instead).
 ///
 /// Inserting an entry whose id is already stored does nothing, so a retry never duplicates it.
-/// The table must exist ([`Migrator`](crate::migration::Migrator)).
+/// The tables must exist ([`Migrator`](crate::migration::Migrator)).
 ///
 /// ```no_run
 /// use audit_core::{Action, AuditEntry};
@@ -151,11 +166,11 @@ pub(crate) async fn insert_chunk<C: ConnectionTrait>(
 /// txn.commit().await?; // both the change and the entry, or neither
 /// # Ok(()) }
 /// ```
-pub async fn insert_entry<C: ConnectionTrait>(
+pub async fn insert_entry<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
-    insert_chunk(conn, vec![to_row(entry)?]).await
+    insert_entries(conn, std::slice::from_ref(entry)).await
 }
 
 /// The writer for `AuditContext::record_with` (in `audit-tower`) that inserts the request's
@@ -174,7 +189,7 @@ pub async fn insert_entry<C: ConnectionTrait>(
 ///     Ok(())
 /// }
 /// ```
-pub fn record_in<'c, C: ConnectionTrait>(
+pub fn record_in<'c, C: ConnectionTrait + TransactionTrait>(
     conn: &'c C,
 ) -> impl FnOnce(AuditEntry) -> BoxFuture<'c, Result<(), StoreError>> + 'c {
     move |entry| Box::pin(async move { insert_entry(conn, &entry).await })
@@ -186,18 +201,31 @@ pub fn record_in<'c, C: ConnectionTrait>(
 /// statements (a batch of 100 or 1,000 one, a batch of 999 a statement of 900 and one of 99
 /// entries padded to 100 by repeating one of them; more when the rows exceed 4 MiB).
 ///
-/// This opens no transaction of its own: on a plain connection, a failure after the first
-/// statement leaves the earlier chunks stored (a retry then completes the batch, since
-/// inserts are idempotent). [`AuditSink::record_batch`](audit_core::AuditSink::record_batch)
-/// on [`SeaOrmStore`](crate::SeaOrmStore) wraps a multi-statement batch in a transaction.
-pub async fn insert_entries<C: ConnectionTrait>(
+/// The entries are linked into their tenants' hash chains, in their order, in one transaction
+/// (a savepoint when `conn` is a transaction already): all of them are stored, or none.
+pub async fn insert_entries<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     entries: &[AuditEntry],
 ) -> Result<(), StoreError> {
-    for chunk in chunks(conn.get_database_backend(), entries)? {
-        insert_chunk(conn, chunk).await?;
+    insert_linked(conn, entries, None).await
+}
+
+/// [`insert_entries`] in a transaction of `isolation` (a savepoint, whatever `isolation`
+/// says, when `conn` is a transaction already).
+pub(crate) async fn insert_linked<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    entries: &[AuditEntry],
+    isolation: Option<IsolationLevel>,
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let txn = conn
+        .begin_with_config(isolation, None)
+        .await
+        .map_err(store_error)?;
+    crate::chain::write_linked(&txn, entries).await?;
+    txn.commit().await.map_err(store_error)
 }
 
 #[cfg(test)]
@@ -205,6 +233,7 @@ pub async fn insert_entries<C: ConnectionTrait>(
 mod tests {
     use super::*;
     use audit_core::{Action, Change};
+    use std::collections::HashSet;
 
     fn id(row: &Row) -> uuid::Uuid {
         match &row.model.id {

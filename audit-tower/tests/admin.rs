@@ -904,7 +904,8 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "/export.json",
             "/export.ndjson",
             "/health",
-            "/openapi.json"
+            "/openapi.json",
+            "/verify"
         ]
     );
     // The health body has the fields the document gives it.
@@ -1136,4 +1137,40 @@ async fn health_reports_the_parts_it_was_given_and_a_degraded_one_degrades_it() 
     let body = get(&app, "all", "/health").await.json();
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["parts"]["forwarder"]["degraded"], true);
+}
+
+#[tokio::test]
+async fn verify_checks_the_callers_access_and_says_when_the_store_keeps_no_chain() {
+    let f = fixture().await;
+    // `MemoryStore` keeps no chain: said plainly, not an empty success.
+    let reply = get(&f.app, "tenant:acme", "/verify").await;
+    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(reply.json()["error"], "not_supported");
+    assert_eq!(
+        get(&f.app, "all", "/verify?tenant=globex").await.status,
+        StatusCode::NOT_IMPLEMENTED
+    );
+    // Another tenant, a team administrator, nobody: refused before the store is asked.
+    for (access, uri) in [
+        ("tenant:acme", "/verify?tenant=globex"),
+        ("team:acme:ops", "/verify"),
+        ("nobody", "/verify"),
+    ] {
+        assert_eq!(
+            get(&f.app, access, uri).await.status,
+            StatusCode::FORBIDDEN,
+            "{access} {uri}"
+        );
+    }
+    // Hostile or unknown parameters: a 400 naming the parameter.
+    for uri in [
+        "/verify?tenant=a%00b",
+        "/verify?tenant=acme&tenant=globex",
+        "/verify?order=desc",
+        &format!("/verify?tenant={}", "x".repeat(300)),
+    ] {
+        let reply = get(&f.app, "all", uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(reply.json()["error"], "invalid_parameter", "{uri}");
+    }
 }

@@ -557,6 +557,71 @@ async fn no_secret_reaches_the_audit_table(backend: Backend) {
     }
 }
 
+/// `GET /admin/audit-log/verify`: an administrator verifies their own tenant's chain, and
+/// an entry edited in the database breaks it there.
+async fn the_log_verifies_and_an_edited_entry_breaks_it(backend: Backend) {
+    use audit_seaorm::sea_orm::sea_query::Expr;
+    use audit_seaorm::sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let Some(app) = start_example(backend).await else {
+        return;
+    };
+    let acme = &app.demo.tenants[0];
+    let admin = user_session(&app, &acme.admin.email, &acme.admin.password).await;
+    let (status, report) = admin
+        .send(Method::GET, "/admin/audit-log/verify", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["tenant_id"], "acme");
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(report["checked"].as_u64().unwrap() > 100, "{report}");
+    assert_eq!(report["last"]["hash"].as_str().unwrap().len(), 64);
+
+    // Another tenant's chain, or a parameter it does not take, is refused.
+    let (status, _) = admin
+        .send(Method::GET, "/admin/audit-log/verify?tenant=globex", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = admin
+        .send(
+            Method::GET,
+            "/admin/audit-log/verify?tenant=acme&limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // One of acme's entries edited in place.
+    let db = app.state.store.connection();
+    let third: uuid::Uuid = audit_seaorm::entity::Entity::find()
+        .select_only()
+        .column(audit_seaorm::entity::Column::Id)
+        .filter(audit_seaorm::entity::Column::TenantId.eq("acme"))
+        .order_by_asc(audit_seaorm::entity::Column::Id)
+        .offset(2)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    audit_seaorm::entity::Entity::update_many()
+        .col_expr(
+            audit_seaorm::entity::Column::Details,
+            Expr::value("nothing happened"),
+        )
+        .filter(audit_seaorm::entity::Column::Id.eq(third))
+        .exec(db)
+        .await
+        .unwrap();
+    let (status, report) = admin
+        .send(Method::GET, "/admin/audit-log/verify", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["intact"], false, "{report}");
+    assert_eq!(report["broken"]["reason"], "hash", "{report}");
+    assert_eq!(report["broken"]["id"], third.to_string(), "{report}");
+}
+
 async fn admins_see_only_their_own_tenant(backend: Backend) {
     let Some(app) = start_example(backend).await else {
         return;
@@ -749,4 +814,5 @@ on_every_backend!(
     reads_are_answered_and_record_nothing,
     no_secret_reaches_the_audit_table,
     admins_see_only_their_own_tenant,
+    the_log_verifies_and_an_edited_entry_breaks_it,
 );

@@ -58,6 +58,8 @@ use crate::entry::AuditEntry;
 
 pub use cursor::Cursor;
 pub use page::{Page, StoreError};
+
+use crate::chain::ChainReport;
 pub use query::{
     AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
     Order, SUPPORTED_YEARS, Scope,
@@ -82,6 +84,13 @@ pub trait AuditStore: Send + Sync + 'static {
     /// validated but does not cap the stream; use `StreamExt::take` for that. An invalid query
     /// yields one error and ends.
     fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>>;
+
+    /// Verifies `tenant`'s hash chain (`None`: the entries without a tenant); see
+    /// [`chain`](crate::chain). `Ok(None)` when this store keeps no chain, the default.
+    async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
+        let _ = tenant;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -96,5 +105,9 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
 
     fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
         (**self).export(query)
+    }
+
+    async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
+        (**self).verify_chain(tenant).await
     }
 }

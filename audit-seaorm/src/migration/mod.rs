@@ -2,8 +2,9 @@
 //! [`m20260101_000001_create_audit_log`] (the table and its indexes),
 //! [`m20261122_000002_free_text_index`] (PostgreSQL's free-text indexes; nothing elsewhere) and
 //! [`m20261130_000003_mysql_exact_text`] (binary collation on MySQL and MariaDB for a table
-//! created otherwise; nothing elsewhere) and [`m20261201_000004_create_audit_intent`] (the
-//! intents of requests in flight).
+//! created otherwise; nothing elsewhere), [`m20261201_000004_create_audit_intent`] (the
+//! intents of requests in flight) and [`m20261203_000005_create_audit_chain`] (the hash
+//! chain's links and heads).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -22,6 +23,7 @@
 //!             Box::new(audit_seaorm::migration::m20261122_000002_free_text_index::Migration),
 //!             Box::new(audit_seaorm::migration::m20261130_000003_mysql_exact_text::Migration),
 //!             Box::new(audit_seaorm::migration::m20261201_000004_create_audit_intent::Migration),
+//!             Box::new(audit_seaorm::migration::m20261203_000005_create_audit_chain::Migration),
 //!         ]
 //!     }
 //! }
@@ -45,6 +47,7 @@ pub mod m20260101_000001_create_audit_log;
 pub mod m20261122_000002_free_text_index;
 pub mod m20261130_000003_mysql_exact_text;
 pub mod m20261201_000004_create_audit_intent;
+pub mod m20261203_000005_create_audit_chain;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_free_text_index::Migration),
             Box::new(m20261130_000003_mysql_exact_text::Migration),
             Box::new(m20261201_000004_create_audit_intent::Migration),
+            Box::new(m20261203_000005_create_audit_chain::Migration),
         ]
     }
 

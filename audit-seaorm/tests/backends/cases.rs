@@ -286,3 +286,250 @@ pub async fn migration_is_idempotent(b: &Backend) {
         .unwrap();
     assert_eq!(stored_rows(b, &t).await, 1);
 }
+
+/// `tenant`'s chain, verified; panics when the store cannot read it.
+async fn verified(b: &Backend, tenant: &str) -> audit_core::chain::ChainReport {
+    b.store.verify_chain(Some(tenant)).await.unwrap()
+}
+
+/// Runs `sql` as it is (only literals of the test's own making in it).
+async fn raw(b: &Backend, sql: String) {
+    let db = b.store.connection();
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+}
+
+/// Every way of writing links its entries once, in order, and the chain of a tenant written
+/// by several writers at once neither forks nor breaks.
+pub async fn every_write_path_extends_the_chain(b: &Backend) {
+    let t = tenant();
+    let entry = |n: usize| {
+        AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .entity("Tenant", n.to_string())
+            .build()
+    };
+    b.store.record(entry(0)).await.unwrap();
+    let batch: Vec<AuditEntry> = (1..4).map(entry).collect();
+    b.store.record_batch(batch.clone()).await.unwrap();
+    // A retried batch is not linked again, and its new entries follow.
+    let mut retried = batch.clone();
+    retried.push(entry(4));
+    b.store.record_batch(retried).await.unwrap();
+    let db = b.store.connection();
+    let txn = db.begin().await.unwrap();
+    insert_entry(&txn, &entry(5)).await.unwrap();
+    txn.commit().await.unwrap();
+    // An entry the store alters to fit (a NUL replaced, a name cut to its column) is linked as
+    // it reads back.
+    let mut altered = entry(6);
+    altered.details = Some("a\0b".into());
+    altered.entity_name = Some("n".repeat(300));
+    b.store.record(altered).await.unwrap();
+    // A rolled-back entry leaves no link and no gap.
+    let txn = db.begin().await.unwrap();
+    insert_entry(&txn, &entry(99)).await.unwrap();
+    txn.rollback().await.unwrap();
+    let report = verified(b, &t).await;
+    assert_eq!(report.broken, None, "{}", b.name);
+    assert_eq!((report.checked, report.unchained), (7, 0), "{}", b.name);
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = b.store.clone();
+            let entries: Vec<AuditEntry> = (0..25).map(|n| entry(100 * (w + 1) + n)).collect();
+            tokio::spawn(async move {
+                for part in entries.chunks(5) {
+                    store.record_batch(part.to_vec()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let report = verified(b, &t).await;
+    assert_eq!(report.broken, None, "{}", b.name);
+    assert_eq!(report.checked, 107, "{}", b.name);
+    assert_eq!(stored_rows(b, &t).await, 107);
+    // Another tenant's chain is its own.
+    let other = tenant();
+    b.store
+        .record(AuditEntry::builder(Action::Create).tenant(&other).build())
+        .await
+        .unwrap();
+    assert_eq!(verified(b, &other).await.checked, 1);
+}
+
+/// A fresh tenant with six chained entries, and their ids in order.
+async fn chained(b: &Backend) -> (String, Vec<uuid::Uuid>) {
+    let t = tenant();
+    let entries: Vec<AuditEntry> = (0..6)
+        .map(|n| {
+            AuditEntry::builder(Action::Update)
+                .actor(audit_core::Actor::user("u-1", "ada@example.com"))
+                .tenant(&t)
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .changes(vec![Change::new("port", json!(n), json!(n + 1))])
+                .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    assert!(verified(b, &t).await.is_intact());
+    (t, ids(&entries))
+}
+
+/// Each kind of tampering with the stored rows is found, at the entry where it happened.
+pub async fn tampering_breaks_the_chain_where_it_happened(b: &Backend) {
+    use audit_core::chain::ChainBreak;
+    use audit_seaorm::sea_orm::sea_query::Expr;
+    let db = b.store.connection();
+    let set = |column: entity::Column, value: &str, id: uuid::Uuid| {
+        entity::Entity::update_many()
+            .col_expr(column, Expr::value(value.to_owned()))
+            .filter(entity::Column::Id.eq(id))
+            .exec(db)
+    };
+
+    // A changed field.
+    let (t, ids) = chained(b).await;
+    set(entity::Column::EntityName, "forged", ids[2])
+        .await
+        .unwrap();
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Hash { seq: 3, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+
+    // A changed personal field.
+    let (t, ids) = chained(b).await;
+    set(entity::Column::ActorName, "mallory@example.com", ids[1])
+        .await
+        .unwrap();
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Personal { seq: 2, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+
+    // A deleted middle row, its link left behind.
+    let (t, ids) = chained(b).await;
+    entity::Entity::delete_by_id(ids[2]).exec(db).await.unwrap();
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Missing { seq: 3, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+
+    // A deleted middle row with its link.
+    let (t, ids) = chained(b).await;
+    entity::Entity::delete_by_id(ids[2]).exec(db).await.unwrap();
+    raw(
+        b,
+        format!("DELETE FROM audit_chain WHERE chain_key = 't:{t}' AND seq = 3"),
+    )
+    .await;
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(
+            broken,
+            Some(ChainBreak::Sequence {
+                found: 4,
+                expected: 3,
+                ..
+            })
+        ),
+        "{}: {broken:?}",
+        b.name
+    );
+
+    // Two rows swapped (their links renumbered to look in order).
+    let (t, _) = chained(b).await;
+    let key = format!("chain_key = 't:{t}'");
+    raw(
+        b,
+        format!("UPDATE audit_chain SET seq = -2 WHERE {key} AND seq = 2"),
+    )
+    .await;
+    raw(
+        b,
+        format!("UPDATE audit_chain SET seq = 2 WHERE {key} AND seq = 3"),
+    )
+    .await;
+    raw(
+        b,
+        format!("UPDATE audit_chain SET seq = 3 WHERE {key} AND seq = -2"),
+    )
+    .await;
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Hash { seq: 2, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+
+    // A forged row inserted around the store.
+    let (t, ids) = chained(b).await;
+    let mut forged = entity::Entity::find_by_id(ids[3])
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    forged.id = uuid::Uuid::now_v7();
+    forged.entity_name = Some("forged".into());
+    entity::Entity::insert(entity::ActiveModel::from(forged.clone()))
+        .exec_without_returning(db)
+        .await
+        .unwrap();
+    let broken = verified(b, &t).await.broken;
+    assert_eq!(
+        broken,
+        Some(ChainBreak::Unchained { id: forged.id }),
+        "{}",
+        b.name
+    );
+
+    // The newest rows cut off, links and all: the head still knows how far the chain went.
+    let (t, ids) = chained(b).await;
+    for id in &ids[4..] {
+        entity::Entity::delete_by_id(*id).exec(db).await.unwrap();
+    }
+    raw(
+        b,
+        format!("DELETE FROM audit_chain WHERE chain_key = 't:{t}' AND seq > 4"),
+    )
+    .await;
+    let broken = verified(b, &t).await.broken;
+    assert_eq!(
+        broken,
+        Some(ChainBreak::Truncated { last: 4, head: 6 }),
+        "{}",
+        b.name
+    );
+
+    // A changed sequence number.
+    let (t, _) = chained(b).await;
+    raw(
+        b,
+        format!("UPDATE audit_chain SET seq = 10 WHERE chain_key = 't:{t}' AND seq = 6"),
+    )
+    .await;
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(
+            broken,
+            Some(ChainBreak::Sequence {
+                found: 10,
+                expected: 6,
+                ..
+            })
+        ),
+        "{}: {broken:?}",
+        b.name
+    );
+}

@@ -82,6 +82,8 @@ suite!(
     insert_entries_follow_the_callers_transaction,
     insert_entry_commits_and_rolls_back_with_the_transaction,
     migration_is_idempotent,
+    every_write_path_extends_the_chain,
+    tampering_breaks_the_chain_where_it_happened,
 );
 
 /// One integer pragma read through `db`.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use audit_core::chain::ChainReport;
 use audit_core::store::{AuditStore, Scope};
 use audit_core::{Action, AuditSink, PartHealth, TenantRef};
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use http::request::Parts;
 use http::{Method, StatusCode};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AUDIT_LOG_ENTITY;
@@ -159,6 +161,96 @@ pub(crate) async fn health<S: AuditStore + AuditSink>(
         StatusCode::OK,
         &Health::of(shared.audit.stats(), reports),
     ))
+}
+
+/// `GET /verify[?tenant=ID]`: checks a tenant's hash chain. A tenant administrator checks
+/// their own tenant (a `tenant` naming another is refused); an operator names the tenant, or
+/// gives none for the entries without a tenant. Team administrators are refused: a chain is a
+/// whole tenant's.
+pub(crate) async fn verify<S: AuditStore + AuditSink>(
+    State(shared): AppState<S>,
+    parts: Parts,
+) -> Result<Response, AdminError> {
+    let scope = shared.scope(&parts).await?;
+    let mut asked: Option<String> = None;
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "tenant" if asked.is_none() => {
+                Scope::tenant(value.as_ref())
+                    .validate()
+                    .map_err(|_| AdminError::invalid("tenant", "not a tenant id"))?;
+                asked = Some(value.into_owned());
+            }
+            "tenant" => return Err(AdminError::invalid("tenant", "give one tenant")),
+            other => {
+                return Err(AdminError::invalid(
+                    other.chars().take(64).collect::<String>(),
+                    "unknown parameter; `/verify` takes only `tenant`",
+                ));
+            }
+        }
+    }
+    let tenant = match (&scope, asked) {
+        (Scope::All, asked) => asked,
+        (Scope::Tenant(own), None) => Some(own.clone()),
+        (Scope::Tenant(own), Some(asked)) if asked == *own => Some(asked),
+        (Scope::Tenant(_), Some(_)) => {
+            return Err(AdminError::AccessDenied(
+                "you may verify your own tenant's log only".to_owned(),
+            ));
+        }
+        (Scope::Team { .. }, _) => {
+            return Err(AdminError::AccessDenied(
+                "verifying a log covers a whole tenant; ask a tenant administrator".to_owned(),
+            ));
+        }
+    };
+    let Some(report) = shared.store.verify_chain(tenant.as_deref()).await? else {
+        return Ok(json_response(
+            StatusCode::NOT_IMPLEMENTED,
+            &json!({
+                "error": "not_supported",
+                "message": "this store keeps no hash chain to verify",
+            }),
+        ));
+    };
+    let read = shared.read(&parts, Action::Read);
+    read.details(match &report.broken {
+        None => format!("verified {} audit entries: intact", report.checked),
+        Some(_) => format!(
+            "verified the audit log: broken after {} entries",
+            report.checked
+        ),
+    })
+    .metadata("endpoint", "verify");
+    shared
+        .record(&parts, read, Some(&scope), StatusCode::OK)
+        .await;
+    Ok(json_response(StatusCode::OK, &verify_json(&report)))
+}
+
+/// The body of `GET /verify`.
+fn verify_json(report: &ChainReport) -> Value {
+    use audit_core::chain::ChainBreak;
+    let broken = report.broken.as_ref().map(|broken| {
+        let (reason, seq, id) = match broken {
+            ChainBreak::Sequence { id, found, .. } => ("sequence", Some(*found), Some(*id)),
+            ChainBreak::Hash { id, seq } => ("hash", Some(*seq), Some(*id)),
+            ChainBreak::Personal { id, seq } => ("personal", Some(*seq), Some(*id)),
+            ChainBreak::Missing { id, seq } => ("missing", Some(*seq), Some(*id)),
+            ChainBreak::Truncated { last, .. } => ("truncated", Some(*last), None),
+            ChainBreak::Unchained { id } => ("unchained", None, Some(*id)),
+        };
+        json!({"reason": reason, "seq": seq, "id": id, "message": broken.to_string()})
+    });
+    json!({
+        "tenant_id": report.tenant_id,
+        "intact": report.is_intact(),
+        "checked": report.checked,
+        "unchained": report.unchained,
+        "last": {"seq": report.last.0, "hash": report.last.1.to_hex()},
+        "broken": broken,
+    })
 }
 
 /// `GET /entries`

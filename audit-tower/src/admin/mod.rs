@@ -223,6 +223,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/export.json", get(handlers::export_json::<S>))
             .route("/export.ndjson", get(handlers::export_ndjson::<S>))
             .route("/health", get(handlers::health::<S>))
+            .route("/verify", get(handlers::verify::<S>))
             .with_state(shared)
     }
 }

@@ -190,6 +190,28 @@ pub(crate) fn document() -> Bytes {
                     },
                 }
             },
+            "/verify": {
+                "get": {
+                    "summary": "Verify a tenant's hash chain",
+                    "description": "Recomputes every link of the tenant's chain from the stored \
+                        entries (see docs/chain.md) and reports how many entries were checked and \
+                        the first broken link. A tenant administrator verifies their own tenant; an \
+                        operator names it with `tenant` (none: the entries without a tenant).",
+                    "parameters": [{
+                        "name": "tenant", "in": "query", "required": false,
+                        "schema": {"type": "string"},
+                    }],
+                    "responses": {
+                        "200": {
+                            "description": "The chain's report: `intact`, `checked`, `unchained` (entries stored before chaining began), `last` (seq and hash), `broken` (`reason`, `seq`, `id`, `message`, or null).",
+                            "content": {"application/json": {}},
+                        },
+                        "400": error_response("A parameter is malformed or unknown."),
+                        "403": error_response("The guard denied access, or the tenant is not the caller's."),
+                        "501": error_response("The store keeps no hash chain."),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

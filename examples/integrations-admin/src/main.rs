@@ -10,7 +10,8 @@
 //! `AUDIT_FORWARDER=off`.
 //!
 //! `integrations-admin forward` runs only a forwarder from JetStream (`AUDIT_NATS_URL`) into
-//! the database, until Ctrl-C or SIGTERM.
+//! the database, until Ctrl-C or SIGTERM. `integrations-admin verify [--tenant ID]` checks the
+//! log's hash chains in the database and exits with status 1 when one is broken.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,14 +29,18 @@ enum Command {
     Serve(SocketAddr),
     /// Run a JetStream forwarder into the database, alone.
     Forward,
+    /// Verify the hash chains of the log: one tenant's, or all.
+    Verify(Option<String>),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = std::env::var("ADDR").ok();
     let mut forward = false;
+    let mut verify = false;
+    let mut tenant = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -48,6 +53,10 @@ fn command_from_args() -> Result<Command, String> {
                 addr = Some(other["--addr=".len()..].to_owned())
             }
             "forward" => forward = true,
+            "verify" => verify = true,
+            "--tenant" if verify => {
+                tenant = Some(args.next().ok_or("--tenant needs a tenant id")?);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -57,6 +66,9 @@ fn command_from_args() -> Result<Command, String> {
     }
     if forward {
         return Ok(Command::Forward);
+    }
+    if verify {
+        return Ok(Command::Verify(tenant));
     }
     let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     text.parse()
@@ -84,6 +96,52 @@ async fn forward(
     Ok(())
 }
 
+/// `integrations-admin verify [--tenant ID]`: checks the hash chains of the log in the
+/// database; exits with status 1 when a link is broken.
+async fn verify(
+    database_url: &str,
+    tenant: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let state = integrations_admin::connect(database_url).await?;
+    let reports = match tenant {
+        Some(tenant) => vec![state.store.verify_chain(Some(&tenant)).await?],
+        None => state.store.verify_chains().await?,
+    };
+    let mut broken = 0;
+    for report in &reports {
+        let name = match &report.tenant_id {
+            Some(tenant) => format!("tenant {tenant}"),
+            None => "entries without a tenant".to_owned(),
+        };
+        let older = if report.unchained > 0 {
+            format!(
+                " ({} older entries were stored before chaining began)",
+                report.unchained
+            )
+        } else {
+            String::new()
+        };
+        match &report.broken {
+            None => println!("{name}: {} entries verified{older}", report.checked),
+            Some(reason) => {
+                broken += 1;
+                println!(
+                    "{name}: BROKEN after {} verified entries: {reason}",
+                    report.checked
+                );
+            }
+        }
+    }
+    if reports.is_empty() {
+        println!("no chained entries");
+    }
+    if broken > 0 {
+        println!("{broken} of {} chains broken", reports.len());
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -98,6 +156,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = match command {
         Command::Serve(addr) => addr,
         Command::Forward => return forward(&database_url, &audit_options).await,
+        Command::Verify(tenant) => return verify(&database_url, tenant).await,
     };
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
         .ok()
