@@ -102,13 +102,19 @@ fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `bytes` as lowercase hexadecimal digits.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
     }
-    out
 }
 
 impl FromStr for ChainHash {
@@ -156,7 +162,7 @@ impl Personal {
 /// encoding.
 pub fn personal_digest(salt: &[u8; 16], entry: &AuditEntry) -> ChainHash {
     let mut out = Encoder::new(PERSONAL_DOMAIN);
-    out.string(&hex(salt));
+    out.hex_string(salt);
     out.optional(entry.actor_name.as_deref());
     out.optional(entry.ip.map(|ip| ip.to_string()).as_deref());
     out.optional(entry.user_agent.as_deref());
@@ -168,8 +174,13 @@ pub fn personal_digest(salt: &[u8; 16], entry: &AuditEntry) -> ChainHash {
 pub fn encode(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHash) -> Vec<u8> {
     let mut out = Encoder::new(CHAIN_DOMAIN);
     out.integer(i128::from(seq));
-    out.string(&prev.to_hex());
-    out.string(&entry.id.hyphenated().to_string());
+    out.hex_string(&prev.0);
+    out.string(
+        entry
+            .id
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
     out.string(
         &entry
             .occurred_at
@@ -208,7 +219,7 @@ pub fn encode(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHa
         out.string(key);
         out.value(&entry.metadata[key.as_str()]);
     }
-    out.string(&personal.to_hex());
+    out.hex_string(&personal.0);
     out.bytes
 }
 
@@ -239,10 +250,32 @@ impl Encoder {
 
     fn string(&mut self, text: &str) {
         self.bytes.push(b'S');
-        self.bytes
-            .extend_from_slice(text.len().to_string().as_bytes());
+        self.decimal(text.len() as u128);
         self.bytes.push(b':');
         self.bytes.extend_from_slice(text.as_bytes());
+    }
+
+    /// The string of `bytes` in lowercase hexadecimal digits, written without building it.
+    fn hex_string(&mut self, bytes: &[u8]) {
+        self.bytes.push(b'S');
+        self.decimal(bytes.len() as u128 * 2);
+        self.bytes.push(b':');
+        push_hex(&mut self.bytes, bytes);
+    }
+
+    /// `value` in decimal digits, without a sign.
+    fn decimal(&mut self, mut value: u128) {
+        let mut digits = [0u8; 39];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.bytes.extend_from_slice(&digits[start..]);
     }
 
     fn optional(&mut self, text: Option<&str>) {
@@ -254,14 +287,17 @@ impl Encoder {
 
     fn integer(&mut self, value: i128) {
         self.bytes.push(b'I');
-        self.bytes.extend_from_slice(value.to_string().as_bytes());
+        if value < 0 {
+            self.bytes.push(b'-');
+        }
+        self.decimal(value.unsigned_abs());
         self.bytes.push(b';');
     }
 
     /// `tag`, `count` in decimal, `:`: the start of an array (`A`) or an object (`O`).
     fn header(&mut self, tag: u8, count: usize) {
         self.bytes.push(tag);
-        self.bytes.extend_from_slice(count.to_string().as_bytes());
+        self.decimal(count as u128);
         self.bytes.push(b':');
     }
 
@@ -288,8 +324,7 @@ impl Encoder {
                     // formatting has to agree between languages.
                     let bits = number.as_f64().unwrap_or(f64::NAN).to_bits();
                     self.bytes.push(b'D');
-                    self.bytes
-                        .extend_from_slice(hex(&bits.to_be_bytes()).as_bytes());
+                    push_hex(&mut self.bytes, &bits.to_be_bytes());
                 }
             }
             Value::String(text) => self.string(text),

@@ -1,53 +1,33 @@
 //! The hash chain in SQL: every write of entries links them into their tenants' chains in the
-//! same transaction, and [`verify`] walks a chain back. The encoding and the checks are
-//! `audit_core::chain`'s; the tables are those of
+//! same transaction, and [`verify`] walks a chain in order. The encoding and the checks are
+//! `audit_core::chain`'s; the link lives in `audit_log`'s four `chain_` columns and each
+//! chain's last link in `audit_chain_head`, both from
 //! [`m20261203_000005_create_audit_chain`](crate::migration::m20261203_000005_create_audit_chain).
 //!
-//! Writing, in one transaction: make sure each chain of the batch has a head row, lock the
-//! heads in key order (`SELECT … FOR UPDATE` on PostgreSQL and MySQL; on SQLite the head
-//! insert already took the database's one write lock), skip entries already stored (a retried
-//! batch is not chained twice), link the rest in batch order, insert entries and links, and
-//! move the heads. A second writer of the same tenant waits for the lock and continues from
-//! the new head; the unique index on (`chain_key`, `seq`) refuses a fork whatever happens.
+//! Writing, in one transaction: lock the heads of the batch's chains in key order, creating
+//! those that are missing (an upsert that returns the rows on PostgreSQL and SQLite; an insert
+//! and `SELECT … FOR UPDATE` on MySQL), link the entries in batch order, insert them with their
+//! links, and move the heads. A second writer of the same tenant waits for the lock and
+//! continues from the new head; the unique index on (`tenant_id`, `chain_seq`) refuses a fork
+//! of a tenant's chain whatever happens. A retried batch is not chained twice: ids already
+//! stored are skipped (see [`write_linked`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use audit_core::AuditEntry;
 use audit_core::chain::{ChainBreak, ChainHash, ChainLink, ChainReport, Personal, link};
 use audit_core::store::StoreError;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TryIntoModel,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
 };
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::convert::{Row, from_model, to_row};
+use crate::convert::{from_model, to_row};
 use crate::entity;
 use crate::error::store_error;
-
-/// The `audit_chain` table: one link per chained entry.
-pub(crate) mod link_entity {
-    use sea_orm::entity::prelude::*;
-
-    /// One entry's link.
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "audit_chain")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub entry_id: Uuid,
-        pub chain_key: String,
-        pub seq: i64,
-        pub hash: String,
-        pub personal: String,
-        pub salt: Option<String>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
 
 /// The `audit_chain_head` table: each chain's last link.
 pub(crate) mod head_entity {
@@ -60,7 +40,8 @@ pub(crate) mod head_entity {
         #[sea_orm(primary_key, auto_increment = false)]
         pub chain_key: String,
         pub seq: i64,
-        pub hash: String,
+        #[sea_orm(column_type = "Binary(32)")]
+        pub hash: Vec<u8>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -131,81 +112,141 @@ fn to_u64(seq: i64, key: &str) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| corrupt(key, format!("negative sequence {seq}")))
 }
 
-fn parse_hash(text: &str, key: &str) -> Result<ChainHash, StoreError> {
-    text.parse().map_err(|e| corrupt(key, e))
+/// Locks the heads of the chains `keys` (sorted, distinct), creating those that are missing,
+/// and reads them. PostgreSQL and SQLite do it in one upsert per run of keys that returns the
+/// rows (a no-op update locks an existing row, and on SQLite takes the write lock); MySQL,
+/// without `RETURNING`, inserts the missing rows and then reads them `FOR UPDATE`. Keys are
+/// locked in order, so two writers of overlapping tenants never deadlock.
+async fn lock_heads<C: ConnectionTrait>(
+    txn: &C,
+    keys: &[String],
+) -> Result<BTreeMap<String, (u64, ChainHash)>, StoreError> {
+    let backend = txn.get_database_backend();
+    let fresh = |key: &String| head_entity::ActiveModel {
+        chain_key: Set(key.clone()),
+        seq: Set(0),
+        hash: Set(ChainHash::GENESIS.0.to_vec()),
+    };
+    let mut rows: Vec<head_entity::Model> = Vec::with_capacity(keys.len());
+    for part in runs(keys) {
+        if backend == DbBackend::MySql {
+            head_entity::Entity::insert_many(part.iter().map(fresh))
+                .on_conflict_do_nothing_on([head_entity::Column::ChainKey])
+                .exec_without_returning(txn)
+                .await
+                .map_err(store_error)?;
+            let locked = head_entity::Entity::find()
+                .filter(head_entity::Column::ChainKey.is_in(part.iter().cloned()))
+                .order_by_asc(head_entity::Column::ChainKey)
+                .lock_exclusive()
+                .all(txn)
+                .await
+                .map_err(store_error)?;
+            rows.extend(locked);
+        } else {
+            let mut insert = Query::insert();
+            insert
+                .into_table(head_entity::Entity)
+                .columns([
+                    head_entity::Column::ChainKey,
+                    head_entity::Column::Seq,
+                    head_entity::Column::Hash,
+                ])
+                .on_conflict(
+                    OnConflict::column(head_entity::Column::ChainKey)
+                        .value(
+                            head_entity::Column::Seq,
+                            Expr::col((head_entity::Entity, head_entity::Column::Seq)),
+                        )
+                        .to_owned(),
+                )
+                .returning(Query::returning().columns([
+                    head_entity::Column::ChainKey,
+                    head_entity::Column::Seq,
+                    head_entity::Column::Hash,
+                ]));
+            for key in part {
+                insert
+                    .values([
+                        key.clone().into(),
+                        0i64.into(),
+                        ChainHash::GENESIS.0.to_vec().into(),
+                    ])
+                    .map_err(|e| StoreError::Backend(Box::new(e)))?;
+            }
+            for row in txn.query_all(&insert).await.map_err(store_error)? {
+                rows.push(head_entity::Model::from_query_result(&row, "").map_err(store_error)?);
+            }
+        }
+    }
+    let mut heads = BTreeMap::new();
+    for head in rows {
+        let seq = to_u64(head.seq, &head.chain_key)?;
+        let hash = to_hash(&head.hash, &head.chain_key)?;
+        heads.insert(head.chain_key, (seq, hash));
+    }
+    if heads.len() != keys.len() {
+        return Err(corrupt("audit_chain_head", "a chain's head row vanished"));
+    }
+    Ok(heads)
 }
 
-/// The rows of `entries` that are not stored yet, linked into their chains, with the links:
-/// call inside a transaction, then insert both (see [`write_linked`]).
-async fn link_batch<C: ConnectionTrait>(
+/// What [`write_linked`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Linked {
+    /// Every entry was stored and linked.
+    All,
+    /// Some entries were stored already (a retried batch): nothing may be kept, since their
+    /// links took numbers the chain must not have; roll back and write again with
+    /// `look_up` set.
+    Retry,
+}
+
+/// Links `entries` into their chains and inserts them with their links, through `txn`, which
+/// must be a transaction (or a savepoint in one).
+///
+/// With `look_up`, ids already stored are found first and skipped. Without it (PostgreSQL and
+/// SQLite only, where an insert reports exactly how many rows it added), every entry is
+/// assumed new, which saves a round trip; if the insert reports fewer rows, the caller gets
+/// [`Linked::Retry`] and must roll `txn` back. MySQL counts a skipped row as found, so it
+/// always looks up.
+pub(crate) async fn write_linked<C: ConnectionTrait>(
     txn: &C,
     entries: &[AuditEntry],
-) -> Result<(Vec<Row>, Vec<link_entity::ActiveModel>), StoreError> {
+    look_up: bool,
+) -> Result<Linked, StoreError> {
+    let backend = txn.get_database_backend();
+    let look_up = look_up || backend == DbBackend::MySql;
     let mut seen = HashSet::with_capacity(entries.len());
     let fresh: Vec<&AuditEntry> = entries.iter().filter(|e| seen.insert(e.id)).collect();
     if fresh.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(Linked::All);
     }
-    // Head rows first: on SQLite this insert takes the write lock before anything is read.
     let keys: Vec<String> = fresh
         .iter()
         .map(|e| chain_key(e.tenant_id.as_deref()))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    for part in runs(&keys) {
-        head_entity::Entity::insert_many(part.iter().map(|key| head_entity::ActiveModel {
-            chain_key: Set(key.clone()),
-            seq: Set(0),
-            hash: Set(ChainHash::GENESIS.to_hex()),
-        }))
-        .on_conflict_do_nothing_on([head_entity::Column::ChainKey])
-        .exec_without_returning(txn)
-        .await
-        .map_err(store_error)?;
-    }
-    let mut heads: BTreeMap<String, (u64, ChainHash)> = BTreeMap::new();
-    for part in runs(&keys) {
-        let mut select = head_entity::Entity::find()
-            .filter(head_entity::Column::ChainKey.is_in(part.iter().cloned()))
-            .order_by_asc(head_entity::Column::ChainKey);
-        if txn.get_database_backend() != DbBackend::Sqlite {
-            select = select.lock_exclusive();
-        }
-        for head in select.all(txn).await.map_err(store_error)? {
-            let seq = to_u64(head.seq, &head.chain_key)?;
-            let hash = parse_hash(&head.hash, &head.chain_key)?;
-            heads.insert(head.chain_key, (seq, hash));
-        }
-    }
-    // Under the locks: which of these ids are stored already (a retried batch)?
+    let mut heads = lock_heads(txn, &keys).await?;
+    // Under the locks: which of these ids are stored already?
     let mut stored: HashSet<Uuid> = HashSet::new();
-    for part in runs(&fresh) {
-        let ids: Vec<Uuid> = entity::Entity::find()
-            .select_only()
-            .column(entity::Column::Id)
-            .filter(entity::Column::Id.is_in(part.iter().map(|e| e.id)))
-            .into_tuple()
-            .all(txn)
-            .await
-            .map_err(store_error)?;
-        stored.extend(ids);
-        // An id with a link was stored once, even if its row is gone since (deleted by
-        // retention): linking it again would collide with its link.
-        let linked: Vec<Uuid> = link_entity::Entity::find()
-            .select_only()
-            .column(link_entity::Column::EntryId)
-            .filter(link_entity::Column::EntryId.is_in(part.iter().map(|e| e.id)))
-            .into_tuple()
-            .all(txn)
-            .await
-            .map_err(store_error)?;
-        stored.extend(linked);
+    if look_up {
+        for part in runs(&fresh) {
+            let ids: Vec<Uuid> = entity::Entity::find()
+                .select_only()
+                .column(entity::Column::Id)
+                .filter(entity::Column::Id.is_in(part.iter().map(|e| e.id)))
+                .into_tuple()
+                .all(txn)
+                .await
+                .map_err(store_error)?;
+            stored.extend(ids);
+        }
     }
     let mut rows = Vec::with_capacity(fresh.len());
-    let mut links = Vec::with_capacity(fresh.len());
     for entry in fresh.into_iter().filter(|e| !stored.contains(&e.id)) {
-        let row = to_row(entry)?;
+        let mut row = to_row(entry)?;
         // The link covers the entry as it reads back (texts cut to their columns, NUL
         // replaced), so that verification recomputes the same hash from the stored row.
         let read_back;
@@ -229,15 +270,25 @@ async fn link_batch<C: ConnectionTrait>(
         let hash = link(as_stored, next, prev, &personal.digest);
         *seq = next;
         *prev = hash;
-        links.push(link_entity::ActiveModel {
-            entry_id: Set(entry.id),
-            chain_key: Set(key),
-            seq: Set(i64::try_from(next).map_err(|e| corrupt("sequence", e))?),
-            hash: Set(hash.to_hex()),
-            personal: Set(personal.digest.to_hex()),
-            salt: Set(personal.salt_hex()),
-        });
+        row.model.chain_seq = Set(Some(to_i64(next)?));
+        row.model.chain_hash = Set(Some(hash.0.to_vec()));
+        row.model.chain_personal = Set(Some(personal.digest.0.to_vec()));
+        row.model.chain_salt = Set(personal.salt.map(|salt| salt.to_vec()));
         rows.push(row);
+    }
+    let expected = rows.len() as u64;
+    let mut inserted = 0;
+    for chunk in crate::write::shape_rows(backend, rows) {
+        inserted += crate::write::insert_chunk(txn, chunk).await?;
+    }
+    if backend != DbBackend::MySql && inserted != expected {
+        if !look_up {
+            return Ok(Linked::Retry);
+        }
+        return Err(corrupt(
+            "audit_log",
+            format!("{inserted} of {expected} new entries were inserted under the chain's lock"),
+        ));
     }
     // The heads move in one statement: an upsert onto rows that exist and are locked.
     let moved: Vec<head_entity::ActiveModel> = heads
@@ -245,8 +296,8 @@ async fn link_batch<C: ConnectionTrait>(
         .map(|(key, (seq, hash))| {
             Ok(head_entity::ActiveModel {
                 chain_key: Set(key.clone()),
-                seq: Set(i64::try_from(*seq).map_err(|e| corrupt("sequence", e))?),
-                hash: Set(hash.to_hex()),
+                seq: Set(to_i64(*seq)?),
+                hash: Set(hash.0.to_vec()),
             })
         })
         .collect::<Result<_, StoreError>>()?;
@@ -261,30 +312,80 @@ async fn link_batch<C: ConnectionTrait>(
             .await
             .map_err(store_error)?;
     }
-    Ok((rows, links))
+    Ok(Linked::All)
 }
 
-/// Links `entries` into their chains and inserts them with their links, through `txn`, which
-/// must be a transaction (or a savepoint in one).
-pub(crate) async fn write_linked<C: ConnectionTrait>(
-    txn: &C,
-    entries: &[AuditEntry],
-) -> Result<(), StoreError> {
-    let (rows, links) = link_batch(txn, entries).await?;
-    for chunk in crate::write::shape_rows(txn.get_database_backend(), rows) {
-        crate::write::insert_chunk(txn, chunk).await?;
+fn to_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|e| corrupt("sequence", e))
+}
+
+fn to_hash(bytes: &[u8], what: &str) -> Result<ChainHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(ChainHash)
+        .map_err(|_| corrupt(what, format!("a hash of {} bytes", bytes.len())))
+}
+
+/// The stored link of `row`, or `None` for an entry stored before chaining began.
+fn stored_link(row: &entity::Model) -> Result<Option<ChainLink>, StoreError> {
+    let id = row.id.to_string();
+    let (Some(seq), Some(hash), Some(digest)) =
+        (row.chain_seq, &row.chain_hash, &row.chain_personal)
+    else {
+        return Ok(None);
+    };
+    let salt = match &row.chain_salt {
+        Some(bytes) => Some(
+            <[u8; 16]>::try_from(bytes.as_slice())
+                .map_err(|_| corrupt(&id, format!("a salt of {} bytes", bytes.len())))?,
+        ),
+        None => None,
+    };
+    Ok(Some(ChainLink {
+        seq: to_u64(seq, &id)?,
+        hash: to_hash(hash, &id)?,
+        personal: Personal {
+            salt,
+            digest: to_hash(digest, &id)?,
+        },
+    }))
+}
+
+/// What checking one page found: entries checked, the last good link, the break if any.
+type Checked = (u64, (u64, ChainHash), Option<ChainBreak>);
+
+/// Checks `run` (one page of a chain, in order) from `start`, the link before it.
+fn check(start: (u64, ChainHash), run: &[(AuditEntry, ChainLink)]) -> Checked {
+    let mut last = start;
+    let mut checked = 0;
+    for (entry, stored) in run {
+        match audit_core::chain::verify_run(last, [(entry, stored)]) {
+            Ok(next) => {
+                last = next;
+                checked += 1;
+            }
+            Err(broken) => return (checked, last, Some(broken)),
+        }
     }
-    for part in runs(&links) {
-        link_entity::Entity::insert_many(part.to_vec())
-            .exec_without_returning(txn)
-            .await
-            .map_err(store_error)?;
+    (checked, last, None)
+}
+
+/// Adding a checked page to a report.
+trait AddChecked {
+    /// Adds `page`; `false` when it broke the chain.
+    fn add(&mut self, page: Checked) -> bool;
+}
+
+impl AddChecked for ChainReport {
+    fn add(&mut self, (checked, last, broken): Checked) -> bool {
+        self.checked += checked;
+        self.last = last;
+        self.broken = broken;
+        self.broken.is_none()
     }
-    Ok(())
 }
 
 /// Verifies `tenant`'s chain (`None`: the chain of entries without a tenant) on `db`, reading
-/// `page` links at a time.
+/// `page` entries at a time in chain order.
 pub(crate) async fn verify<C: ConnectionTrait>(
     db: &C,
     tenant: Option<&str>,
@@ -298,69 +399,55 @@ pub(crate) async fn verify<C: ConnectionTrait>(
         last: (0, ChainHash::GENESIS),
         broken: None,
     };
+    let scope = || match tenant {
+        Some(tenant) => entity::Column::TenantId.eq(tenant),
+        None => entity::Column::TenantId.is_null(),
+    };
     let head = head_entity::Entity::find_by_id(key.clone())
         .one(db)
         .await
         .map_err(store_error)?;
+    // Pages are read in chain order; each is checked on a blocking thread while the next is
+    // read, up to two at once. A page's check needs only the stored link before it, which is
+    // known as soon as that page is read, so pages are independent.
     let mut first: Option<Uuid> = None;
+    let mut fetched = (0u64, ChainHash::GENESIS);
+    let mut checking: VecDeque<JoinHandle<Checked>> = VecDeque::new();
     loop {
-        let links = link_entity::Entity::find()
-            .filter(link_entity::Column::ChainKey.eq(key.as_str()))
-            .filter(
-                link_entity::Column::Seq
-                    .gt(i64::try_from(report.last.0).map_err(|e| corrupt("sequence", e))?),
-            )
-            .order_by_asc(link_entity::Column::Seq)
+        let models = entity::Entity::find()
+            .filter(scope())
+            .filter(entity::Column::ChainSeq.gt(to_i64(fetched.0)?))
+            .order_by_asc(entity::Column::ChainSeq)
             .limit(page)
             .all(db)
             .await
             .map_err(store_error)?;
-        if links.is_empty() {
+        if models.is_empty() {
             break;
         }
-        let ids: Vec<Uuid> = links.iter().map(|l| l.entry_id).collect();
-        let mut entries: HashMap<Uuid, AuditEntry> = HashMap::with_capacity(ids.len());
-        for model in entity::Entity::find()
-            .filter(entity::Column::Id.is_in(ids))
-            .all(db)
-            .await
-            .map_err(store_error)?
-        {
-            let entry = from_model(model)?;
-            entries.insert(entry.id, entry);
+        let mut run = Vec::with_capacity(models.len());
+        for model in models {
+            first.get_or_insert(model.id);
+            let Some(stored) = stored_link(&model)? else {
+                return Err(corrupt(&model.id.to_string(), "a partial link"));
+            };
+            run.push((from_model(model)?, stored));
         }
-        for stored in links {
-            first.get_or_insert(stored.entry_id);
-            let seq = to_u64(stored.seq, &key)?;
-            let Some(entry) = entries.get(&stored.entry_id) else {
-                report.broken = Some(ChainBreak::Missing {
-                    id: stored.entry_id,
-                    seq,
-                });
-                return Ok(report);
-            };
-            let salt = match &stored.salt {
-                Some(text) => Some(Personal::parse_salt(text).map_err(|e| corrupt(&key, e))?),
-                None => None,
-            };
-            let chain_link = ChainLink {
-                seq,
-                hash: parse_hash(&stored.hash, &key)?,
-                personal: Personal {
-                    salt,
-                    digest: parse_hash(&stored.personal, &key)?,
-                },
-            };
-            match audit_core::chain::verify_run(report.last, [(entry, &chain_link)]) {
-                Ok(last) => {
-                    report.last = last;
-                    report.checked += 1;
-                }
-                Err(broken) => {
-                    report.broken = Some(broken);
-                    return Ok(report);
-                }
-            }
+        let start = fetched;
+        if let Some((_, stored)) = run.last() {
+            fetched = (stored.seq, stored.hash);
+        }
+        checking.push_back(tokio::task::spawn_blocking(move || check(start, &run)));
+        if checking.len() >= 2
+            && let Some(oldest) = checking.pop_front()
+            && !report.add(oldest.await.map_err(|e| StoreError::Backend(Box::new(e)))?)
+        {
+            return Ok(report);
+        }
+    }
+    while let Some(oldest) = checking.pop_front() {
+        if !report.add(oldest.await.map_err(|e| StoreError::Backend(Box::new(e)))?) {
+            return Ok(report);
         }
     }
     if let Some(head) = head {
@@ -376,23 +463,11 @@ pub(crate) async fn verify<C: ConnectionTrait>(
     // Entries of this tenant with no link: before the chain's first entry they are the
     // unchained prefix (stored before chaining began); after it, they were written around
     // the store.
-    let scope = match tenant {
-        Some(tenant) => entity::Column::TenantId.eq(tenant),
-        None => entity::Column::TenantId.is_null(),
-    };
     let unlinked = entity::Entity::find()
         .select_only()
         .column(entity::Column::Id)
-        .filter(scope)
-        .filter(
-            entity::Column::Id.not_in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(link_entity::Column::EntryId)
-                    .from(link_entity::Entity)
-                    .and_where(link_entity::Column::ChainKey.eq(key.as_str()))
-                    .to_owned(),
-            ),
-        )
+        .filter(scope())
+        .filter(entity::Column::ChainSeq.is_null())
         .order_by_desc(entity::Column::Id);
     report.unchained = unlinked.clone().count(db).await.map_err(store_error)?;
     if let (Some(first), true) = (first, report.unchained > 0) {

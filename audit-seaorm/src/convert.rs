@@ -13,7 +13,7 @@ use audit_core::store::StoreError;
 use audit_core::{Action, AuditEntry, TRUNCATION_MARKER};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{ColumnType, StringLen};
-use sea_orm::{ActiveModelTrait, ColumnTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -56,6 +56,12 @@ pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
             .try_set(Column::Action, valid.as_str().into())
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
     }
+    // The link is set by the chain (`crate::chain`) once the entry's place in it is known.
+    model.chain_seq = ActiveValue::Set(None);
+    model.chain_hash = ActiveValue::Set(None);
+    model.chain_personal = ActiveValue::Set(None);
+    model.chain_salt = ActiveValue::Set(None);
+    bytes += 8 + 32 + 32 + 16;
     Ok(Row {
         model,
         bytes,
@@ -182,29 +188,65 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEntry, StoreError> {
         id: id.to_string(),
         message,
     };
-    let mut json = serde_json::to_value(row).map_err(|e| corrupt(e.to_string()))?;
     // Rows this store writes always hold a valid action name. One written otherwise (by hand,
     // by another tool) is shown as it is rather than failing every page that covers it.
-    let foreign_action = match json.get("action").and_then(Value::as_str) {
-        Some(action) if action.parse::<Action>().is_err() => Some(action.to_owned()),
-        _ => None,
+    let action = row
+        .action
+        .parse::<Action>()
+        .unwrap_or(Action::Custom(row.action));
+    let actor_kind = row
+        .actor_kind
+        .parse()
+        .map_err(|e| corrupt(format!("actor_kind: {e}")))?;
+    let outcome = row
+        .outcome
+        .parse()
+        .map_err(|e| corrupt(format!("outcome: {e}")))?;
+    let status = row
+        .status
+        .map(u16::try_from)
+        .transpose()
+        .map_err(|e| corrupt(format!("status: {e}")))?;
+    let ip = row
+        .ip
+        .map(|ip| ip.parse())
+        .transpose()
+        .map_err(|e| corrupt(format!("ip: {e}")))?;
+    let changes = match row.changes {
+        Value::Null => Vec::new(),
+        changes => serde_json::from_value(changes).map_err(|e| corrupt(format!("changes: {e}")))?,
     };
-    if foreign_action.is_some() {
-        json["action"] = Value::from(Action::Create.as_str());
-    }
-    for (field, empty) in [
-        ("changes", Value::Array(Vec::new())),
-        ("metadata", Value::Object(Default::default())),
-    ] {
-        if json.get(field).is_some_and(Value::is_null) {
-            json[field] = empty;
-        }
-    }
-    let mut entry: AuditEntry = serde_json::from_value(json).map_err(|e| corrupt(e.to_string()))?;
-    if let Some(action) = foreign_action {
-        entry.action = Action::Custom(action);
-    }
-    Ok(entry)
+    let metadata = match row.metadata {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(map) => map,
+        other => return Err(corrupt(format!("metadata: not an object: {other}"))),
+    };
+    // Every field, so that a field added to the entry fails to compile here until it is read.
+    Ok(AuditEntry {
+        id,
+        occurred_at: row.occurred_at,
+        tenant_id: row.tenant_id,
+        team_id: row.team_id,
+        actor_kind,
+        actor_id: row.actor_id,
+        actor_name: row.actor_name,
+        api_key_id: row.api_key_id,
+        api_key_name: row.api_key_name,
+        action,
+        entity_type: row.entity_type,
+        entity_id: row.entity_id,
+        entity_name: row.entity_name,
+        details: row.details,
+        changes,
+        outcome,
+        status,
+        ip,
+        user_agent: row.user_agent,
+        request_id: row.request_id,
+        method: row.method,
+        route: row.route,
+        metadata,
+    })
 }
 
 #[cfg(test)]

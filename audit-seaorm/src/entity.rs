@@ -3,8 +3,12 @@
 //! the same name. `changes` and `metadata` are JSON (JSONB on PostgreSQL, JSON on MySQL, text on
 //! SQLite); `action`, `actor_kind` and `outcome` hold the text forms from `audit-core`.
 //!
-//! Adding a field to the entry means adding its column here and in a new migration; rows are
-//! converted through the serialised form, so nothing else changes. The table is created by
+//! The four `chain_` columns are not fields of the entry but the store's proof about it: its
+//! link in its tenant's hash chain (see `crate::chain`).
+//!
+//! Adding a field to the entry means adding its column here and in a new migration; entries
+//! become rows through the serialised form, and `convert::from_model`, which builds the entry
+//! field by field, stops compiling until it reads the new one. The table is created by
 //! [`Migrator`](crate::migration::Migrator); the column list here and the migrations must agree
 //! (a test compares them with the entry's fields).
 
@@ -81,6 +85,24 @@ pub struct Model {
     /// The application's own keys, a JSON object.
     #[sea_orm(column_type = "JsonBinary")]
     pub metadata: Json,
+    /// The entry's number in its tenant's hash chain (`NULL` for entries stored before the
+    /// chain began). This and the three columns after it are the store's proof about the
+    /// entry, not fields of it: see `crate::chain` and `docs/chain.md`.
+    #[serde(skip)]
+    pub chain_seq: Option<i64>,
+    /// SHA-256 over the entry's canonical encoding, its number, the previous entry's hash and
+    /// `chain_personal`.
+    #[serde(skip)]
+    #[sea_orm(column_type = "Binary(32)", nullable)]
+    pub chain_hash: Option<Vec<u8>>,
+    /// The salted digest of the entry's personal fields.
+    #[serde(skip)]
+    #[sea_orm(column_type = "Binary(32)", nullable)]
+    pub chain_personal: Option<Vec<u8>>,
+    /// The digest's salt; `NULL` once the personal fields are erased.
+    #[serde(skip)]
+    #[sea_orm(column_type = "Binary(16)", nullable)]
+    pub chain_salt: Option<Vec<u8>>,
 }
 
 /// `audit_log` has no relations.

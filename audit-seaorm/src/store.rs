@@ -52,6 +52,10 @@ pub struct SeaOrmStore {
     /// connections ([`SeaOrmStore::connect_with`]: one connection on a SQLite file,
     /// [`SERVER_WRITER_CONNECTIONS`] on a server); `db` when given one by [`SeaOrmStore::new`].
     writer: DatabaseConnection,
+    /// The isolation the store's write transactions ask for (see
+    /// [`SeaOrmStore::insert_batch`]); `None` where the writer's sessions are read committed
+    /// already.
+    write_isolation: Option<IsolationLevel>,
 }
 
 /// Connections the store keeps for its own writes on PostgreSQL and MySQL, apart from the pool
@@ -231,6 +235,11 @@ impl SeaOrmStore {
                     .connect_timeout(options.acquire_timeout);
                 if let Some(max) = max_connections {
                     connect.max_connections(max).min_connections(1);
+                    // The writer's sessions are read committed from the start (a startup
+                    // parameter, no statement), so its transactions need not ask for it.
+                    connect.map_sqlx_postgres_opts(|opts| {
+                        opts.options([("default_transaction_isolation", "read committed")])
+                    });
                 }
                 connect
             };
@@ -242,7 +251,15 @@ impl SeaOrmStore {
                 .await
                 .map_err(store_error)?;
             let db = Database::connect(server(None)).await.map_err(store_error)?;
-            let store = SeaOrmStore { db, writer };
+            let write_isolation = match writer.get_database_backend() {
+                DbBackend::Postgres => None,
+                _ => Some(IsolationLevel::ReadCommitted),
+            };
+            let store = SeaOrmStore {
+                db,
+                writer,
+                write_isolation,
+            };
             store.migrate().await?;
             return Ok(store);
         }
@@ -293,6 +310,7 @@ impl SeaOrmStore {
         let store = SeaOrmStore {
             db: connect_sqlite(|| sqlite(4)).await?,
             writer,
+            write_isolation: None,
         };
         store.migrate().await?;
         Ok(store)
@@ -305,9 +323,14 @@ impl SeaOrmStore {
     /// and MariaDB its binary collation is what keeps one tenant's scope from matching another
     /// tenant id that differs only in case, accents or trailing spaces.
     pub fn new(db: DatabaseConnection) -> Self {
+        let write_isolation = match db.get_database_backend() {
+            DbBackend::Sqlite => None,
+            _ => Some(IsolationLevel::ReadCommitted),
+        };
         SeaOrmStore {
             writer: db.clone(),
             db,
+            write_isolation,
         }
     }
 
@@ -346,13 +369,18 @@ impl SeaOrmStore {
         write::insert_linked(&self.writer, entries, self.write_isolation()).await
     }
 
+    /// Not part of the API: [`insert_batch`](Self::insert_batch) without the hash chain,
+    /// for the storage bench's measurement of what the chain costs. Entries stored this way
+    /// have no link, and verification reports them.
+    #[doc(hidden)]
+    pub async fn insert_batch_unchained(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        write::insert_unlinked(&self.writer, entries, self.write_isolation()).await
+    }
+
     /// The isolation of the store's own write transactions: read committed on a server (see
     /// [`insert_batch`](Self::insert_batch)), SQLite's own on a file.
     pub(crate) fn write_isolation(&self) -> Option<IsolationLevel> {
-        match self.writer.get_database_backend() {
-            DbBackend::Sqlite => None,
-            _ => Some(IsolationLevel::ReadCommitted),
-        }
+        self.write_isolation
     }
 
     /// Verifies `tenant`'s hash chain (`None`: the chain of entries without a tenant): every

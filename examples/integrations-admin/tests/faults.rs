@@ -32,6 +32,7 @@ async fn buffered_store_outage_loses_nothing_and_refusals_stop_within_a_second()
         &[
             ("AUDIT_DELIVERY", "buffered"),
             ("AUDIT_QUEUE_CAPACITY", "256"),
+            ("RUST_LOG", "info,sqlx=warn,tower_http=warn"),
         ],
     )
     .await;
@@ -51,11 +52,12 @@ async fn buffered_store_outage_loses_nothing_and_refusals_stop_within_a_second()
     );
     let last_refusal = tally.refused.iter().max().copied().unwrap();
     let refusing_after = last_refusal.saturating_duration_since(restored);
+    // Stopped first, so that `FAULTS_DEBUG=1` shows the service's log whatever follows.
+    service.stop("TERM");
     assert!(
         refusing_after < Duration::from_secs(1),
         "refusals went on for {refusing_after:?} after the database came back"
     );
-    service.stop("TERM");
     verify(&db.url, API_KEYS, &tally).await;
     eprintln!(
         "buffered outage: {} created, {} refused, refusals ended {:?} after the restore",
