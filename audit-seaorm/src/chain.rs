@@ -467,11 +467,13 @@ pub(crate) async fn verify<C: ConnectionTrait>(
         .select_only()
         .column(entity::Column::Id)
         .filter(scope())
-        .filter(entity::Column::ChainSeq.is_null())
-        .order_by_desc(entity::Column::Id);
+        .filter(entity::Column::ChainSeq.is_null());
+    // Counted without an order, which would have SQLite walk the primary key instead of
+    // the chain's index.
     report.unchained = unlinked.clone().count(db).await.map_err(store_error)?;
     if let (Some(first), true) = (first, report.unchained > 0) {
         let newest: Option<Uuid> = unlinked
+            .order_by_desc(entity::Column::Id)
             .limit(1)
             .into_tuple()
             .one(db)

@@ -46,6 +46,7 @@ mod write;
 pub use options::{SqliteDurability, StoreOptions};
 pub use store::{
     MIGRATION_LOCK_TIMEOUT, SERVER_WRITER_CONNECTIONS, SQLITE_BUSY_TIMEOUT, SeaOrmStore,
+    VERIFY_CONCURRENCY,
 };
 pub use transactions::SeaOrmTransactions;
 pub use write::{insert_entries, insert_entry, record_in};

@@ -391,17 +391,24 @@ impl SeaOrmStore {
     }
 
     /// Verifies every chain in the store, tenant by tenant (entries without a tenant last).
+    /// Up to [`VERIFY_CONCURRENCY`] chains are verified at once, each on a connection of
+    /// the read pool.
     pub async fn verify_chains(&self) -> Result<Vec<ChainReport>, StoreError> {
-        let mut reports = Vec::new();
-        for tenant in crate::chain::chains(&self.db).await? {
-            reports.push(self.verify_chain(tenant.as_deref()).await?);
-        }
-        Ok(reports)
+        use futures_util::{StreamExt, TryStreamExt};
+        let tenants = crate::chain::chains(&self.db).await?;
+        futures_util::stream::iter(tenants)
+            .map(|tenant| async move { self.verify_chain(tenant.as_deref()).await })
+            .buffered(VERIFY_CONCURRENCY)
+            .try_collect()
+            .await
     }
 }
 
 /// Links read per query while verifying a chain.
 const VERIFY_PAGE: u64 = 5_000;
+
+/// Chains [`SeaOrmStore::verify_chains`] verifies at once.
+pub const VERIFY_CONCURRENCY: usize = 4;
 
 #[async_trait]
 impl AuditSink for SeaOrmStore {
