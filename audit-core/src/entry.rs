@@ -491,6 +491,13 @@ impl AuditEntryBuilder {
         } = self;
         redactor.redact_changes(&mut entry.changes);
         redactor.redact_map(&mut entry.metadata);
+        if let Some(clean) = entry
+            .details
+            .as_deref()
+            .and_then(|d| redactor.redact_text(d))
+        {
+            entry.details = Some(clean);
+        }
         entry.bound(&limits);
         entry
     }

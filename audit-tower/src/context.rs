@@ -302,9 +302,17 @@ impl AuditContext {
         self
     }
 
-    /// A short human summary of what happened.
+    /// A short human summary of what happened; credentials inside it are redacted (see
+    /// [`Redactor::redact_text`](audit_core::Redactor::redact_text)).
     pub fn details(&self, details: impl Into<String>) -> &Self {
         let details = details.into();
+        // Credentials inside the text (a connection URL, a token) are redacted.
+        let details = self
+            .inner
+            .config
+            .redactor
+            .redact_text(&details)
+            .unwrap_or(details);
         self.edit(|e| e.details = Some(details));
         self
     }

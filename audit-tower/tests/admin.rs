@@ -885,6 +885,38 @@ async fn reads_and_exports_are_recorded_with_actor_tenant_and_filter() {
 }
 
 #[tokio::test]
+async fn secrets_typed_into_filters_are_redacted_in_the_recorded_read() {
+    let f = fixture().await;
+    let key = "sk_live_9f8e7d6c5b4a39281706";
+    for uri in [
+        format!("/entries?api_key={key}&q=postgres%3A%2F%2Fapp%3Ahunter2%40db%2Fapp"),
+        format!("/export.json?entity_id={key}&q=password%3Dhunter2"),
+    ] {
+        assert_eq!(get(&f.app, "all", &uri).await.status, StatusCode::OK, "{uri}");
+    }
+    let recorded: Vec<AuditEntry> = f
+        .store
+        .export(&AuditQuery::new(Scope::All).entity_type("AuditLog"))
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(recorded.len(), 2);
+    let text = serde_json::to_string(&recorded).unwrap();
+    assert!(!text.contains("9f8e7d6c") && !text.contains("hunter2"), "{text}");
+    let filters: Vec<&Value> = recorded.iter().map(|e| &e.metadata["filter"]).collect();
+    assert!(filters.contains(&&json!({
+        "api_key": "[REDACTED]",
+        "q": "postgres://app:[REDACTED]@db/app",
+        "order": "desc"
+    })));
+    assert!(filters.contains(&&json!({
+        "entity_id": ["[REDACTED]"],
+        "q": "password=[REDACTED]",
+        "order": "desc"
+    })));
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_what_the_router_accepts() {
     let f = fixture().await;
     let reply = get(&f.app, "", "/openapi.json").await;
