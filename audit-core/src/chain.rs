@@ -476,6 +476,121 @@ pub fn verify_run<'a>(
     Ok((seq, prev))
 }
 
+/// An export's entry with its link: the entry's JSON form with the link as a `"chain"` object
+/// (`seq`, `hash`, `personal`, `salt`), the shape `docs/chain.md` describes and
+/// `scripts/verify_chain.py` reads.
+pub fn linked_json(entry: &AuditEntry, link: &ChainLink) -> Value {
+    let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            "chain".to_owned(),
+            serde_json::json!({
+                "seq": link.seq,
+                "hash": link.hash.to_hex(),
+                "personal": link.personal.digest.to_hex(),
+                "salt": link.personal.salt_hex(),
+            }),
+        );
+    }
+    value
+}
+
+/// Why an export's entry could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The entry's fields are not an entry.
+    #[error("not an audit entry: {0}")]
+    Entry(#[from] serde_json::Error),
+    /// The `"chain"` object is missing or malformed.
+    #[error("entry {id}: {message}")]
+    Link {
+        /// The entry's id, or `?` when the entry could not be read either.
+        id: String,
+        /// What is wrong with its link.
+        message: String,
+    },
+}
+
+/// Reads an entry and its link written by [`linked_json`].
+pub fn from_linked_json(mut value: Value) -> Result<(AuditEntry, ChainLink), ExportError> {
+    let chain = value
+        .as_object_mut()
+        .and_then(|map| map.remove("chain"))
+        .unwrap_or(Value::Null);
+    let entry: AuditEntry = serde_json::from_value(value)?;
+    let bad = |message: &str| ExportError::Link {
+        id: entry.id.to_string(),
+        message: message.to_owned(),
+    };
+    let seq = chain
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("no \"chain\" object with a sequence number"))?;
+    let hash = |name: &str| -> Result<ChainHash, ExportError> {
+        chain
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&format!("no {name} in its \"chain\" object")))?
+            .parse()
+            .map_err(|e: HexError| bad(&format!("{name}: {e}")))
+    };
+    let salt = match chain.get("salt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => {
+            Some(Personal::parse_salt(text).map_err(|e| bad(&format!("salt: {e}")))?)
+        }
+        Some(_) => return Err(bad("salt: not a string")),
+    };
+    let link = ChainLink {
+        seq,
+        hash: hash("hash")?,
+        personal: Personal {
+            salt,
+            digest: hash("personal")?,
+        },
+    };
+    Ok((entry, link))
+}
+
+/// Verifies the chains in an export: entries grouped by tenant in the order given, each
+/// chain checked from its first entry, which must be number 1.
+pub fn verify_export(entries: &[(AuditEntry, ChainLink)]) -> Vec<ChainReport> {
+    type Run<'a> = Vec<(&'a AuditEntry, &'a ChainLink)>;
+    let mut chains: Vec<(Option<&str>, Run<'_>)> = Vec::new();
+    for (entry, link) in entries {
+        let tenant = entry.tenant_id.as_deref();
+        match chains.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, run)) => run.push((entry, link)),
+            None => chains.push((tenant, vec![(entry, link)])),
+        }
+    }
+    chains
+        .into_iter()
+        .map(|(tenant, run)| {
+            let mut report = ChainReport {
+                tenant_id: tenant.map(str::to_owned),
+                checked: 0,
+                unchained: 0,
+                last: (0, ChainHash::GENESIS),
+                broken: None,
+            };
+            for (entry, link) in run {
+                match verify_run(report.last, [(entry, link)]) {
+                    Ok(last) => {
+                        report.last = last;
+                        report.checked += 1;
+                    }
+                    Err(broken) => {
+                        report.broken = Some(broken);
+                        break;
+                    }
+                }
+            }
+            report
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {

@@ -150,20 +150,22 @@ fn linked() -> Vec<(AuditEntry, ChainLink)> {
 fn to_json(linked: &[(AuditEntry, ChainLink)]) -> String {
     let items: Vec<Value> = linked
         .iter()
-        .map(|(entry, chain)| {
-            let mut value = serde_json::to_value(entry).unwrap();
-            value["chain"] = json!({
-                "seq": chain.seq,
-                "hash": chain.hash.to_hex(),
-                "personal": chain.personal.digest.to_hex(),
-                "salt": chain.personal.salt_hex(),
-            });
-            value
-        })
+        .map(|(entry, chain)| audit_core::chain::linked_json(entry, chain))
         .collect();
     let mut text = serde_json::to_string_pretty(&items).unwrap();
     text.push('\n');
     text
+}
+
+/// What the Rust check of an export makes of `entries`: whether every chain is intact.
+fn rust_verify(entries: &[Value]) -> bool {
+    let linked: Vec<(AuditEntry, ChainLink)> = entries
+        .iter()
+        .map(|e| audit_core::chain::from_linked_json(e.clone()).unwrap())
+        .collect();
+    audit_core::chain::verify_export(&linked)
+        .iter()
+        .all(|report| report.is_intact())
 }
 
 #[test]
@@ -227,10 +229,12 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
     let (code, out) = python_verify(&committed);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("all 6 entries verified"), "{out}");
+    assert!(rust_verify(&committed));
 
     let tampered = |f: &dyn Fn(&mut Vec<Value>)| {
         let mut entries = committed.clone();
         f(&mut entries);
+        assert!(!rust_verify(&entries), "the Rust check missed it");
         python_verify(&entries)
     };
     let cases: [(&str, &Tamper, &str); 6] = [

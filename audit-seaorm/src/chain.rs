@@ -384,6 +384,36 @@ impl AddChecked for ChainReport {
     }
 }
 
+/// Up to `limit` entries of `tenant`'s chain with their links, in chain order, after number
+/// `after`.
+pub(crate) async fn page_after<C: ConnectionTrait>(
+    db: &C,
+    tenant: Option<&str>,
+    after: u64,
+    limit: u64,
+) -> Result<Vec<(AuditEntry, ChainLink)>, StoreError> {
+    let scope = match tenant {
+        Some(tenant) => entity::Column::TenantId.eq(tenant),
+        None => entity::Column::TenantId.is_null(),
+    };
+    let models = entity::Entity::find()
+        .filter(scope)
+        .filter(entity::Column::ChainSeq.gt(to_i64(after)?))
+        .order_by_asc(entity::Column::ChainSeq)
+        .limit(limit)
+        .all(db)
+        .await
+        .map_err(store_error)?;
+    let mut run = Vec::with_capacity(models.len());
+    for model in models {
+        let Some(stored) = stored_link(&model)? else {
+            return Err(corrupt(&model.id.to_string(), "a partial link"));
+        };
+        run.push((from_model(model)?, stored));
+    }
+    Ok(run)
+}
+
 /// Verifies `tenant`'s chain (`None`: the chain of entries without a tenant) on `db`, reading
 /// `page` entries at a time in chain order.
 pub(crate) async fn verify<C: ConnectionTrait>(
@@ -414,25 +444,11 @@ pub(crate) async fn verify<C: ConnectionTrait>(
     let mut fetched = (0u64, ChainHash::GENESIS);
     let mut checking: VecDeque<JoinHandle<Checked>> = VecDeque::new();
     loop {
-        let models = entity::Entity::find()
-            .filter(scope())
-            .filter(entity::Column::ChainSeq.gt(to_i64(fetched.0)?))
-            .order_by_asc(entity::Column::ChainSeq)
-            .limit(page)
-            .all(db)
-            .await
-            .map_err(store_error)?;
-        if models.is_empty() {
+        let run = page_after(db, tenant, fetched.0, page).await?;
+        if run.is_empty() {
             break;
         }
-        let mut run = Vec::with_capacity(models.len());
-        for model in models {
-            first.get_or_insert(model.id);
-            let Some(stored) = stored_link(&model)? else {
-                return Err(corrupt(&model.id.to_string(), "a partial link"));
-            };
-            run.push((from_model(model)?, stored));
-        }
+        first.get_or_insert(run[0].0.id);
         let start = fetched;
         if let Some((_, stored)) = run.last() {
             fetched = (stored.seq, stored.hash);

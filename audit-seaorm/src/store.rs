@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use audit_core::chain::ChainReport;
+use audit_core::chain::{ChainLink, ChainReport};
 use audit_core::store::{AuditQuery, AuditStore, Page, Scope, StoreError};
 use audit_core::{AuditEntry, AuditSink, SinkError};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -388,6 +388,25 @@ impl SeaOrmStore {
     /// `docs/chain.md`.
     pub async fn verify_chain(&self, tenant: Option<&str>) -> Result<ChainReport, StoreError> {
         crate::chain::verify(&self.db, tenant, VERIFY_PAGE).await
+    }
+
+    /// Up to `limit` entries of `tenant`'s chain (`None`: the entries without a tenant) with
+    /// their links, in chain order, after number `after` (0 for the start): pages of an
+    /// export that [`audit_core::chain::verify_export`] or `scripts/verify_chain.py` can check
+    /// offline, written with [`audit_core::chain::linked_json`].
+    pub async fn chain_page(
+        &self,
+        tenant: Option<&str>,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<(AuditEntry, ChainLink)>, StoreError> {
+        crate::chain::page_after(&self.db, tenant, after, limit).await
+    }
+
+    /// The tenants whose chains the store holds (`None`: entries without a tenant), in key
+    /// order with the tenantless chain last.
+    pub async fn chained_tenants(&self) -> Result<Vec<Option<String>>, StoreError> {
+        crate::chain::chains(&self.db).await
     }
 
     /// Verifies every chain in the store, tenant by tenant (entries without a tenant last).

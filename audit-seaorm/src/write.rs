@@ -59,8 +59,8 @@ const _: () = assert!(MAX_ROWS.is_multiple_of(LARGE_STEP) && SMALL_SHAPES[6] == 
 /// With these sizes a connection keeps at most 16 insert statements (about 50 MiB of server
 /// memory at the very worst, when every size has been used). Two statements at most, rather
 /// than an exact split into many, because each statement is a round trip, in a transaction on
-/// SQLite, and over TCP one that spans several segments may wait ~40 ms for a delayed
-/// acknowledgement (SQLx 0.9.0 does not set `TCP_NODELAY`); the padding costs at most 49
+/// SQLite (and over TCP, with SQLx 0.9.0, which did not set `TCP_NODELAY`, one that spanned
+/// several segments waited ~40 ms for a delayed acknowledgement); the padding costs at most 49
 /// repeated rows, which the database skips.
 fn shaped(mut rows: Vec<Row>, out: &mut Vec<Vec<Row>>) {
     let rest = rows.split_off(rows.len() / LARGE_STEP * LARGE_STEP);

@@ -892,7 +892,11 @@ async fn secrets_typed_into_filters_are_redacted_in_the_recorded_read() {
         format!("/entries?api_key={key}&q=postgres%3A%2F%2Fapp%3Ahunter2%40db%2Fapp"),
         format!("/export.json?entity_id={key}&q=password%3Dhunter2"),
     ] {
-        assert_eq!(get(&f.app, "all", &uri).await.status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            get(&f.app, "all", &uri).await.status,
+            StatusCode::OK,
+            "{uri}"
+        );
     }
     let recorded: Vec<AuditEntry> = f
         .store
@@ -902,7 +906,10 @@ async fn secrets_typed_into_filters_are_redacted_in_the_recorded_read() {
         .await;
     assert_eq!(recorded.len(), 2);
     let text = serde_json::to_string(&recorded).unwrap();
-    assert!(!text.contains("9f8e7d6c") && !text.contains("hunter2"), "{text}");
+    assert!(
+        !text.contains("9f8e7d6c") && !text.contains("hunter2"),
+        "{text}"
+    );
     let filters: Vec<&Value> = recorded.iter().map(|e| &e.metadata["filter"]).collect();
     assert!(filters.contains(&&json!({
         "api_key": "[REDACTED]",

@@ -12,6 +12,9 @@
 //! `integrations-admin forward` runs only a forwarder from JetStream (`AUDIT_NATS_URL`) into
 //! the database, until Ctrl-C or SIGTERM. `integrations-admin verify [--tenant ID]` checks the
 //! log's hash chains in the database and exits with status 1 when one is broken.
+//! `integrations-admin export-chain [--tenant ID]` writes the chains, entries with their links,
+//! as NDJSON to standard output; `integrations-admin verify-export FILE` checks such a file
+//! (or a JSON array of the same entries) offline, without the database.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,15 +34,21 @@ enum Command {
     Forward,
     /// Verify the hash chains of the log: one tenant's, or all.
     Verify(Option<String>),
+    /// Write the hash chains, entries with their links, as NDJSON: one tenant's, or all.
+    ExportChain(Option<String>),
+    /// Verify the chains in an exported file.
+    VerifyExport(String),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = std::env::var("ADDR").ok();
     let mut forward = false;
     let mut verify = false;
+    let mut export = false;
+    let mut file = None;
     let mut tenant = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -54,7 +63,14 @@ fn command_from_args() -> Result<Command, String> {
             }
             "forward" => forward = true,
             "verify" => verify = true,
-            "--tenant" if verify => {
+            "export-chain" => export = true,
+            "verify-export" => {
+                file = Some(
+                    args.next()
+                        .ok_or("verify-export needs the exported file's path")?,
+                )
+            }
+            "--tenant" if verify || export => {
                 tenant = Some(args.next().ok_or("--tenant needs a tenant id")?);
             }
             "-h" | "--help" => {
@@ -69,6 +85,12 @@ fn command_from_args() -> Result<Command, String> {
     }
     if verify {
         return Ok(Command::Verify(tenant));
+    }
+    if export {
+        return Ok(Command::ExportChain(tenant));
+    }
+    if let Some(file) = file {
+        return Ok(Command::VerifyExport(file));
     }
     let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     text.parse()
@@ -107,8 +129,14 @@ async fn verify(
         Some(tenant) => vec![state.store.verify_chain(Some(&tenant)).await?],
         None => state.store.verify_chains().await?,
     };
+    report_chains(&reports);
+    Ok(())
+}
+
+/// Prints what verifying each chain found; exits with status 1 when one is broken.
+fn report_chains(reports: &[audit_core::chain::ChainReport]) {
     let mut broken = 0;
-    for report in &reports {
+    for report in reports {
         let name = match &report.tenant_id {
             Some(tenant) => format!("tenant {tenant}"),
             None => "entries without a tenant".to_owned(),
@@ -139,6 +167,71 @@ async fn verify(
         println!("{broken} of {} chains broken", reports.len());
         std::process::exit(1);
     }
+}
+
+/// `integrations-admin export-chain [--tenant ID]`: every entry of the chains with its link,
+/// one JSON object a line, chain after chain, each in order from its first entry.
+async fn export_chain(
+    database_url: &str,
+    tenant: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    const PAGE: u64 = 1_000;
+    let state = integrations_admin::connect(database_url).await?;
+    let tenants = match tenant {
+        Some(tenant) => vec![Some(tenant)],
+        None => state.store.chained_tenants().await?,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for tenant in tenants {
+        let mut after = 0;
+        loop {
+            let page = state
+                .store
+                .chain_page(tenant.as_deref(), after, PAGE)
+                .await?;
+            let Some((_, last)) = page.last() else {
+                break;
+            };
+            after = last.seq;
+            for (entry, link) in &page {
+                serde_json::to_writer(&mut out, &audit_core::chain::linked_json(entry, link))?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `integrations-admin verify-export FILE`: checks the chains in an export (NDJSON, or a JSON
+/// array) without the database; exits with status 1 when a link is broken, 2 when the file
+/// cannot be read.
+fn verify_export(file: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let unreadable = |message: String| -> ! {
+        eprintln!("{file}: {message}");
+        std::process::exit(2)
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| unreadable(e.to_string()));
+    let values: Vec<serde_json::Value> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(&text).unwrap_or_else(|e| unreadable(e.to_string()))
+    } else {
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .enumerate()
+            .map(|(n, line)| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| unreadable(format!("line {}: {e}", n + 1)))
+            })
+            .collect()
+    };
+    let entries: Vec<_> = values
+        .into_iter()
+        .map(|value| {
+            audit_core::chain::from_linked_json(value).unwrap_or_else(|e| unreadable(e.to_string()))
+        })
+        .collect();
+    report_chains(&audit_core::chain::verify_export(&entries));
     Ok(())
 }
 
@@ -157,6 +250,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::Serve(addr) => addr,
         Command::Forward => return forward(&database_url, &audit_options).await,
         Command::Verify(tenant) => return verify(&database_url, tenant).await,
+        Command::ExportChain(tenant) => return export_chain(&database_url, tenant).await,
+        Command::VerifyExport(file) => return verify_export(&file),
     };
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
         .ok()

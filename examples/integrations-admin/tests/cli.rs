@@ -142,3 +142,112 @@ fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("1 of"), "{out}");
 }
+
+/// Runs the binary with `args` on `url`; the exit status and standard output.
+fn run(url: &str, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// `scripts/verify_chain.py FILE`: the exit status and standard output.
+fn python_verify(file: &std::path::Path) -> (i32, String) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/verify_chain.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .output()
+        .expect("python3 runs (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn an_exported_chain_is_verified_offline_by_the_binary_and_by_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let state = integrations_admin::connect(&url).await.unwrap();
+        integrations_admin::seed_demo(&state).await.unwrap();
+    });
+
+    let (code, export) = run(&url, &["export-chain"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = export.lines().collect();
+    assert!(lines.len() > 10, "{export}");
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first["chain"]["seq"], 1, "{first}");
+    assert_eq!(first["chain"]["hash"].as_str().unwrap().len(), 64);
+    let file = dir.path().join("export.ndjson");
+    std::fs::write(&file, &export).unwrap();
+
+    let (code, out) = run(&url, &["verify-export", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("tenant acme: ") && !out.contains("BROKEN"),
+        "{out}"
+    );
+    let (code, out) = python_verify(&file);
+    assert_eq!(code, 0, "{out}");
+    // Both count the same entries per chain.
+    let (_, from_db) = run(&url, &["verify"]);
+    for line in out.lines().filter(|l| l.contains("acme")) {
+        let count: String = line.chars().filter(char::is_ascii_digit).collect();
+        assert!(
+            from_db.contains(&format!("tenant acme: {count} entries")),
+            "{line} / {from_db}"
+        );
+    }
+
+    // One tenant alone, as a JSON array, also verifies.
+    let (code, acme) = run(&url, &["export-chain", "--tenant", "acme"]);
+    assert_eq!(code, 0);
+    let array = format!("[{}]", acme.lines().collect::<Vec<_>>().join(","));
+    let acme_file = dir.path().join("acme.json");
+    std::fs::write(&acme_file, array).unwrap();
+    assert_eq!(
+        run(&url, &["verify-export", acme_file.to_str().unwrap()]).0,
+        0
+    );
+    assert_eq!(python_verify(&acme_file).0, 0);
+
+    // An entry edited in the file, and an entry left out: each is found by both.
+    let mut edited: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    edited[2]["entity_name"] = serde_json::json!("nothing to see");
+    let mut dropped: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    dropped.remove(1);
+    for (name, entries, reason) in [
+        ("edited", edited, "does not match its hash"),
+        ("dropped", dropped, "expected 2"),
+    ] {
+        let tampered = dir.path().join(format!("{name}.ndjson"));
+        let text: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+        std::fs::write(&tampered, text.join("\n")).unwrap();
+        let (code, out) = run(&url, &["verify-export", tampered.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(
+            out.contains("BROKEN") && out.contains(reason),
+            "{name}: {out}"
+        );
+        let (code, out) = python_verify(&tampered);
+        assert_eq!(code, 1, "{name}: {out}");
+    }
+
+    // A file that is not an export is a clear error, status 2.
+    let junk = dir.path().join("junk.ndjson");
+    std::fs::write(&junk, "{\"not\": \"an entry\"}\n").unwrap();
+    assert_eq!(run(&url, &["verify-export", junk.to_str().unwrap()]).0, 2);
+}
