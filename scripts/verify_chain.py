@@ -14,6 +14,7 @@ import struct
 import sys
 
 GENESIS = "0" * 64
+ERASED = "[ERASED]"
 FIELDS = [
     "id", "occurred_at", "tenant_id", "team_id", "actor_kind", "actor_id", "api_key_id",
     "api_key_name", "action", "entity_type", "entity_id", "entity_name", "details",
@@ -107,7 +108,13 @@ def check(entries):
             if chain["seq"] != seq + 1:
                 return checked, "%s: expected sequence %d" % (where, seq + 1)
             salt = chain.get("salt")
-            if salt is not None and personal_digest(entry, salt) != chain["personal"]:
+            if salt is None:
+                # Erased: the fields must be the erasure's marker.
+                personal_ok = (entry.get("actor_name") == ERASED and entry.get("ip") is None
+                               and entry.get("user_agent") == ERASED)
+            else:
+                personal_ok = personal_digest(entry, salt) == chain["personal"]
+            if not personal_ok:
                 return checked, "%s: personal fields do not match their digest" % where
             if entry_hash(entry, chain["seq"], prev, chain["personal"]) != chain["hash"]:
                 return checked, "%s: content does not match its hash" % where

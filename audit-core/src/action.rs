@@ -60,6 +60,8 @@ pub enum Action {
     Export,
     /// Old entries were purged by retention.
     Purge,
+    /// A person's personal data was erased from the log (the right to erasure).
+    Erase,
     /// An application-specific verb, in PascalCase by convention.
     Custom(String),
 }
@@ -82,6 +84,7 @@ const KNOWN: &[(&str, Action)] = &[
     ("Logout", Action::Logout),
     ("Export", Action::Export),
     ("Purge", Action::Purge),
+    ("Erase", Action::Erase),
 ];
 
 impl Action {
@@ -104,6 +107,7 @@ impl Action {
             Action::Logout => "Logout",
             Action::Export => "Export",
             Action::Purge => "Purge",
+            Action::Erase => "Erase",
             Action::Custom(name) => name,
         }
     }
@@ -255,7 +259,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
             count += 1;
         }
-        assert_eq!(count, 16);
+        assert_eq!(count, 17);
         assert_eq!(
             serde_json::to_string(&Action::ToggleActive).unwrap(),
             "\"ToggleActive\""

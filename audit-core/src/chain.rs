@@ -157,6 +157,25 @@ impl Personal {
     }
 }
 
+/// What an erasure leaves in an entry's actor name and user agent (its IP address becomes
+/// `None`): see [`erase_personal`].
+pub const ERASED: &str = "[ERASED]";
+
+/// Replaces `entry`'s personal fields with what an erasure leaves: [`ERASED`] for the actor
+/// name and the user agent, no IP address.
+pub fn erase_personal(entry: &mut AuditEntry) {
+    entry.actor_name = Some(ERASED.to_owned());
+    entry.ip = None;
+    entry.user_agent = Some(ERASED.to_owned());
+}
+
+/// Whether `entry`'s personal fields are what an erasure leaves.
+pub fn is_erased(entry: &AuditEntry) -> bool {
+    entry.actor_name.as_deref() == Some(ERASED)
+        && entry.ip.is_none()
+        && entry.user_agent.as_deref() == Some(ERASED)
+}
+
 /// SHA-256 over [`PERSONAL_DOMAIN`], the salt (as a string of 32 hexadecimal digits), the actor
 /// name, the IP address (its text form) and the user agent, each an item of the canonical
 /// encoding.
@@ -381,19 +400,11 @@ pub enum ChainBreak {
         /// Its sequence number.
         seq: u64,
     },
-    /// The personal fields do not match their digest: they were changed after the entry was
-    /// stored (an erasure drops the salt, and is not this).
+    /// The personal fields do not match their digest, or, once erased, are not the erasure's
+    /// marker: they were changed after the entry was stored.
     #[error("entry {id} (sequence {seq}): its personal fields do not match their digest")]
     Personal {
         /// The entry's id.
-        id: uuid::Uuid,
-        /// Its sequence number.
-        seq: u64,
-    },
-    /// The chain names an entry that is not there: it was deleted.
-    #[error("sequence {seq}: entry {id} is missing")]
-    Missing {
-        /// The missing entry's id.
         id: uuid::Uuid,
         /// Its sequence number.
         seq: u64,
@@ -456,9 +467,13 @@ pub fn verify_run<'a>(
                 expected,
             });
         }
-        if let Some(salt) = &stored.personal.salt
-            && personal_digest(salt, entry) != stored.personal.digest
-        {
+        // With its salt, the personal fields must match their digest; without (erased), they
+        // must be the erasure's marker, so that nothing can be written in their place.
+        let personal_ok = match &stored.personal.salt {
+            Some(salt) => personal_digest(salt, entry) == stored.personal.digest,
+            None => is_erased(entry),
+        };
+        if !personal_ok {
             return Err(ChainBreak::Personal {
                 id: entry.id,
                 seq: stored.seq,
@@ -716,16 +731,27 @@ mod tests {
             verify_run((0, ChainHash::GENESIS), renamed.iter().zip(links.iter())),
             Err(ChainBreak::Personal { seq: 1, .. })
         ));
-        // The same change as an erasure (salt dropped) verifies.
+        // An erasure (the marker in place, the salt dropped) verifies; without the salt,
+        // anything but the marker is found.
         let mut erased_links = links.clone();
         erased_links[0].personal.salt = None;
+        let mut erased = entries.clone();
+        erase_personal(&mut erased[0]);
+        assert!(is_erased(&erased[0]));
         assert!(
             verify_run(
                 (0, ChainHash::GENESIS),
-                renamed.iter().zip(erased_links.iter())
+                erased.iter().zip(erased_links.iter())
             )
             .is_ok()
         );
+        assert!(matches!(
+            verify_run(
+                (0, ChainHash::GENESIS),
+                renamed.iter().zip(erased_links.iter())
+            ),
+            Err(ChainBreak::Personal { seq: 1, .. })
+        ));
     }
 
     #[test]

@@ -184,6 +184,17 @@ impl AuditStore for MemoryStore {
         };
         Box::pin(Items(items.into_iter()))
     }
+
+    async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
+        let mut erased = 0;
+        for entry in &mut self.lock().list {
+            if entry.actor_id.as_deref() == Some(actor_id) && !crate::chain::is_erased(entry) {
+                crate::chain::erase_personal(entry);
+                erased += 1;
+            }
+        }
+        Ok(Some(erased))
+    }
 }
 
 /// A stream over entries already in hand.

@@ -140,9 +140,7 @@ fn linked() -> Vec<(AuditEntry, ChainLink)> {
         ));
     }
     let (entry, chain) = out.last_mut().unwrap();
-    entry.actor_name = Some("[erased]".into());
-    entry.ip = None;
-    entry.user_agent = Some("[erased]".into());
+    audit_core::chain::erase_personal(entry);
     chain.personal.salt = None;
     out
 }
@@ -237,7 +235,7 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
         assert!(!rust_verify(&entries), "the Rust check missed it");
         python_verify(&entries)
     };
-    let cases: [(&str, &Tamper, &str); 6] = [
+    let cases: [(&str, &Tamper, &str); 7] = [
         (
             "a changed field",
             &|e| e[1]["entity_id"] = json!("p-2"),
@@ -277,6 +275,11 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
         (
             "a changed personal field",
             &|e| e[0]["actor_name"] = json!("mallory@example.com"),
+            "personal fields do not match their digest",
+        ),
+        (
+            "a name written over an erasure's marker",
+            &|e| e[5]["actor_name"] = json!("someone@example.com"),
             "personal fields do not match their digest",
         ),
     ];

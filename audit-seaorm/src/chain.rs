@@ -15,12 +15,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use audit_core::AuditEntry;
-use audit_core::chain::{ChainBreak, ChainHash, ChainLink, ChainReport, Personal, link};
+use audit_core::chain::{ChainBreak, ChainHash, ChainLink, ChainReport, ERASED, Personal, link};
 use audit_core::store::StoreError;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TryIntoModel,
 };
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -381,6 +381,51 @@ impl AddChecked for ChainReport {
         self.last = last;
         self.broken = broken;
         self.broken.is_none()
+    }
+}
+
+/// Erases the personal fields of `actor_id`'s entries, `batch` entries a statement, each
+/// batch committed on its own (no long lock); returns how many entries changed. The salt goes
+/// with them, so verification then checks the marker instead of the digest.
+pub(crate) async fn erase_actor<C: ConnectionTrait>(
+    db: &C,
+    actor_id: &str,
+    batch: u64,
+) -> Result<u64, StoreError> {
+    use entity::Column;
+    let mut erased = 0;
+    loop {
+        // Entries of the actor that are not erased yet (or were erased by hand and kept a salt).
+        let pending = Condition::any()
+            .add(Column::ChainSalt.is_not_null())
+            .add(Column::ActorName.is_null())
+            .add(Column::ActorName.ne(ERASED))
+            .add(Column::Ip.is_not_null())
+            .add(Column::UserAgent.is_null())
+            .add(Column::UserAgent.ne(ERASED));
+        let ids: Vec<Uuid> = entity::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::ActorId.eq(actor_id))
+            .filter(pending)
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(store_error)?;
+        if ids.is_empty() {
+            return Ok(erased);
+        }
+        erased += ids.len() as u64;
+        entity::Entity::update_many()
+            .col_expr(Column::ActorName, Expr::value(ERASED))
+            .col_expr(Column::Ip, Expr::value(Option::<String>::None))
+            .col_expr(Column::UserAgent, Expr::value(ERASED))
+            .col_expr(Column::ChainSalt, Expr::value(Option::<Vec<u8>>::None))
+            .filter(Column::Id.is_in(ids))
+            .exec(db)
+            .await
+            .map_err(store_error)?;
     }
 }
 

@@ -390,6 +390,12 @@ impl SeaOrmStore {
         crate::chain::verify(&self.db, tenant, VERIFY_PAGE).await
     }
 
+    /// Erases the personal fields of every entry of `actor_id`, 1,000 entries a statement:
+    /// see [`AuditStore::erase_actor`]. Returns how many entries changed.
+    pub async fn erase_actor(&self, actor_id: &str) -> Result<u64, StoreError> {
+        crate::chain::erase_actor(&self.writer, actor_id, 1_000).await
+    }
+
     /// Up to `limit` entries of `tenant`'s chain (`None`: the entries without a tenant) with
     /// their links, in chain order, after number `after` (0 for the start): pages of an
     /// export that [`audit_core::chain::verify_export`] or `scripts/verify_chain.py` can check
@@ -467,5 +473,9 @@ impl AuditStore for SeaOrmStore {
 
     async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
         SeaOrmStore::verify_chain(self, tenant).await.map(Some)
+    }
+
+    async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
+        SeaOrmStore::erase_actor(self, actor_id).await.map(Some)
     }
 }

@@ -924,6 +924,103 @@ async fn secrets_typed_into_filters_are_redacted_in_the_recorded_read() {
 }
 
 #[tokio::test]
+async fn erasing_a_person_is_for_operators_takes_json_and_is_recorded() {
+    let f = fixture().await;
+    let erase = |access: &str, content_type: Option<&str>, body: &str| {
+        let mut request = request(access, "/erase");
+        *request.method_mut() = http::Method::POST;
+        if let Some(content_type) = content_type {
+            request
+                .headers_mut()
+                .insert("content-type", content_type.parse().unwrap());
+        }
+        *request.body_mut() = Body::from(body.to_owned());
+        request
+    };
+    let of_u0 = || async {
+        f.store
+            .export(&AuditQuery::new(Scope::All).actor_id("u0"))
+            .map(|e| e.unwrap())
+            .collect::<Vec<AuditEntry>>()
+            .await
+    };
+    let before = of_u0().await;
+    assert!(!before.is_empty());
+    let json_body = Some("application/json");
+
+    // Not an operator, not JSON, not the expected body: refused, nothing erased.
+    for (access, content_type, body, status) in [
+        (
+            "tenant:acme",
+            json_body,
+            r#"{"actor_id": "u0"}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "nobody",
+            json_body,
+            r#"{"actor_id": "u0"}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "all",
+            None,
+            r#"{"actor_id": "u0"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "all",
+            Some("application/x-www-form-urlencoded"),
+            "actor_id=u0",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "all",
+            json_body,
+            r#"{"actor": "u0"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "all",
+            json_body,
+            r#"{"actor_id": ""}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("all", json_body, "not json", StatusCode::BAD_REQUEST),
+    ] {
+        let reply = send(&f.app, erase(access, content_type, body)).await;
+        assert_eq!(reply.status, status, "{access} {content_type:?} {body}");
+    }
+    assert_eq!(of_u0().await, before);
+
+    let reply = send(&f.app, erase("all", json_body, r#"{"actor_id": "u0"}"#)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"actor_id": "u0", "erased": before.len()})
+    );
+    for entry in of_u0().await {
+        assert_eq!(entry.actor_name.as_deref(), Some(audit_core::chain::ERASED));
+        assert_eq!(
+            (entry.ip, entry.user_agent.as_deref()),
+            (None, Some("[ERASED]"))
+        );
+    }
+    let recorded: Vec<AuditEntry> = f
+        .store
+        .export(&AuditQuery::new(Scope::All).action(Action::Erase))
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].metadata["erased_actor_id"], "u0");
+    assert_eq!(recorded[0].metadata["entries"], json!(before.len()));
+    // Again: nothing left to erase.
+    let reply = send(&f.app, erase("all", json_body, r#"{"actor_id": "u0"}"#)).await;
+    assert_eq!(reply.json()["erased"], 0);
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_what_the_router_accepts() {
     let f = fixture().await;
     let reply = get(&f.app, "", "/openapi.json").await;

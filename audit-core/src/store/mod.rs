@@ -91,6 +91,18 @@ pub trait AuditStore: Send + Sync + 'static {
         let _ = tenant;
         Ok(None)
     }
+
+    /// Erases the personal fields of every entry whose actor is `actor_id` (see
+    /// [`chain::erase_personal`](crate::chain::erase_personal)): the actor name and the user
+    /// agent become [`ERASED`](crate::chain::ERASED), the IP address goes, and a store that
+    /// keeps a chain drops the salt of their digest, so the chain still verifies. Returns how
+    /// many entries it changed (an entry erased before is not counted again); `Ok(None)` when
+    /// this store cannot erase, the default. The caller records the erasure itself as an
+    /// [`Action::Erase`](crate::Action::Erase) entry.
+    async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
+        let _ = actor_id;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -109,5 +121,9 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
 
     async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
         (**self).verify_chain(tenant).await
+    }
+
+    async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
+        (**self).erase_actor(actor_id).await
     }
 }

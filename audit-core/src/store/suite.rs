@@ -35,7 +35,7 @@ use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, 
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant);
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -76,6 +76,7 @@ pub const CASES: &[&str] = &[
     "export_streams_every_match_in_chunks",
     "bad_input_is_a_clear_error",
     "unscoped_queries_see_every_tenant",
+    "erasing_an_actor_replaces_their_personal_fields_only",
 ];
 
 /// The store's type, for messages.
@@ -906,6 +907,43 @@ pub async fn reinserting_is_a_no_op<S: AuditStore + AuditSink>(store: &S) {
     assert_eq!(stored(store, &t).await, 4, "{}", name::<S>());
     let stored = store.get(&Scope::tenant(&t), first.id).await.unwrap();
     assert_eq!(stored, Some(first));
+}
+
+/// Erasing an actor replaces the actor name, IP address and user agent of every entry of
+/// theirs, in every tenant, with the erasure's marker, touches nothing else, and counts each
+/// entry once.
+pub async fn erasing_an_actor_replaces_their_personal_fields_only<S: AuditStore + AuditSink>(
+    store: &S,
+) {
+    let (t, other_tenant) = (tenant(), tenant());
+    let person = format!("u-{}", uuid::Uuid::now_v7());
+    let by = |tenant: &str, actor: &str, n: usize| {
+        let mut entry = AuditEntry::builder(Action::Update)
+            .actor(Actor::user(actor, format!("{actor}@example.com")))
+            .tenant(tenant)
+            .entity("ConnectionProfile", format!("p-{n}"))
+            .build();
+        entry.ip = Some("203.0.113.9".parse().unwrap());
+        entry.user_agent = Some("curl/8.5.0".into());
+        entry
+    };
+    let mut entries: Vec<AuditEntry> = (0..3).map(|n| by(&t, &person, n)).collect();
+    entries.push(by(&other_tenant, &person, 3));
+    entries.push(by(&t, "u-someone-else", 4));
+    store.record_batch(entries.clone()).await.unwrap();
+    let Some(erased) = store.erase_actor(&person).await.unwrap() else {
+        return; // this store cannot erase
+    };
+    assert_eq!(erased, 4, "{}", name::<S>());
+    assert_eq!(store.erase_actor(&person).await.unwrap(), Some(0));
+    for entry in &entries {
+        let stored = store.get(&Scope::All, entry.id).await.unwrap().unwrap();
+        let mut expected = entry.clone();
+        if entry.actor_id.as_deref() == Some(person.as_str()) {
+            crate::chain::erase_personal(&mut expected);
+        }
+        assert_eq!(stored, expected, "{}", name::<S>());
+    }
 }
 
 /// Batches of sizes that are not a statement size: the last rows are padded with repeats of

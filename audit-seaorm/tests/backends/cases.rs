@@ -523,3 +523,57 @@ pub async fn tampering_breaks_the_chain_where_it_happened(b: &Backend) {
         b.name
     );
 }
+
+/// After an erasure the chain still verifies; a personal field written over the marker
+/// afterwards breaks it, since the salt that would have covered it is gone.
+pub async fn an_erased_actor_leaves_the_chain_verifiable(b: &Backend) {
+    use audit_core::chain::ChainBreak;
+    use audit_seaorm::sea_orm::sea_query::Expr;
+    let t = tenant();
+    // An actor of this case's own: cases run at once on one database.
+    let person = format!("u-{}", uuid::Uuid::now_v7());
+    let entries: Vec<AuditEntry> = (0..6)
+        .map(|n| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .actor(audit_core::Actor::user(&person, "ada@example.com"))
+                .tenant(&t)
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .build();
+            entry.ip = Some("203.0.113.9".parse().unwrap());
+            entry
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    let ids = ids(&entries);
+    let db = b.store.connection();
+    assert_eq!(b.store.erase_actor(&person).await.unwrap(), 6, "{}", b.name);
+    let report = verified(b, &t).await;
+    assert_eq!((report.broken, report.checked), (None, 6), "{}", b.name);
+    let stored = entity::Entity::find_by_id(ids[1])
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.actor_name.as_deref(),
+        Some(audit_core::chain::ERASED)
+    );
+    assert_eq!(stored.chain_salt, None);
+    assert!(stored.chain_personal.is_some());
+
+    entity::Entity::update_many()
+        .col_expr(
+            entity::Column::ActorName,
+            Expr::value("mallory@example.com"),
+        )
+        .filter(entity::Column::Id.eq(ids[1]))
+        .exec(db)
+        .await
+        .unwrap();
+    let broken = verified(b, &t).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Personal { seq: 2, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+}

@@ -84,6 +84,7 @@ suite!(
     migration_is_idempotent,
     every_write_path_extends_the_chain,
     tampering_breaks_the_chain_where_it_happened,
+    an_erased_actor_leaves_the_chain_verifiable,
 );
 
 /// One integer pragma read through `db`.

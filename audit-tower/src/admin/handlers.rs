@@ -229,6 +229,94 @@ pub(crate) async fn verify<S: AuditStore + AuditSink>(
     Ok(json_response(StatusCode::OK, &verify_json(&report)))
 }
 
+/// `POST /erase` with `{"actor_id": "…"}`: erases that person's personal data from every
+/// entry of theirs (operators only). The body must be JSON, which a cross-site form cannot
+/// send; the erasure is recorded as an `Erase` entry.
+pub(crate) async fn erase<S: AuditStore + AuditSink>(
+    State(shared): AppState<S>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let scope = shared.scope(&parts).await?;
+    if scope != Scope::All {
+        return Err(AdminError::AccessDenied(
+            "erasing a person's data from the log is for operators".to_owned(),
+        ));
+    }
+    if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
+        let name: String = query
+            .split(['=', '&'])
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect();
+        return Err(AdminError::invalid(
+            name,
+            "unknown parameter; `/erase` takes a JSON body",
+        ));
+    }
+    let json_body = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json_body {
+        return Err(AdminError::invalid(
+            "content-type",
+            "send the body as application/json: {\"actor_id\": \"…\"}",
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Erase {
+        actor_id: String,
+    }
+    let Erase { actor_id } = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::invalid(
+            "body",
+            format!(
+                "expected {{\"actor_id\": \"…\"}}: {}",
+                e.to_string().chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
+    if actor_id.trim().is_empty() || actor_id.len() > 255 {
+        return Err(AdminError::invalid(
+            "actor_id",
+            "an actor id of 1 to 255 bytes",
+        ));
+    }
+    let Some(erased) = shared.store.erase_actor(&actor_id).await? else {
+        return Ok(json_response(
+            StatusCode::NOT_IMPLEMENTED,
+            &json!({
+                "error": "not_supported",
+                "message": "this store cannot erase entries' personal data",
+            }),
+        ));
+    };
+    let record = shared.read(&parts, Action::Erase);
+    record
+        .details(format!(
+            "erased the personal data of {erased} audit entries"
+        ))
+        .metadata("endpoint", "erase")
+        .metadata("erased_actor_id", &actor_id)
+        .metadata("entries", &erased);
+    shared
+        .record(&parts, record, Some(&scope), StatusCode::OK)
+        .await;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"actor_id": actor_id, "erased": erased}),
+    ))
+}
+
 /// The body of `GET /verify`.
 fn verify_json(report: &ChainReport) -> Value {
     use audit_core::chain::ChainBreak;
@@ -237,7 +325,6 @@ fn verify_json(report: &ChainReport) -> Value {
             ChainBreak::Sequence { id, found, .. } => ("sequence", Some(*found), Some(*id)),
             ChainBreak::Hash { id, seq } => ("hash", Some(*seq), Some(*id)),
             ChainBreak::Personal { id, seq } => ("personal", Some(*seq), Some(*id)),
-            ChainBreak::Missing { id, seq } => ("missing", Some(*seq), Some(*id)),
             ChainBreak::Truncated { last, .. } => ("truncated", Some(*last), None),
             ChainBreak::Unchained { id } => ("unchained", None, Some(*id)),
         };

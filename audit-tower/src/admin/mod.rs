@@ -11,6 +11,8 @@
 //! | `GET /entries` | one page of entries as JSON: `{"items": [...], "next_cursor": ...}` |
 //! | `GET /entries/{id}` | one entry, with its `changes`; 404 when it is outside your scope |
 //! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file (with no `to`, up to the moment it started) |
+//! | `GET /verify` | the caller's tenant's hash chain checked (operators name a tenant) |
+//! | `POST /erase` | `{"actor_id": …}` as JSON: that person's personal data erased from every entry of theirs, keeping the chain verifiable (operators only; recorded as `Erase`) |
 //! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
 //!
 //! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,
@@ -80,7 +82,7 @@ use std::sync::Arc;
 use audit_core::store::AuditStore;
 use audit_core::{AuditSink, PartHealth};
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::layer::AuditLayer;
 
@@ -224,6 +226,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/export.ndjson", get(handlers::export_ndjson::<S>))
             .route("/health", get(handlers::health::<S>))
             .route("/verify", get(handlers::verify::<S>))
+            .route("/erase", post(handlers::erase::<S>))
             .with_state(shared)
     }
 }

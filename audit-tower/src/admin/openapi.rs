@@ -212,6 +212,33 @@ pub(crate) fn document() -> Bytes {
                     },
                 }
             },
+            "/erase": {
+                "post": {
+                    "summary": "Erase a person's personal data",
+                    "description": "Replaces the actor name and user agent of every entry whose \
+                        actor is `actor_id` with `[ERASED]` and removes its IP address, keeping \
+                        the hash chain verifiable (docs/chain.md). Operators only; recorded as an \
+                        `Erase` entry.",
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["actor_id"],
+                            "additionalProperties": false,
+                            "properties": {"actor_id": {"type": "string", "minLength": 1, "maxLength": 255}},
+                        }}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "`actor_id` and how many entries were `erased` (an entry erased before is not counted again).",
+                            "content": {"application/json": {}},
+                        },
+                        "400": error_response("The body is not `{\"actor_id\": …}` as JSON, or a parameter was given."),
+                        "403": error_response("The guard denied access, or the caller is not an operator."),
+                        "501": error_response("The store cannot erase."),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

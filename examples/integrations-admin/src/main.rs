@@ -15,6 +15,9 @@
 //! `integrations-admin export-chain [--tenant ID]` writes the chains, entries with their links,
 //! as NDJSON to standard output; `integrations-admin verify-export FILE` checks such a file
 //! (or a JSON array of the same entries) offline, without the database.
+//! `integrations-admin erase --actor ID` erases a person's personal data from the log (their
+//! actor name, IP address and user agent in every entry of theirs), keeping the chains
+//! verifiable, and records the erasure.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,9 +41,11 @@ enum Command {
     ExportChain(Option<String>),
     /// Verify the chains in an exported file.
     VerifyExport(String),
+    /// Erase an actor's personal data from the log.
+    Erase(String),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -49,6 +54,8 @@ fn command_from_args() -> Result<Command, String> {
     let mut verify = false;
     let mut export = false;
     let mut file = None;
+    let mut erase = false;
+    let mut actor = None;
     let mut tenant = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -69,6 +76,10 @@ fn command_from_args() -> Result<Command, String> {
                     args.next()
                         .ok_or("verify-export needs the exported file's path")?,
                 )
+            }
+            "erase" => erase = true,
+            "--actor" if erase => {
+                actor = Some(args.next().ok_or("--actor needs an actor id")?);
             }
             "--tenant" if verify || export => {
                 tenant = Some(args.next().ok_or("--tenant needs a tenant id")?);
@@ -91,6 +102,11 @@ fn command_from_args() -> Result<Command, String> {
     }
     if let Some(file) = file {
         return Ok(Command::VerifyExport(file));
+    }
+    if erase {
+        return actor
+            .map(Command::Erase)
+            .ok_or_else(|| "erase needs --actor ID".to_owned());
     }
     let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     text.parse()
@@ -235,6 +251,26 @@ fn verify_export(file: &str) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `integrations-admin erase --actor ID`: erases the actor's personal data from every entry of
+/// theirs and records the erasure as an `Erase` entry by this command.
+async fn erase(database_url: &str, actor_id: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use audit_core::{Action, Actor, AuditEntry, AuditSink};
+    let state = integrations_admin::connect(database_url).await?;
+    let erased = state.store.erase_actor(actor_id).await?;
+    let record = AuditEntry::builder(Action::Erase)
+        .actor(Actor::system("integrations-admin erase"))
+        .entity_type("AuditLog")
+        .details(format!(
+            "erased the personal data of {erased} audit entries"
+        ))
+        .metadata("erased_actor_id", actor_id)
+        .metadata("entries", erased)
+        .build();
+    state.store.record(record).await?;
+    println!("erased the personal data of {erased} entries of actor {actor_id}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -252,6 +288,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::Verify(tenant) => return verify(&database_url, tenant).await,
         Command::ExportChain(tenant) => return export_chain(&database_url, tenant).await,
         Command::VerifyExport(file) => return verify_export(&file),
+        Command::Erase(actor) => return erase(&database_url, &actor).await,
     };
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
         .ok()

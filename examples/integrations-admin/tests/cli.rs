@@ -251,3 +251,101 @@ fn an_exported_chain_is_verified_offline_by_the_binary_and_by_python() {
     std::fs::write(&junk, "{\"not\": \"an entry\"}\n").unwrap();
     assert_eq!(run(&url, &["verify-export", junk.to_str().unwrap()]).0, 2);
 }
+
+#[test]
+fn erasing_an_actor_keeps_every_chain_verifiable_online_and_offline() {
+    use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(async {
+        let state = integrations_admin::connect(&url).await.unwrap();
+        integrations_admin::seed_demo(&state).await.unwrap();
+        state
+    });
+    let query = |sql: &str| {
+        runtime.block_on(async {
+            let rows = state
+                .store
+                .connection()
+                .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let actor = query(
+        "SELECT actor_id FROM audit_log WHERE actor_kind = 'user' AND actor_name IS NOT NULL \
+         GROUP BY actor_id ORDER BY COUNT(*) DESC LIMIT 1",
+    )[0]
+    .clone()
+    .unwrap();
+    let names_before = query(&format!(
+        "SELECT actor_name FROM audit_log WHERE actor_id = '{actor}'"
+    ));
+    assert!(
+        names_before
+            .iter()
+            .all(|n| n.as_deref() != Some("[ERASED]"))
+    );
+
+    let (code, out) = run(&url, &["erase", "--actor", &actor]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("of {} entries", names_before.len())),
+        "{out}"
+    );
+    let names_after = query(&format!(
+        "SELECT actor_name FROM audit_log WHERE actor_id = '{actor}'"
+    ));
+    assert_eq!(names_after.len(), names_before.len());
+    assert!(names_after.iter().all(|n| n.as_deref() == Some("[ERASED]")));
+    let ips = query(&format!(
+        "SELECT ip FROM audit_log WHERE actor_id = '{actor}' AND ip IS NOT NULL"
+    ));
+    assert!(ips.is_empty());
+    let recorded = query("SELECT metadata FROM audit_log WHERE action = 'Erase'");
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].as_deref().unwrap().contains(&actor));
+
+    let (code, out) = run(&url, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, export) = run(&url, &["export-chain"]);
+    assert_eq!(code, 0);
+    assert!(export.contains("[ERASED]"));
+    let file = dir.path().join("erased.ndjson");
+    std::fs::write(&file, &export).unwrap();
+    assert_eq!(run(&url, &["verify-export", file.to_str().unwrap()]).0, 0);
+    let (code, out) = python_verify(&file);
+    assert_eq!(code, 0, "{out}");
+
+    // A name written over the marker is found by all three checks.
+    runtime.block_on(async {
+        let sql = format!(
+            "UPDATE audit_log SET actor_name = 'someone' WHERE id = \
+             (SELECT id FROM audit_log WHERE actor_id = '{actor}' ORDER BY id LIMIT 1)"
+        );
+        state
+            .store
+            .connection()
+            .execute_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .unwrap();
+    });
+    assert_eq!(run(&url, &["verify"]).0, 1);
+    let (_, export) = run(&url, &["export-chain"]);
+    std::fs::write(&file, &export).unwrap();
+    assert_eq!(run(&url, &["verify-export", file.to_str().unwrap()]).0, 1);
+    assert_eq!(python_verify(&file).0, 1);
+
+    // `erase` without an actor is a clear error.
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+        .arg("erase")
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--actor"));
+}
