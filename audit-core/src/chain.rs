@@ -76,7 +76,7 @@ pub struct HexError {
     pub text: String,
 }
 
-fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
+pub(crate) fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     let error = || HexError {
         expected: N * 2,
         text: text.chars().take(80).collect(),
@@ -101,7 +101,7 @@ fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len() * 2);
     push_hex(&mut out, bytes);
     // Only ASCII digits were written.
@@ -248,15 +248,19 @@ pub fn link(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHash
 }
 
 /// Builds the canonical encoding: a domain line, then items.
-struct Encoder {
+pub(crate) struct Encoder {
     bytes: Vec<u8>,
 }
 
 impl Encoder {
-    fn new(domain: &str) -> Self {
+    pub(crate) fn new(domain: &str) -> Self {
         let mut bytes = Vec::with_capacity(512);
         bytes.extend_from_slice(domain.as_bytes());
         Encoder { bytes }
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 
     fn finish(self) -> ChainHash {
@@ -267,7 +271,7 @@ impl Encoder {
         self.bytes.push(b'N');
     }
 
-    fn string(&mut self, text: &str) {
+    pub(crate) fn string(&mut self, text: &str) {
         self.bytes.push(b'S');
         self.decimal(text.len() as u128);
         self.bytes.push(b':');
@@ -297,14 +301,14 @@ impl Encoder {
         self.bytes.extend_from_slice(&digits[start..]);
     }
 
-    fn optional(&mut self, text: Option<&str>) {
+    pub(crate) fn optional(&mut self, text: Option<&str>) {
         match text {
             Some(text) => self.string(text),
             None => self.null(),
         }
     }
 
-    fn integer(&mut self, value: i128) {
+    pub(crate) fn integer(&mut self, value: i128) {
         self.bytes.push(b'I');
         if value < 0 {
             self.bytes.push(b'-');
@@ -407,6 +411,13 @@ pub enum ChainBreak {
         /// The entry's id.
         id: uuid::Uuid,
         /// Its sequence number.
+        seq: u64,
+    },
+    /// The chain holds another hash at a signed checkpoint's sequence number than the
+    /// checkpoint does: entries up to it were rewritten since it was signed.
+    #[error("sequence {seq}: the chain differs from the signed checkpoint")]
+    Checkpoint {
+        /// The checkpoint's sequence number.
         seq: u64,
     },
     /// The chain ends before its recorded head (or a checkpoint): its newest entries were
@@ -565,6 +576,31 @@ pub fn from_linked_json(mut value: Value) -> Result<(AuditEntry, ChainLink), Exp
         },
     };
     Ok((entry, link))
+}
+
+/// Holds a verified chain against a signed checkpoint of it (already checked for its
+/// signature): a chain that ends before the checkpoint's number was cut short
+/// ([`ChainBreak::Truncated`]); one whose link at that number has another hash was rewritten
+/// ([`ChainBreak::Checkpoint`]). `link_at` is the chain's link numbered `checkpoint.seq`, if
+/// there is one. A report already broken is left as it is.
+pub fn check_against(
+    report: &mut ChainReport,
+    link_at: Option<&ChainLink>,
+    checkpoint: &crate::checkpoint::Checkpoint,
+) {
+    if report.broken.is_some() || checkpoint.seq == 0 {
+        return;
+    }
+    if report.last.0 < checkpoint.seq {
+        report.broken = Some(ChainBreak::Truncated {
+            last: report.last.0,
+            head: checkpoint.seq,
+        });
+    } else if link_at.is_none_or(|link| link.hash != checkpoint.hash) {
+        report.broken = Some(ChainBreak::Checkpoint {
+            seq: checkpoint.seq,
+        });
+    }
 }
 
 /// Verifies the chains in an export: entries grouped by tenant in the order given, each

@@ -22,6 +22,7 @@ mod action;
 mod bound;
 pub mod chain;
 mod change;
+pub mod checkpoint;
 mod entry;
 mod fields;
 mod health;

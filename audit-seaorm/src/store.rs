@@ -409,6 +409,30 @@ impl SeaOrmStore {
         crate::chain::page_after(&self.db, tenant, after, limit).await
     }
 
+    /// Verifies `tenant`'s chain as [`verify_chain`](Self::verify_chain) does, and then
+    /// against `checkpoint`, a signed checkpoint of it whose signature the caller has checked:
+    /// a chain cut short or rewritten up to the checkpoint is broken even when its head row was
+    /// moved back to hide it.
+    pub async fn verify_chain_against(
+        &self,
+        tenant: Option<&str>,
+        checkpoint: &audit_core::checkpoint::Checkpoint,
+    ) -> Result<ChainReport, StoreError> {
+        let mut report = self.verify_chain(tenant).await?;
+        let link_at = match checkpoint.seq.checked_sub(1) {
+            Some(before) => self
+                .chain_page(tenant, before, 1)
+                .await?
+                .into_iter()
+                .next()
+                .map(|(_, link)| link)
+                .filter(|link| link.seq == checkpoint.seq),
+            None => None,
+        };
+        audit_core::chain::check_against(&mut report, link_at.as_ref(), checkpoint);
+        Ok(report)
+    }
+
     /// The tenants whose chains the store holds (`None`: entries without a tenant), in key
     /// order with the tenantless chain last.
     pub async fn chained_tenants(&self) -> Result<Vec<Option<String>>, StoreError> {

@@ -502,6 +502,48 @@ pub async fn tampering_breaks_the_chain_where_it_happened(b: &Backend) {
         b.name
     );
 
+    // The newest rows cut off and the head moved back to hide it: only a checkpoint taken
+    // before, signed with a key kept elsewhere, shows the cut.
+    let (t, ids) = chained(b).await;
+    let report = verified(b, &t).await;
+    let key = audit_core::checkpoint::CheckpointKey::generate();
+    let signed =
+        audit_core::checkpoint::Checkpoint::now(Some(t.clone()), report.last.0, report.last.1)
+            .sign(&key);
+    signed.verify(&key.public_hex()).unwrap();
+    let kept = b.store.chain_page(Some(&t), 3, 1).await.unwrap();
+    for id in &ids[4..] {
+        entity::Entity::delete_by_id(*id).exec(db).await.unwrap();
+    }
+    let hash = kept[0].1.hash.0.to_vec();
+    audit_seaorm::sea_orm::ConnectionTrait::execute_raw(
+        db,
+        Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                audit_seaorm::sea_orm::DbBackend::Postgres => {
+                    "UPDATE audit_chain_head SET seq = 4, hash = $1 WHERE chain_key = $2"
+                }
+                _ => "UPDATE audit_chain_head SET seq = 4, hash = ? WHERE chain_key = ?",
+            },
+            [hash.into(), format!("t:{t}").into()],
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(verified(b, &t).await.is_intact(), "{}", b.name);
+    let report = b
+        .store
+        .verify_chain_against(Some(&t), &signed.checkpoint)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.broken,
+        Some(ChainBreak::Truncated { last: 4, head: 6 }),
+        "{}",
+        b.name
+    );
+
     // A changed sequence number.
     let (t, _) = chained(b).await;
     raw(

@@ -326,6 +326,7 @@ fn verify_json(report: &ChainReport) -> Value {
             ChainBreak::Hash { id, seq } => ("hash", Some(*seq), Some(*id)),
             ChainBreak::Personal { id, seq } => ("personal", Some(*seq), Some(*id)),
             ChainBreak::Truncated { last, .. } => ("truncated", Some(*last), None),
+            ChainBreak::Checkpoint { seq } => ("checkpoint", Some(*seq), None),
             ChainBreak::Unchained { id } => ("unchained", None, Some(*id)),
         };
         json!({"reason": reason, "seq": seq, "id": id, "message": broken.to_string()})

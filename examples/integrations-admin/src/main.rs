@@ -18,6 +18,11 @@
 //! `integrations-admin erase --actor ID` erases a person's personal data from the log (their
 //! actor name, IP address and user agent in every entry of theirs), keeping the chains
 //! verifiable, and records the erasure.
+//! `integrations-admin checkpoint-key` makes an Ed25519 key for checkpoints;
+//! `integrations-admin checkpoint` (with `AUDIT_CHECKPOINT_KEY`) verifies every chain and
+//! prints a signed checkpoint of each intact one as NDJSON, to be kept apart from the
+//! database; `verify` and `verify-export` take `--checkpoints FILE --public-key HEX` to find a
+//! chain cut short or rewritten since.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,17 +40,21 @@ enum Command {
     Serve(SocketAddr),
     /// Run a JetStream forwarder into the database, alone.
     Forward,
-    /// Verify the hash chains of the log: one tenant's, or all.
-    Verify(Option<String>),
+    /// Verify the hash chains of the log: one tenant's, or all; against checkpoints if given.
+    Verify(Option<String>, Option<Trusted>),
     /// Write the hash chains, entries with their links, as NDJSON: one tenant's, or all.
     ExportChain(Option<String>),
-    /// Verify the chains in an exported file.
-    VerifyExport(String),
+    /// Verify the chains in an exported file; against checkpoints if given.
+    VerifyExport(String, Option<Trusted>),
+    /// Make a checkpoint key.
+    CheckpointKey,
+    /// Sign a checkpoint of every intact chain.
+    Checkpoint,
     /// Erase an actor's personal data from the log.
     Erase(String),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -56,6 +65,10 @@ fn command_from_args() -> Result<Command, String> {
     let mut file = None;
     let mut erase = false;
     let mut actor = None;
+    let mut checkpoints = None;
+    let mut public_key = None;
+    let mut checkpoint = false;
+    let mut checkpoint_key = false;
     let mut tenant = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -78,6 +91,14 @@ fn command_from_args() -> Result<Command, String> {
                 )
             }
             "erase" => erase = true,
+            "checkpoint" => checkpoint = true,
+            "checkpoint-key" => checkpoint_key = true,
+            "--checkpoints" if verify || file.is_some() => {
+                checkpoints = Some(args.next().ok_or("--checkpoints needs a file")?);
+            }
+            "--public-key" if verify || file.is_some() => {
+                public_key = Some(args.next().ok_or("--public-key needs 64 hex digits")?);
+            }
             "--actor" if erase => {
                 actor = Some(args.next().ok_or("--actor needs an actor id")?);
             }
@@ -94,14 +115,25 @@ fn command_from_args() -> Result<Command, String> {
     if forward {
         return Ok(Command::Forward);
     }
+    let trusted = match (checkpoints, public_key) {
+        (Some(file), Some(public_key)) => Some(Trusted { file, public_key }),
+        (None, None) => None,
+        _ => return Err("--checkpoints and --public-key go together".to_owned()),
+    };
+    if checkpoint_key {
+        return Ok(Command::CheckpointKey);
+    }
+    if checkpoint {
+        return Ok(Command::Checkpoint);
+    }
     if verify {
-        return Ok(Command::Verify(tenant));
+        return Ok(Command::Verify(tenant, trusted));
     }
     if export {
         return Ok(Command::ExportChain(tenant));
     }
     if let Some(file) = file {
-        return Ok(Command::VerifyExport(file));
+        return Ok(Command::VerifyExport(file, trusted));
     }
     if erase {
         return actor
@@ -139,13 +171,107 @@ async fn forward(
 async fn verify(
     database_url: &str,
     tenant: Option<String>,
+    trusted: Option<Trusted>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let state = integrations_admin::connect(database_url).await?;
-    let reports = match tenant {
-        Some(tenant) => vec![state.store.verify_chain(Some(&tenant)).await?],
-        None => state.store.verify_chains().await?,
+    let checkpoints = match &trusted {
+        Some(trusted) => trusted.read(),
+        None => Vec::new(),
     };
+    let mut tenants = match tenant {
+        Some(tenant) => vec![Some(tenant)],
+        None => state.store.chained_tenants().await?,
+    };
+    // A chain the checkpoints know of but the database no longer has was removed whole.
+    if trusted.is_some() && tenants.len() != 1 {
+        for checkpoint in &checkpoints {
+            if !tenants.contains(&checkpoint.tenant_id) {
+                tenants.push(checkpoint.tenant_id.clone());
+            }
+        }
+    }
+    let mut reports = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        let report = match checkpoints.iter().find(|c| c.tenant_id == tenant) {
+            Some(checkpoint) => {
+                state
+                    .store
+                    .verify_chain_against(tenant.as_deref(), checkpoint)
+                    .await?
+            }
+            None => state.store.verify_chain(tenant.as_deref()).await?,
+        };
+        reports.push(report);
+    }
     report_chains(&reports);
+    Ok(())
+}
+
+/// Checkpoints to verify against: a file of signed checkpoints and the public key to trust.
+struct Trusted {
+    file: String,
+    public_key: String,
+}
+
+impl Trusted {
+    /// The newest checkpoint of each chain in the file, each checked against the public key;
+    /// exits with status 2 when the file cannot be read or a signature does not verify.
+    fn read(&self) -> Vec<audit_core::checkpoint::Checkpoint> {
+        use audit_core::checkpoint::SignedCheckpoint;
+        let fail = |message: String| -> ! {
+            eprintln!("{}: {message}", self.file);
+            std::process::exit(2)
+        };
+        let text = std::fs::read_to_string(&self.file).unwrap_or_else(|e| fail(e.to_string()));
+        let mut newest: Vec<audit_core::checkpoint::Checkpoint> = Vec::new();
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| fail(format!("line {}: {e}", n + 1)));
+            let signed = SignedCheckpoint::from_json(&value)
+                .unwrap_or_else(|e| fail(format!("line {}: {e}", n + 1)));
+            if let Err(e) = signed.verify(&self.public_key) {
+                fail(format!("line {}: {e}", n + 1));
+            }
+            let checkpoint = signed.checkpoint;
+            match newest
+                .iter_mut()
+                .find(|c| c.tenant_id == checkpoint.tenant_id)
+            {
+                Some(kept) if kept.seq >= checkpoint.seq => {}
+                Some(kept) => *kept = checkpoint,
+                None => newest.push(checkpoint),
+            }
+        }
+        newest
+    }
+}
+
+/// `integrations-admin checkpoint`: verifies every chain and prints a checkpoint of each
+/// intact one, signed with `AUDIT_CHECKPOINT_KEY`, one JSON object a line; exits with status 1,
+/// signing nothing, when a chain is broken.
+async fn checkpoint(database_url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use audit_core::checkpoint::{Checkpoint, CheckpointKey};
+    let key = std::env::var("AUDIT_CHECKPOINT_KEY")
+        .map_err(|_| "`checkpoint` needs AUDIT_CHECKPOINT_KEY (see `checkpoint-key`)")?;
+    let key = CheckpointKey::from_hex(&key)?;
+    let state = integrations_admin::connect(database_url).await?;
+    let reports = state.store.verify_chains().await?;
+    if let Some(broken) = reports.iter().find(|r| !r.is_intact()) {
+        eprintln!(
+            "not signing: the chain of {:?} is broken: {:?}",
+            broken.tenant_id, broken.broken
+        );
+        std::process::exit(1);
+    }
+    for report in reports {
+        let (seq, hash) = report.last;
+        let signed = Checkpoint::now(report.tenant_id, seq, hash).sign(&key);
+        println!("{}", signed.to_json());
+    }
     Ok(())
 }
 
@@ -223,7 +349,7 @@ async fn export_chain(
 /// `integrations-admin verify-export FILE`: checks the chains in an export (NDJSON, or a JSON
 /// array) without the database; exits with status 1 when a link is broken, 2 when the file
 /// cannot be read.
-fn verify_export(file: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn verify_export(file: &str, trusted: Option<Trusted>) -> Result<(), Box<dyn std::error::Error>> {
     let unreadable = |message: String| -> ! {
         eprintln!("{file}: {message}");
         std::process::exit(2)
@@ -247,7 +373,33 @@ fn verify_export(file: &str) -> Result<(), Box<dyn std::error::Error>> {
             audit_core::chain::from_linked_json(value).unwrap_or_else(|e| unreadable(e.to_string()))
         })
         .collect();
-    report_chains(&audit_core::chain::verify_export(&entries));
+    let mut reports = audit_core::chain::verify_export(&entries);
+    if let Some(trusted) = trusted {
+        for checkpoint in trusted.read() {
+            let index = match reports
+                .iter()
+                .position(|r| r.tenant_id == checkpoint.tenant_id)
+            {
+                Some(index) => index,
+                None => {
+                    reports.push(audit_core::chain::ChainReport {
+                        tenant_id: checkpoint.tenant_id.clone(),
+                        checked: 0,
+                        unchained: 0,
+                        last: (0, audit_core::chain::ChainHash::GENESIS),
+                        broken: None,
+                    });
+                    reports.len() - 1
+                }
+            };
+            let link_at = entries
+                .iter()
+                .find(|(e, l)| e.tenant_id == checkpoint.tenant_id && l.seq == checkpoint.seq)
+                .map(|(_, l)| l);
+            audit_core::chain::check_against(&mut reports[index], link_at, &checkpoint);
+        }
+    }
+    report_chains(&reports);
     Ok(())
 }
 
@@ -285,9 +437,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = match command {
         Command::Serve(addr) => addr,
         Command::Forward => return forward(&database_url, &audit_options).await,
-        Command::Verify(tenant) => return verify(&database_url, tenant).await,
+        Command::Verify(tenant, trusted) => return verify(&database_url, tenant, trusted).await,
         Command::ExportChain(tenant) => return export_chain(&database_url, tenant).await,
-        Command::VerifyExport(file) => return verify_export(&file),
+        Command::VerifyExport(file, trusted) => return verify_export(&file, trusted),
+        Command::CheckpointKey => {
+            let key = audit_core::checkpoint::CheckpointKey::generate();
+            println!("AUDIT_CHECKPOINT_KEY={}", key.to_hex());
+            println!("public key: {}", key.public_hex());
+            return Ok(());
+        }
+        Command::Checkpoint => return checkpoint(&database_url).await,
         Command::Erase(actor) => return erase(&database_url, &actor).await,
     };
     let audit_url = std::env::var("AUDIT_DATABASE_URL")

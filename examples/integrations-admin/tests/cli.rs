@@ -349,3 +349,131 @@ fn erasing_an_actor_keeps_every_chain_verifiable_online_and_offline() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--actor"));
 }
+
+#[test]
+fn a_signed_checkpoint_finds_newest_entries_cut_off_with_the_head_moved_back() {
+    use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(async {
+        let state = integrations_admin::connect(&url).await.unwrap();
+        integrations_admin::seed_demo(&state).await.unwrap();
+        state
+    });
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+
+    // A key, kept by the operator; checkpoints signed with it, kept apart from the database.
+    let (code, key_text) = run(&url, &["checkpoint-key"]);
+    assert_eq!(code, 0);
+    let secret = key_text
+        .lines()
+        .find_map(|l| l.strip_prefix("AUDIT_CHECKPOINT_KEY="))
+        .unwrap()
+        .to_owned();
+    let public = key_text
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!((secret.len(), public.len()), (64, 64));
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+        .arg("checkpoint")
+        .env("DATABASE_URL", &url)
+        .env("AUDIT_CHECKPOINT_KEY", &secret)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let checkpoints = String::from_utf8(output.stdout).unwrap();
+    assert!(!checkpoints.contains(&secret));
+    let acme: serde_json::Value = checkpoints
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|c| c["tenant_id"] == "acme")
+        .unwrap();
+    assert!(acme["seq"].as_u64().unwrap() > 3);
+    std::fs::write(path("checkpoints.ndjson"), &checkpoints).unwrap();
+    let against = [
+        "--checkpoints",
+        &path("checkpoints.ndjson"),
+        "--public-key",
+        &public,
+    ];
+    let verify_against = |extra: &[&str]| {
+        let mut args = vec!["verify"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&against);
+        run(&url, &args)
+    };
+    assert_eq!(verify_against(&[]).0, 0);
+
+    // The two newest entries of acme cut off, and the chain's head moved back to match.
+    runtime.block_on(async {
+        for sql in [
+            "DELETE FROM audit_log WHERE tenant_id = 'acme' AND chain_seq > \
+             (SELECT MAX(chain_seq) - 2 FROM audit_log WHERE tenant_id = 'acme')",
+            "UPDATE audit_chain_head SET \
+             seq = (SELECT MAX(chain_seq) FROM audit_log WHERE tenant_id = 'acme'), \
+             hash = (SELECT chain_hash FROM audit_log WHERE tenant_id = 'acme' \
+                     ORDER BY chain_seq DESC LIMIT 1) \
+             WHERE chain_key = 't:acme'",
+        ] {
+            state
+                .store
+                .connection()
+                .execute_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                .await
+                .unwrap();
+        }
+    });
+    // Without the checkpoint nothing shows; with it, the cut is found.
+    assert_eq!(run(&url, &["verify"]).0, 0);
+    let (code, out) = verify_against(&[]);
+    assert_eq!(code, 1, "{out}");
+    let expected = format!("head is at {}", acme["seq"]);
+    assert!(
+        out.contains("tenant acme: BROKEN") && out.contains(&expected),
+        "{out}"
+    );
+    assert_eq!(verify_against(&["--tenant", "acme"]).0, 1);
+    let (_, export) = run(&url, &["export-chain"]);
+    std::fs::write(path("export.ndjson"), &export).unwrap();
+    assert_eq!(run(&url, &["verify-export", &path("export.ndjson")]).0, 0);
+    let mut args = vec!["verify-export", &path("export.ndjson")]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    args.extend(against.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out) = run(&url, &args);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&expected), "{out}");
+
+    // An altered checkpoint, or another key, is refused outright (status 2).
+    let altered = checkpoints.replacen("\"seq\":", "\"seq\":1", 1);
+    std::fs::write(path("altered.ndjson"), altered).unwrap();
+    let (code, _) = run(
+        &url,
+        &[
+            "verify",
+            "--checkpoints",
+            &path("altered.ndjson"),
+            "--public-key",
+            &public,
+        ],
+    );
+    assert_eq!(code, 2);
+    let other = "0".repeat(64);
+    let (code, _) = run(
+        &url,
+        &[
+            "verify",
+            "--checkpoints",
+            &path("checkpoints.ndjson"),
+            "--public-key",
+            &other,
+        ],
+    );
+    assert_eq!(code, 2);
+}
