@@ -578,6 +578,26 @@ pub fn from_linked_json(mut value: Value) -> Result<(AuditEntry, ChainLink), Exp
     Ok((entry, link))
 }
 
+/// [`verify_run`] that also counts: how many entries of `entries` checked from `start`, the
+/// last good link, and the break if one was found.
+pub fn check_run<'a>(
+    start: (u64, ChainHash),
+    entries: impl IntoIterator<Item = (&'a AuditEntry, &'a ChainLink)>,
+) -> (u64, (u64, ChainHash), Option<ChainBreak>) {
+    let mut last = start;
+    let mut checked = 0;
+    for pair in entries {
+        match verify_run(last, [pair]) {
+            Ok(next) => {
+                last = next;
+                checked += 1;
+            }
+            Err(broken) => return (checked, last, Some(broken)),
+        }
+    }
+    (checked, last, None)
+}
+
 /// Holds a verified chain against a signed checkpoint of it (already checked for its
 /// signature): a chain that ends before the checkpoint's number was cut short
 /// ([`ChainBreak::Truncated`]); one whose link at that number has another hash was rewritten
@@ -625,18 +645,10 @@ pub fn verify_export(entries: &[(AuditEntry, ChainLink)]) -> Vec<ChainReport> {
                 last: (0, ChainHash::GENESIS),
                 broken: None,
             };
-            for (entry, link) in run {
-                match verify_run(report.last, [(entry, link)]) {
-                    Ok(last) => {
-                        report.last = last;
-                        report.checked += 1;
-                    }
-                    Err(broken) => {
-                        report.broken = Some(broken);
-                        break;
-                    }
-                }
-            }
+            let (checked, last, broken) = check_run(report.last, run);
+            report.checked = checked;
+            report.last = last;
+            report.broken = broken;
             report
         })
         .collect()

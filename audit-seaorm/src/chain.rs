@@ -355,18 +355,7 @@ type Checked = (u64, (u64, ChainHash), Option<ChainBreak>);
 
 /// Checks `run` (one page of a chain, in order) from `start`, the link before it.
 fn check(start: (u64, ChainHash), run: &[(AuditEntry, ChainLink)]) -> Checked {
-    let mut last = start;
-    let mut checked = 0;
-    for (entry, stored) in run {
-        match audit_core::chain::verify_run(last, [(entry, stored)]) {
-            Ok(next) => {
-                last = next;
-                checked += 1;
-            }
-            Err(broken) => return (checked, last, Some(broken)),
-        }
-    }
-    (checked, last, None)
+    audit_core::chain::check_run(start, run.iter().map(|(entry, link)| (entry, link)))
 }
 
 /// Adding a checked page to a report.

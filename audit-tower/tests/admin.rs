@@ -1036,6 +1036,7 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "/",
             "/entries",
             "/entries/{id}",
+            "/erase",
             "/export.csv",
             "/export.json",
             "/export.ndjson",

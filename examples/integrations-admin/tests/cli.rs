@@ -88,19 +88,6 @@ fn a_bad_address_is_a_clear_error() {
     assert!(stderr.contains("not an address"), "{stderr}");
 }
 
-/// `integrations-admin verify` on a database, with `DATABASE_URL` pointing at it.
-fn verify(url: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
-        .arg("verify")
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    (output.status.code().unwrap_or(-1), text)
-}
-
 #[test]
 fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
     use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -113,7 +100,7 @@ fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
         state
     });
 
-    let (code, out) = verify(&url, &[]);
+    let (code, out) = run(&url, &["verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("tenant acme: ") && out.contains("entries verified"),
@@ -132,13 +119,13 @@ fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
             .await
             .unwrap();
     });
-    let (code, out) = verify(&url, &["--tenant", "acme"]);
+    let (code, out) = run(&url, &["verify", "--tenant", "acme"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("tenant acme: BROKEN") && out.contains("does not match its hash"),
         "{out}"
     );
-    let (code, out) = verify(&url, &[]);
+    let (code, out) = run(&url, &["verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("1 of"), "{out}");
 }
