@@ -454,6 +454,17 @@ pub struct ChainReport {
 }
 
 impl ChainReport {
+    /// The report of `tenant`'s chain before anything was checked.
+    pub fn new(tenant_id: Option<String>) -> Self {
+        ChainReport {
+            tenant_id,
+            checked: 0,
+            unchained: 0,
+            last: (0, ChainHash::GENESIS),
+            broken: None,
+        }
+    }
+
     /// Whether the chain verified.
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
@@ -638,13 +649,7 @@ pub fn verify_export(entries: &[(AuditEntry, ChainLink)]) -> Vec<ChainReport> {
     chains
         .into_iter()
         .map(|(tenant, run)| {
-            let mut report = ChainReport {
-                tenant_id: tenant.map(str::to_owned),
-                checked: 0,
-                unchained: 0,
-                last: (0, ChainHash::GENESIS),
-                broken: None,
-            };
+            let mut report = ChainReport::new(tenant.map(str::to_owned));
             let (checked, last, broken) = check_run(report.last, run);
             report.checked = checked;
             report.last = last;

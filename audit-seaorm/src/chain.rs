@@ -456,13 +456,7 @@ pub(crate) async fn verify<C: ConnectionTrait>(
     page: u64,
 ) -> Result<ChainReport, StoreError> {
     let key = chain_key(tenant);
-    let mut report = ChainReport {
-        tenant_id: tenant.map(str::to_owned),
-        checked: 0,
-        unchained: 0,
-        last: (0, ChainHash::GENESIS),
-        broken: None,
-    };
+    let mut report = ChainReport::new(tenant.map(str::to_owned));
     let scope = || match tenant {
         Some(tenant) => entity::Column::TenantId.eq(tenant),
         None => entity::Column::TenantId.is_null(),

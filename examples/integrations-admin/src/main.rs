@@ -382,13 +382,9 @@ fn verify_export(file: &str, trusted: Option<Trusted>) -> Result<(), Box<dyn std
             {
                 Some(index) => index,
                 None => {
-                    reports.push(audit_core::chain::ChainReport {
-                        tenant_id: checkpoint.tenant_id.clone(),
-                        checked: 0,
-                        unchained: 0,
-                        last: (0, audit_core::chain::ChainHash::GENESIS),
-                        broken: None,
-                    });
+                    reports.push(audit_core::chain::ChainReport::new(
+                        checkpoint.tenant_id.clone(),
+                    ));
                     reports.len() - 1
                 }
             };

@@ -88,9 +88,14 @@ fn a_bad_address_is_a_clear_error() {
     assert!(stderr.contains("not an address"), "{stderr}");
 }
 
-#[test]
-fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
-    use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+/// A fresh SQLite log in a temporary directory, seeded with the demo data: the directory,
+/// its URL, a runtime and the service's state on it.
+fn seeded() -> (
+    tempfile::TempDir,
+    String,
+    tokio::runtime::Runtime,
+    integrations_admin::AppState,
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -99,6 +104,13 @@ fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
         integrations_admin::seed_demo(&state).await.unwrap();
         state
     });
+    (dir, url, runtime, state)
+}
+
+#[test]
+fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
+    use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let (_dir, url, runtime, state) = seeded();
 
     let (code, out) = run(&url, &["verify"]);
     assert_eq!(code, 0, "{out}");
@@ -157,13 +169,7 @@ fn python_verify(file: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn an_exported_chain_is_verified_offline_by_the_binary_and_by_python() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let state = integrations_admin::connect(&url).await.unwrap();
-        integrations_admin::seed_demo(&state).await.unwrap();
-    });
+    let (dir, url, _runtime, _state) = seeded();
 
     let (code, export) = run(&url, &["export-chain"]);
     assert_eq!(code, 0);
@@ -242,14 +248,7 @@ fn an_exported_chain_is_verified_offline_by_the_binary_and_by_python() {
 #[test]
 fn erasing_an_actor_keeps_every_chain_verifiable_online_and_offline() {
     use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let state = runtime.block_on(async {
-        let state = integrations_admin::connect(&url).await.unwrap();
-        integrations_admin::seed_demo(&state).await.unwrap();
-        state
-    });
+    let (dir, url, runtime, state) = seeded();
     let query = |sql: &str| {
         runtime.block_on(async {
             let rows = state
@@ -340,14 +339,7 @@ fn erasing_an_actor_keeps_every_chain_verifiable_online_and_offline() {
 #[test]
 fn a_signed_checkpoint_finds_newest_entries_cut_off_with_the_head_moved_back() {
     use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let state = runtime.block_on(async {
-        let state = integrations_admin::connect(&url).await.unwrap();
-        integrations_admin::seed_demo(&state).await.unwrap();
-        state
-    });
+    let (dir, url, runtime, state) = seeded();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
 
     // A key, kept by the operator; checkpoints signed with it, kept apart from the database.
