@@ -381,3 +381,113 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         ))
         .with_state(state)
 }
+
+/// Signed checkpoints of every chain of `state`'s log that verifies, and the reports of those
+/// that do not (which are not signed).
+pub async fn sign_checkpoints(
+    state: &AppState,
+    key: &audit_core::checkpoint::CheckpointKey,
+) -> Result<
+    (
+        Vec<audit_core::checkpoint::SignedCheckpoint>,
+        Vec<audit_core::chain::ChainReport>,
+    ),
+    audit_core::store::StoreError,
+> {
+    let mut signed = Vec::new();
+    let mut broken = Vec::new();
+    for report in state.store.verify_chains().await? {
+        if report.is_intact() {
+            let (seq, hash) = report.last;
+            signed.push(
+                audit_core::checkpoint::Checkpoint::now(report.tenant_id, seq, hash).sign(key),
+            );
+        } else {
+            broken.push(report);
+        }
+    }
+    Ok((signed, broken))
+}
+
+/// Where and how often the service signs checkpoints of its chains: from
+/// `AUDIT_CHECKPOINT_KEY` (the key's 64 hex digits, see `integrations-admin checkpoint-key`),
+/// `AUDIT_CHECKPOINT_FILE` (the file they are appended to, as NDJSON; keep it away from the
+/// database) and `AUDIT_CHECKPOINT_EVERY` (seconds, default 3,600). `None` unless both the key
+/// and the file are set.
+pub struct CheckpointSchedule {
+    /// The signing key.
+    pub key: audit_core::checkpoint::CheckpointKey,
+    /// The file checkpoints are appended to.
+    pub file: std::path::PathBuf,
+    /// The time between two rounds (the first is at start).
+    pub every: std::time::Duration,
+}
+
+impl CheckpointSchedule {
+    /// The schedule the environment asks for, if any.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let (Some(key), Some(file)) = (var("AUDIT_CHECKPOINT_KEY"), var("AUDIT_CHECKPOINT_FILE"))
+        else {
+            return Ok(None);
+        };
+        let key = audit_core::checkpoint::CheckpointKey::from_hex(&key)
+            .map_err(|e| format!("AUDIT_CHECKPOINT_KEY: {e}"))?;
+        let every = match var("AUDIT_CHECKPOINT_EVERY") {
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    format!("AUDIT_CHECKPOINT_EVERY must be a number of seconds, not {text:?}")
+                })?,
+            None => std::time::Duration::from_secs(3_600),
+        };
+        Ok(Some(CheckpointSchedule {
+            key,
+            file: file.into(),
+            every,
+        }))
+    }
+
+    /// Signs checkpoints of `state`'s chains now and then every `every`, appending them to
+    /// the file, until the task is aborted. A chain that does not verify is not signed and is
+    /// logged as an error; a failed round is logged and retried at the next.
+    pub fn spawn(self, state: AppState) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.every);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = self.round(&state).await {
+                    tracing::error!(error = %e, "audit: signing checkpoints failed");
+                }
+            }
+        })
+    }
+
+    async fn round(&self, state: &AppState) -> Result<(), Box<dyn std::error::Error>> {
+        use std::io::Write;
+        let (signed, broken) = sign_checkpoints(state, &self.key).await?;
+        for report in broken {
+            tracing::error!(
+                tenant = ?report.tenant_id,
+                broken = ?report.broken,
+                "audit: a hash chain does not verify; no checkpoint signed for it"
+            );
+        }
+        let mut lines = String::new();
+        for checkpoint in &signed {
+            lines.push_str(&checkpoint.to_json().to_string());
+            lines.push('\n');
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)?;
+        file.write_all(lines.as_bytes())?;
+        file.sync_data()?;
+        Ok(())
+    }
+}

@@ -21,7 +21,8 @@
 //! `integrations-admin checkpoint-key` makes an Ed25519 key for checkpoints;
 //! `integrations-admin checkpoint` (with `AUDIT_CHECKPOINT_KEY`) verifies every chain and
 //! prints a signed checkpoint of each intact one as NDJSON, to be kept apart from the
-//! database; `verify` and `verify-export` take `--checkpoints FILE --public-key HEX` to find a
+//! database; the service itself appends them to `AUDIT_CHECKPOINT_FILE` at start and every
+//! `AUDIT_CHECKPOINT_EVERY` seconds (default 3,600) when that and the key are set; `verify` and `verify-export` take `--checkpoints FILE --public-key HEX` to find a
 //! chain cut short or rewritten since.
 
 use std::net::SocketAddr;
@@ -54,7 +55,7 @@ enum Command {
     Erase(String),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -254,23 +255,21 @@ impl Trusted {
 /// intact one, signed with `AUDIT_CHECKPOINT_KEY`, one JSON object a line; exits with status 1,
 /// signing nothing, when a chain is broken.
 async fn checkpoint(database_url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    use audit_core::checkpoint::{Checkpoint, CheckpointKey};
+    use audit_core::checkpoint::CheckpointKey;
     let key = std::env::var("AUDIT_CHECKPOINT_KEY")
         .map_err(|_| "`checkpoint` needs AUDIT_CHECKPOINT_KEY (see `checkpoint-key`)")?;
     let key = CheckpointKey::from_hex(&key)?;
     let state = integrations_admin::connect(database_url).await?;
-    let reports = state.store.verify_chains().await?;
-    if let Some(broken) = reports.iter().find(|r| !r.is_intact()) {
+    let (signed, broken) = integrations_admin::sign_checkpoints(&state, &key).await?;
+    if let Some(broken) = broken.first() {
         eprintln!(
             "not signing: the chain of {:?} is broken: {:?}",
             broken.tenant_id, broken.broken
         );
         std::process::exit(1);
     }
-    for report in reports {
-        let (seq, hash) = report.last;
-        let signed = Checkpoint::now(report.tenant_id, seq, hash).sign(&key);
-        println!("{}", signed.to_json());
+    for checkpoint in signed {
+        println!("{}", checkpoint.to_json());
     }
     Ok(())
 }
@@ -505,6 +504,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         );
     }
+    let checkpoints = integrations_admin::CheckpointSchedule::from_env()?.map(|schedule| {
+        println!(
+            "signing checkpoints of the audit log's chains every {} s into {}",
+            schedule.every.as_secs(),
+            schedule.file.display()
+        );
+        schedule.spawn(state.clone())
+    });
     let app = integrations_admin::router_with(state, audit.clone());
     axum::serve(
         listener,
@@ -522,6 +529,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(forwarder) = forwarder {
         forwarder.stop().await?;
+    }
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.abort();
     }
     println!("stopped");
     Ok(())

@@ -456,3 +456,59 @@ fn a_signed_checkpoint_finds_newest_entries_cut_off_with_the_head_moved_back() {
     );
     assert_eq!(code, 2);
 }
+
+#[test]
+fn the_service_signs_checkpoints_on_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = audit_core::checkpoint::CheckpointKey::generate();
+    let file = dir.path().join("checkpoints.ndjson");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+        .args(["--addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", &url)
+        .env("AUDIT_CHECKPOINT_KEY", key.to_hex())
+        .env("AUDIT_CHECKPOINT_FILE", &file)
+        .env("AUDIT_CHECKPOINT_EVERY", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // At start and then every second: wait for a second round.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rounds = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let times: std::collections::BTreeSet<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["at"].to_string())
+            .collect();
+        if times.len() >= 2 {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second round after 60 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for line in rounds.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let signed = audit_core::checkpoint::SignedCheckpoint::from_json(&value).unwrap();
+        signed.verify(&key.public_hex()).unwrap();
+    }
+    assert!(rounds.contains("\"tenant_id\":\"acme\""), "{rounds}");
+    let file = file.to_str().unwrap();
+    let (code, out) = run(
+        &url,
+        &[
+            "verify",
+            "--checkpoints",
+            file,
+            "--public-key",
+            &key.public_hex(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+}
