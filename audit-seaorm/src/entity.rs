@@ -15,7 +15,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One stored audit entry.
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_log")]
 pub struct Model {
     /// The entry's UUIDv7.
@@ -88,19 +88,15 @@ pub struct Model {
     /// The entry's number in its tenant's hash chain (`NULL` for entries stored before the
     /// chain began). This and the three columns after it are the store's proof about the
     /// entry, not fields of it: see `crate::chain` and `docs/chain.md`.
-    #[serde(skip)]
     pub chain_seq: Option<i64>,
     /// SHA-256 over the entry's canonical encoding, its number, the previous entry's hash and
     /// `chain_personal`.
-    #[serde(skip)]
     #[sea_orm(column_type = "Binary(32)", nullable)]
     pub chain_hash: Option<Vec<u8>>,
     /// The salted digest of the entry's personal fields.
-    #[serde(skip)]
     #[sea_orm(column_type = "Binary(32)", nullable)]
     pub chain_personal: Option<Vec<u8>>,
     /// The digest's salt; `NULL` once the personal fields are erased.
-    #[serde(skip)]
     #[sea_orm(column_type = "Binary(16)", nullable)]
     pub chain_salt: Option<Vec<u8>>,
 }

@@ -142,14 +142,16 @@ fn verify_reports_each_chain_and_fails_on_a_tampered_entry() {
     assert!(out.contains("1 of"), "{out}");
 }
 
+/// The binary, on the database at `url`, logging warnings only.
+fn command(url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_integrations-admin"));
+    command.env("DATABASE_URL", url).env("RUST_LOG", "warn");
+    command
+}
+
 /// Runs the binary with `args` on `url`; the exit status and standard output.
 fn run(url: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = command(url).args(args).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     (output.status.code().unwrap_or(-1), text)
 }
@@ -327,11 +329,7 @@ fn erasing_an_actor_keeps_every_chain_verifiable_online_and_offline() {
     assert_eq!(python_verify(&file).0, 1);
 
     // `erase` without an actor is a clear error.
-    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
-        .arg("erase")
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
+    let output = command(&url).arg("erase").output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--actor"));
 }
@@ -356,11 +354,9 @@ fn a_signed_checkpoint_finds_newest_entries_cut_off_with_the_head_moved_back() {
         .unwrap()
         .to_owned();
     assert_eq!((secret.len(), public.len()), (64, 64));
-    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+    let output = command(&url)
         .arg("checkpoint")
-        .env("DATABASE_URL", &url)
         .env("AUDIT_CHECKPOINT_KEY", &secret)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert!(output.status.success());
