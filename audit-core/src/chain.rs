@@ -435,6 +435,13 @@ pub enum ChainBreak {
         /// The entry's id.
         id: uuid::Uuid,
     },
+    /// The chain starts after entry `start`, but no `Purge` entry in it vouches for deleting
+    /// that far: its oldest entries were deleted around the store.
+    #[error("the chain starts after sequence {start}, but no purge in it deleted that far")]
+    Unattested {
+        /// The sequence number the chain starts after.
+        start: u64,
+    },
 }
 
 /// What verifying one chain found.
@@ -442,6 +449,9 @@ pub enum ChainBreak {
 pub struct ChainReport {
     /// The tenant whose chain this is; `None` for entries without a tenant.
     pub tenant_id: Option<String>,
+    /// The sequence number the chain starts after: 0 when it starts at its first entry,
+    /// otherwise the last entry a purge deleted (see [`retention`](crate::retention)).
+    pub start: u64,
     /// Entries whose links were checked (up to the break, if any).
     pub checked: u64,
     /// Entries stored before the chain began (before the store chained entries), older than
@@ -458,6 +468,7 @@ impl ChainReport {
     pub fn new(tenant_id: Option<String>) -> Self {
         ChainReport {
             tenant_id,
+            start: 0,
             checked: 0,
             unchained: 0,
             last: (0, ChainHash::GENESIS),
@@ -468,6 +479,27 @@ impl ChainReport {
     /// Whether the chain verified.
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
+    }
+
+    /// The report of a chain that starts after entry `start`, whose hash is `hash`: checking
+    /// continues from there.
+    pub fn starting_after(tenant_id: Option<String>, start: u64, hash: ChainHash) -> Self {
+        ChainReport {
+            start,
+            last: (start, hash),
+            ..ChainReport::new(tenant_id)
+        }
+    }
+}
+
+/// Whether a chain that starts after `start` is vouched for: it starts at its beginning, or
+/// `purged_through` (the largest number a `Purge` entry of the chain records deleting through;
+/// see [`retention::purged_through`](crate::retention::purged_through)) reaches `start`.
+pub fn start_attested(start: u64, purged_through: Option<u64>) -> Result<(), ChainBreak> {
+    if start == 0 || purged_through.is_some_and(|through| through >= start) {
+        Ok(())
+    } else {
+        Err(ChainBreak::Unattested { start })
     }
 }
 
@@ -634,9 +666,18 @@ pub fn check_against(
     }
 }
 
+/// Where a chain a purge shortened starts: its tenant (`None`: the entries without a tenant),
+/// and the number and hash of the last entry deleted.
+pub type ChainStart = (Option<String>, u64, ChainHash);
+
 /// Verifies the chains in an export: entries grouped by tenant in the order given, each
-/// chain checked from its first entry, which must be number 1.
-pub fn verify_export(entries: &[(AuditEntry, ChainLink)]) -> Vec<ChainReport> {
+/// chain checked from its first entry, which must be number 1, or, for a chain a purge
+/// shortened, the number after its start in `starts` (tenant, number and hash of the last
+/// entry deleted; see [`linked_json_start`]), which a `Purge` entry of the chain must vouch for.
+pub fn verify_export(
+    entries: &[(AuditEntry, ChainLink)],
+    starts: &[ChainStart],
+) -> Vec<ChainReport> {
     type Run<'a> = Vec<(&'a AuditEntry, &'a ChainLink)>;
     let mut chains: Vec<(Option<&str>, Run<'_>)> = Vec::new();
     for (entry, link) in entries {
@@ -649,14 +690,57 @@ pub fn verify_export(entries: &[(AuditEntry, ChainLink)]) -> Vec<ChainReport> {
     chains
         .into_iter()
         .map(|(tenant, run)| {
-            let mut report = ChainReport::new(tenant.map(str::to_owned));
+            let mut report = match starts.iter().find(|(t, ..)| t.as_deref() == tenant) {
+                Some((_, start, hash)) => {
+                    ChainReport::starting_after(tenant.map(str::to_owned), *start, *hash)
+                }
+                None => ChainReport::new(tenant.map(str::to_owned)),
+            };
+            let through = run
+                .iter()
+                .filter_map(|(entry, _)| crate::retention::purged_through(entry))
+                .max();
             let (checked, last, broken) = check_run(report.last, run);
             report.checked = checked;
             report.last = last;
-            report.broken = broken;
+            report.broken = broken.or_else(|| start_attested(report.start, through).err());
             report
         })
         .collect()
+}
+
+/// The line of an export that says where a chain a purge shortened starts: `{"chain_start":
+/// {"tenant_id": …, "seq": …, "hash": …}}`, before the chain's entries.
+pub fn linked_json_start(tenant: Option<&str>, seq: u64, hash: &ChainHash) -> Value {
+    serde_json::json!({"chain_start": {"tenant_id": tenant, "seq": seq, "hash": hash.to_hex()}})
+}
+
+/// Reads a line written by [`linked_json_start`]; `None` when `value` is not one.
+pub fn from_linked_json_start(value: &Value) -> Option<Result<ChainStart, ExportError>> {
+    let start = value.get("chain_start")?;
+    let bad = |message: &str| ExportError::Link {
+        id: "chain_start".to_owned(),
+        message: message.to_owned(),
+    };
+    let read = || {
+        let tenant = match start.get("tenant_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(tenant)) => Some(tenant.clone()),
+            Some(_) => return Err(bad("tenant_id: not a string")),
+        };
+        let seq = start
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("no sequence number"))?;
+        let hash = start
+            .get("hash")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no hash"))?
+            .parse()
+            .map_err(|e: HexError| bad(&format!("hash: {e}")))?;
+        Ok((tenant, seq, hash))
+    };
+    Some(read())
 }
 
 #[cfg(test)]
@@ -821,5 +905,42 @@ mod tests {
             encoded(json!({"b": [true, null], "a": "é"})),
             "O2:S1:aS2:éS1:bA2:TN"
         );
+    }
+
+    #[test]
+    fn an_export_of_a_purged_chain_verifies_from_a_start_a_purge_vouches_for() {
+        let mut entries: Vec<AuditEntry> = (0..5).map(|_| sample()).collect();
+        let mut draft = chain(&entries[..3]);
+        let purge = crate::retention::PurgeRequest::new(Some("acme"), chrono::Utc::now());
+        entries[3] = purge.record(2, Some((2, &draft[1].hash)));
+        draft = chain(&entries);
+        let linked: Vec<(AuditEntry, ChainLink)> =
+            entries.iter().cloned().zip(draft.iter().copied()).collect();
+        let start = (Some("acme".to_owned()), 2, draft[1].hash);
+        let reports = verify_export(&linked[2..], std::slice::from_ref(&start));
+        assert_eq!(reports.len(), 1);
+        assert!(reports[0].is_intact(), "{:?}", reports[0].broken);
+        assert_eq!((reports[0].start, reports[0].checked), (2, 3));
+        // Without its start line, the shortened chain does not begin at 1.
+        let reports = verify_export(&linked[2..], &[]);
+        assert!(matches!(
+            reports[0].broken,
+            Some(ChainBreak::Sequence { expected: 1, .. })
+        ));
+        // A start further on than any purge vouches for: the oldest entries went around it.
+        let beyond = (Some("acme".to_owned()), 3, draft[2].hash);
+        let reports = verify_export(&linked[3..], &[beyond]);
+        assert_eq!(reports[0].broken, Some(ChainBreak::Unattested { start: 3 }));
+        // A start with another hash: the first entry kept does not follow it.
+        let forged = (Some("acme".to_owned()), 2, ChainHash([9; 32]));
+        let reports = verify_export(&linked[2..], &[forged]);
+        assert!(matches!(
+            reports[0].broken,
+            Some(ChainBreak::Hash { seq: 3, .. })
+        ));
+        // The start line reads back.
+        let line = linked_json_start(Some("acme"), 2, &draft[1].hash);
+        assert_eq!(from_linked_json_start(&line).unwrap().unwrap(), start);
+        assert!(from_linked_json_start(&json!({"id": 1})).is_none());
     }
 }

@@ -30,6 +30,7 @@ mod intents;
 mod memory;
 mod parse;
 mod redact;
+pub mod retention;
 mod sink;
 pub mod store;
 mod transactions;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::entry::AuditEntry;
 use crate::intents::IntentStore;
+use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 use crate::sink::{AuditSink, SinkError};
 use crate::store::{AuditQuery, AuditStore, Cursor, Order, Page, Scope, StoreError};
 
@@ -52,6 +53,8 @@ struct Entries {
     list: Vec<AuditEntry>,
     ids: HashSet<Uuid>,
     intents: Vec<(AuditEntry, std::time::Instant)>,
+    /// Legal holds by tenant.
+    holds: std::collections::HashMap<Option<String>, LegalHold>,
 }
 
 impl Entries {
@@ -194,6 +197,63 @@ impl AuditStore for MemoryStore {
             }
         }
         Ok(Some(erased))
+    }
+
+    /// Deletes, in the order they arrived, the tenant's entries older than `before`, stopping
+    /// at the first that is kept (as a chained store does), in one step: a memory store has no
+    /// lock to hold briefly.
+    async fn purge(&self, request: &PurgeRequest) -> Result<Option<PurgeReport>, StoreError> {
+        let mut report = PurgeReport::new(request);
+        let mut entries = self.lock();
+        let tenant = request.tenant_id.as_deref();
+        if let Some(hold) = entries.holds.get(&request.tenant_id) {
+            report.held = Some(hold.clone());
+            return Ok(Some(report));
+        }
+        let going: HashSet<Uuid> = entries
+            .list
+            .iter()
+            .filter(|entry| entry.tenant_id.as_deref() == tenant)
+            .take_while(|entry| entry.occurred_at < request.before)
+            .map(|entry| entry.id)
+            .collect();
+        report.matched = going.len() as u64;
+        if request.dry_run || going.is_empty() {
+            return Ok(Some(report));
+        }
+        entries.list.retain(|entry| !going.contains(&entry.id));
+        for id in &going {
+            entries.ids.remove(id);
+        }
+        report.deleted = report.matched;
+        let record = request.record(report.deleted, None);
+        report.entry_id = Some(record.id);
+        entries.add(record);
+        Ok(Some(report))
+    }
+
+    async fn legal_hold(&self, tenant: Option<&str>) -> Result<Option<LegalHold>, StoreError> {
+        Ok(self.lock().holds.get(&tenant.map(str::to_owned)).cloned())
+    }
+
+    async fn set_legal_hold(
+        &self,
+        tenant: Option<&str>,
+        hold: Option<&LegalHold>,
+    ) -> Result<bool, StoreError> {
+        let key = tenant.map(str::to_owned);
+        let mut entries = self.lock();
+        match hold {
+            Some(hold) => {
+                let mut hold = hold.clone();
+                hold.tenant_id = key.clone();
+                entries.holds.insert(key, hold);
+            }
+            None => {
+                entries.holds.remove(&key);
+            }
+        }
+        Ok(true)
     }
 }
 

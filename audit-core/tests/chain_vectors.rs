@@ -161,7 +161,7 @@ fn rust_verify(entries: &[Value]) -> bool {
         .iter()
         .map(|e| audit_core::chain::from_linked_json(e.clone()).unwrap())
         .collect();
-    audit_core::chain::verify_export(&linked)
+    audit_core::chain::verify_export(&linked, &[])
         .iter()
         .all(|report| report.is_intact())
 }

@@ -456,7 +456,8 @@ pub(crate) async fn verify<C: ConnectionTrait>(
     page: u64,
 ) -> Result<ChainReport, StoreError> {
     let key = chain_key(tenant);
-    let mut report = ChainReport::new(tenant.map(str::to_owned));
+    let (start, start_hash) = crate::retention::chain_start(db, tenant).await?;
+    let mut report = ChainReport::starting_after(tenant.map(str::to_owned), start, start_hash);
     let scope = || match tenant {
         Some(tenant) => entity::Column::TenantId.eq(tenant),
         None => entity::Column::TenantId.is_null(),
@@ -469,14 +470,30 @@ pub(crate) async fn verify<C: ConnectionTrait>(
     // read, up to two at once. A page's check needs only the stored link before it, which is
     // known as soon as that page is read, so pages are independent.
     let mut first: Option<Uuid> = None;
-    let mut fetched = (0u64, ChainHash::GENESIS);
+    let mut fetched = (start, start_hash);
+    // The furthest a `Purge` entry of the chain vouches for deleting.
+    let mut purged_through: Option<u64> = None;
     let mut checking: VecDeque<JoinHandle<Checked>> = VecDeque::new();
     loop {
         let run = page_after(db, tenant, fetched.0, page).await?;
-        if run.is_empty() {
+        let Some((_, first_link)) = run.first() else {
             break;
+        };
+        if first_link.seq != fetched.0 + 1 {
+            // A purge running meanwhile may have deleted what comes next and moved the start
+            // past it: continue from there, as a verification begun later would.
+            let moved = crate::retention::chain_start(db, tenant).await?;
+            if moved.0 > fetched.0 && moved.0 + 1 == first_link.seq {
+                fetched = moved;
+                report.start = moved.0;
+            }
         }
         first.get_or_insert(run[0].0.id);
+        purged_through = run
+            .iter()
+            .filter_map(|(entry, _)| audit_core::retention::purged_through(entry))
+            .chain(purged_through)
+            .max();
         let start = fetched;
         if let Some((_, stored)) = run.last() {
             fetched = (stored.seq, stored.hash);
@@ -493,6 +510,10 @@ pub(crate) async fn verify<C: ConnectionTrait>(
         if !report.add(oldest.await.map_err(|e| StoreError::Backend(Box::new(e)))?) {
             return Ok(report);
         }
+    }
+    if let Err(unattested) = audit_core::chain::start_attested(report.start, purged_through) {
+        report.broken = Some(unattested);
+        return Ok(report);
     }
     if let Some(head) = head {
         let head_seq = to_u64(head.seq, &key)?;

@@ -396,6 +396,80 @@ impl SeaOrmStore {
         crate::chain::erase_actor(&self.writer, actor_id, 1_000).await
     }
 
+    /// Purges `request.tenant_id`'s entries older than `request.before`, in batches of
+    /// `request.batch` entries a transaction, unless the tenant is on legal hold; see
+    /// [`AuditStore::purge`] and `audit_core::retention`. The purge is recorded first as a
+    /// `Purge` entry in the tenant's chain, which then starts after the last entry deleted.
+    ///
+    /// ```no_run
+    /// use audit_core::retention::{Period, PurgeRequest, RetentionPolicy};
+    /// use audit_seaorm::SeaOrmStore;
+    ///
+    /// # async fn run(store: SeaOrmStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let policy = RetentionPolicy::new(Period::Days(90));
+    /// if let Some(request) = PurgeRequest::by_policy(&policy, Some("acme"), chrono::Utc::now()) {
+    ///     let dry = store.purge(&request.clone().dry_run(true)).await?;
+    ///     println!("{} entries would go", dry.matched);
+    ///     let done = store.purge(&request).await?;
+    ///     println!("{} entries deleted", done.deleted);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge(
+        &self,
+        request: &audit_core::retention::PurgeRequest,
+    ) -> Result<audit_core::retention::PurgeReport, StoreError> {
+        crate::retention::purge(&self.writer, self.write_isolation(), request).await
+    }
+
+    /// Purges every chain in the store by `policy` at `now` (tenants kept forever are
+    /// skipped), one after the other; a dry run with `dry_run`. Entries of a tenant with no
+    /// chain (all stored before chaining began) are left to [`purge`](Self::purge).
+    pub async fn purge_expired(
+        &self,
+        policy: &audit_core::retention::RetentionPolicy,
+        now: chrono::DateTime<chrono::Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<audit_core::retention::PurgeReport>, StoreError> {
+        let mut reports = Vec::new();
+        for tenant in self.chained_tenants().await? {
+            if let Some(request) =
+                audit_core::retention::PurgeRequest::by_policy(policy, tenant.as_deref(), now)
+            {
+                reports.push(self.purge(&request.dry_run(dry_run)).await?);
+            }
+        }
+        Ok(reports)
+    }
+
+    /// The legal hold on `tenant`, if one stands.
+    pub async fn legal_hold(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<audit_core::retention::LegalHold>, StoreError> {
+        crate::retention::legal_hold(&self.db, tenant).await
+    }
+
+    /// Places `hold` on `tenant` (replacing one that stands), or lifts the hold with `None`.
+    /// A purge running meanwhile stops before its next batch.
+    pub async fn set_legal_hold(
+        &self,
+        tenant: Option<&str>,
+        hold: Option<&audit_core::retention::LegalHold>,
+    ) -> Result<(), StoreError> {
+        crate::retention::set_legal_hold(&self.writer, tenant, hold).await
+    }
+
+    /// Where `tenant`'s chain starts: the number and hash of the last entry a purge deleted,
+    /// or `(0, GENESIS)` when it starts at its first entry. An export of a shortened chain
+    /// carries it (see [`audit_core::chain::linked_json_start`]).
+    pub async fn chain_start(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<(u64, audit_core::chain::ChainHash), StoreError> {
+        crate::retention::chain_start(&self.db, tenant).await
+    }
+
     /// Up to `limit` entries of `tenant`'s chain (`None`: the entries without a tenant) with
     /// their links, in chain order, after number `after` (0 for the start): pages of an
     /// export that [`audit_core::chain::verify_export`] or `scripts/verify_chain.py` can check
@@ -501,5 +575,29 @@ impl AuditStore for SeaOrmStore {
 
     async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
         SeaOrmStore::erase_actor(self, actor_id).await.map(Some)
+    }
+
+    async fn purge(
+        &self,
+        request: &audit_core::retention::PurgeRequest,
+    ) -> Result<Option<audit_core::retention::PurgeReport>, StoreError> {
+        SeaOrmStore::purge(self, request).await.map(Some)
+    }
+
+    async fn legal_hold(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<audit_core::retention::LegalHold>, StoreError> {
+        SeaOrmStore::legal_hold(self, tenant).await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        tenant: Option<&str>,
+        hold: Option<&audit_core::retention::LegalHold>,
+    ) -> Result<bool, StoreError> {
+        SeaOrmStore::set_legal_hold(self, tenant, hold)
+            .await
+            .map(|()| true)
     }
 }

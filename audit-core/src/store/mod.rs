@@ -60,6 +60,7 @@ pub use cursor::Cursor;
 pub use page::{Page, StoreError};
 
 use crate::chain::ChainReport;
+use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 pub use query::{
     AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
     Order, SUPPORTED_YEARS, Scope,
@@ -103,6 +104,36 @@ pub trait AuditStore: Send + Sync + 'static {
         let _ = actor_id;
         Ok(None)
     }
+
+    /// Deletes the request's tenant's entries older than its `before`, oldest first, in
+    /// batches of `request.batch`, unless a [`LegalHold`] stands on the tenant (checked again
+    /// before every batch); a dry run only counts. A store that keeps a chain records the
+    /// purge as an [`Action::Purge`](crate::Action::Purge) entry before deleting anything
+    /// and leaves the chain verifiable from its new start (see
+    /// [`retention`](crate::retention)). `Ok(None)` when this store cannot purge, the
+    /// default.
+    async fn purge(&self, request: &PurgeRequest) -> Result<Option<PurgeReport>, StoreError> {
+        let _ = request;
+        Ok(None)
+    }
+
+    /// The legal hold on `tenant`, if one stands (default: `Ok(None)`; a store that cannot
+    /// purge holds nothing).
+    async fn legal_hold(&self, tenant: Option<&str>) -> Result<Option<LegalHold>, StoreError> {
+        let _ = tenant;
+        Ok(None)
+    }
+
+    /// Places `hold` on `tenant` (replacing one that stands), or with `None` lifts the hold
+    /// on it. Returns `false` when this store cannot hold, the default.
+    async fn set_legal_hold(
+        &self,
+        tenant: Option<&str>,
+        hold: Option<&LegalHold>,
+    ) -> Result<bool, StoreError> {
+        let _ = (tenant, hold);
+        Ok(false)
+    }
 }
 
 #[async_trait]
@@ -125,5 +156,21 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
 
     async fn erase_actor(&self, actor_id: &str) -> Result<Option<u64>, StoreError> {
         (**self).erase_actor(actor_id).await
+    }
+
+    async fn purge(&self, request: &PurgeRequest) -> Result<Option<PurgeReport>, StoreError> {
+        (**self).purge(request).await
+    }
+
+    async fn legal_hold(&self, tenant: Option<&str>) -> Result<Option<LegalHold>, StoreError> {
+        (**self).legal_hold(tenant).await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        tenant: Option<&str>,
+        hold: Option<&LegalHold>,
+    ) -> Result<bool, StoreError> {
+        (**self).set_legal_hold(tenant, hold).await
     }
 }

@@ -35,7 +35,7 @@ use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, 
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only);
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -77,6 +77,8 @@ pub const CASES: &[&str] = &[
     "bad_input_is_a_clear_error",
     "unscoped_queries_see_every_tenant",
     "erasing_an_actor_replaces_their_personal_fields_only",
+    "a_purge_deletes_its_tenants_older_entries_only_and_records_itself",
+    "a_legal_hold_suspends_purges_until_lifted",
 ];
 
 /// The store's type, for messages.
@@ -944,6 +946,128 @@ pub async fn erasing_an_actor_replaces_their_personal_fields_only<S: AuditStore 
         }
         assert_eq!(stored, expected, "{}", name::<S>());
     }
+}
+
+/// `n` entries of `tenant` that occurred `days_ago` days ago, a millisecond apart.
+fn aged(tenant: &str, days_ago: i64, n: usize) -> Vec<AuditEntry> {
+    let at = Utc::now() - Duration::days(days_ago);
+    (0..n)
+        .map(|i| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .actor(Actor::user("u-1", "ada@example.com"))
+                .tenant(tenant)
+                .entity("ConnectionProfile", format!("p-{days_ago}-{i}"))
+                .build();
+            entry.occurred_at = at + Duration::milliseconds(i as i64);
+            entry
+        })
+        .collect()
+}
+
+/// A purge deletes its tenant's entries older than its cutoff (a dry run only counts them),
+/// in batches smaller than the whole, leaves newer entries and other tenants alone, records
+/// itself as a `Purge` entry in the tenant's log, and, where the store keeps a chain, leaves it
+/// verifiable from its new start.
+pub async fn a_purge_deletes_its_tenants_older_entries_only_and_records_itself<
+    S: AuditStore + AuditSink,
+>(
+    store: &S,
+) {
+    use crate::retention::{PURGE_ENTRIES, PurgeRequest};
+    let (t, other) = (tenant(), tenant());
+    let old = aged(&t, 40, 7);
+    let recent = aged(&t, 2, 3);
+    let other_old = aged(&other, 40, 4);
+    store.record_batch(old.clone()).await.unwrap();
+    store.record_batch(recent.clone()).await.unwrap();
+    store.record_batch(other_old.clone()).await.unwrap();
+    let before = Utc::now() - Duration::days(30);
+    let request = PurgeRequest::new(Some(&t), before).batch(3);
+    let Some(dry) = store.purge(&request.clone().dry_run(true)).await.unwrap() else {
+        return; // this store cannot purge
+    };
+    assert_eq!(
+        (dry.matched, dry.deleted, dry.dry_run),
+        (7, 0, true),
+        "{}",
+        name::<S>()
+    );
+    assert_eq!(stored(store, &t).await, 10, "a dry run deleted entries");
+    let report = store.purge(&request).await.unwrap().unwrap();
+    assert_eq!((report.matched, report.deleted), (7, 7), "{}", name::<S>());
+    assert!(report.held.is_none());
+    let left = all_pages(store, &AuditQuery::new(Scope::tenant(&t))).await;
+    let purge = left
+        .iter()
+        .find(|e| e.action == Action::Purge)
+        .expect("the purge's own entry");
+    assert_eq!(Some(purge.id), report.entry_id);
+    assert_eq!(purge.metadata[PURGE_ENTRIES], json!(7));
+    let mut kept: Vec<uuid::Uuid> = left
+        .iter()
+        .filter(|e| e.action != Action::Purge)
+        .map(|e| e.id)
+        .collect();
+    kept.sort();
+    let mut expected = ids(&recent);
+    expected.sort();
+    assert_eq!(kept, expected, "{}", name::<S>());
+    assert_eq!(
+        stored(store, &other).await,
+        4,
+        "another tenant's entries went"
+    );
+    // Nothing more to go: no second `Purge` entry.
+    let again = store.purge(&request).await.unwrap().unwrap();
+    assert_eq!((again.matched, again.deleted, again.entry_id), (0, 0, None));
+    assert_eq!(stored(store, &t).await, 4);
+    if let Some(chain) = store.verify_chain(Some(&t)).await.unwrap() {
+        assert!(chain.is_intact(), "{}: {:?}", name::<S>(), chain.broken);
+        assert_eq!((chain.start, chain.checked), (7, 4), "{}", name::<S>());
+        assert_eq!(report.chain_start, 7);
+    }
+}
+
+/// While a legal hold stands on a tenant, a purge deletes nothing and says so; lifted, the
+/// purge goes ahead. A hold on one tenant does not hold another.
+pub async fn a_legal_hold_suspends_purges_until_lifted<S: AuditStore + AuditSink>(store: &S) {
+    use crate::retention::{LegalHold, PurgeRequest};
+    let (t, other) = (tenant(), tenant());
+    store.record_batch(aged(&t, 40, 3)).await.unwrap();
+    store.record_batch(aged(&other, 40, 2)).await.unwrap();
+    let hold = LegalHold::new(Some(&t), "matter 2026-114: preserve everything")
+        .placed_by("legal@example.com");
+    if !store.set_legal_hold(Some(&t), Some(&hold)).await.unwrap() {
+        return; // this store cannot hold
+    }
+    let found = store.legal_hold(Some(&t)).await.unwrap().expect("the hold");
+    assert_eq!(found.reason, hold.reason);
+    assert_eq!(found.tenant_id.as_deref(), Some(t.as_str()));
+    assert_eq!(found.placed_by.as_deref(), Some("legal@example.com"));
+    assert!(store.legal_hold(Some(&other)).await.unwrap().is_none());
+    let before = Utc::now() - Duration::days(30);
+    let held = store
+        .purge(&PurgeRequest::new(Some(&t), before))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.deleted, 0);
+    assert_eq!(held.held.map(|h| h.reason), Some(hold.reason.clone()));
+    assert_eq!(stored(store, &t).await, 3, "{}", name::<S>());
+    let free = store
+        .purge(&PurgeRequest::new(Some(&other), before))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(free.deleted, 2, "a hold on one tenant held another");
+    assert!(store.set_legal_hold(Some(&t), None).await.unwrap());
+    assert!(store.legal_hold(Some(&t)).await.unwrap().is_none());
+    let lifted = store
+        .purge(&PurgeRequest::new(Some(&t), before))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lifted.deleted, 3, "{}", name::<S>());
 }
 
 /// Batches of sizes that are not a statement size: the last rows are padded with repeats of

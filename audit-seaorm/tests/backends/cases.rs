@@ -619,3 +619,110 @@ pub async fn an_erased_actor_leaves_the_chain_verifiable(b: &Backend) {
         b.name
     );
 }
+
+/// `n` chained entries of `tenant` that occurred `days_ago` days ago.
+fn aged(tenant: &str, days_ago: i64, n: usize) -> Vec<AuditEntry> {
+    let at = chrono::Utc::now() - chrono::Duration::days(days_ago);
+    (0..n)
+        .map(|i| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .tenant(tenant)
+                .entity("ConnectionProfile", format!("p-{i}"))
+                .build();
+            entry.occurred_at = at + chrono::Duration::milliseconds(i as i64);
+            entry
+        })
+        .collect()
+}
+
+/// Moves `tenant`'s recorded chain start to `seq` and `hash`, around the store.
+async fn move_start(b: &Backend, tenant: &str, seq: u64, hash: [u8; 32]) {
+    use audit_seaorm::sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let update = Query::update()
+        .table(Alias::new("audit_chain_start"))
+        .value(Alias::new("seq"), seq as i64)
+        .value(Alias::new("hash"), hash.to_vec())
+        .and_where(Expr::col(Alias::new("chain_key")).eq(format!("t:{tenant}")))
+        .to_owned();
+    let db = b.store.connection();
+    let done = db.execute(&update).await.unwrap();
+    assert_eq!(done.rows_affected(), 1);
+}
+
+/// A purge leaves the chain verifiable from its new start while writers extend it and a
+/// verification runs; a start moved or altered around the store does not verify.
+pub async fn a_purged_chain_verifies_from_its_start_and_a_forged_start_does_not(b: &Backend) {
+    use audit_core::chain::ChainBreak;
+    use audit_core::retention::PurgeRequest;
+    let t = tenant();
+    b.store.record_batch(aged(&t, 40, 100)).await.unwrap();
+    b.store.record_batch(aged(&t, 1, 5)).await.unwrap();
+    // Writers append while the purge deletes in batches of 10, and a verification runs.
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, t) = (b.store.clone(), t.clone());
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    store.record_batch(aged(&t, 0, 5)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let verifying = {
+        let (store, t) = (b.store.clone(), t.clone());
+        tokio::spawn(async move { store.verify_chain(Some(&t)).await.unwrap() })
+    };
+    let before = chrono::Utc::now() - chrono::Duration::days(30);
+    let report = b
+        .store
+        .purge(&PurgeRequest::new(Some(&t), before).batch(10))
+        .await
+        .unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let during = verifying.await.unwrap();
+    assert_eq!(during.broken, None, "{}: verified during the purge", b.name);
+    assert_eq!((report.matched, report.deleted), (100, 100), "{}", b.name);
+    assert_eq!(report.chain_start, 100);
+    let after = verified(b, &t).await;
+    assert_eq!(after.broken, None, "{}", b.name);
+    // 5 recent, 100 written meanwhile, and the purge's own entry.
+    assert_eq!((after.start, after.checked), (100, 106), "{}", b.name);
+    assert_eq!(stored_rows(b, &t).await, 106);
+    assert_eq!(b.store.chain_start(Some(&t)).await.unwrap().0, 100);
+
+    // The oldest entry kept, deleted around the store with the start moved past it: no purge
+    // vouches for that start.
+    let first = b.store.chain_page(Some(&t), 100, 1).await.unwrap();
+    let (entry, link) = &first[0];
+    assert_eq!(link.seq, 101);
+    entity::Entity::delete_by_id(entry.id)
+        .exec(b.store.connection())
+        .await
+        .unwrap();
+    move_start(b, &t, 101, link.hash.0).await;
+    assert_eq!(
+        verified(b, &t).await.broken,
+        Some(ChainBreak::Unattested { start: 101 }),
+        "{}",
+        b.name
+    );
+
+    // A start whose hash was altered: the first entry kept no longer follows it.
+    let other = tenant();
+    b.store.record_batch(aged(&other, 40, 3)).await.unwrap();
+    b.store.record_batch(aged(&other, 1, 2)).await.unwrap();
+    b.store
+        .purge(&PurgeRequest::new(Some(&other), before))
+        .await
+        .unwrap();
+    assert!(verified(b, &other).await.is_intact());
+    move_start(b, &other, 3, [7; 32]).await;
+    let broken = verified(b, &other).await.broken;
+    assert!(
+        matches!(broken, Some(ChainBreak::Hash { seq: 4, .. })),
+        "{}: {broken:?}",
+        b.name
+    );
+}

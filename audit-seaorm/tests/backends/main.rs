@@ -85,6 +85,7 @@ suite!(
     every_write_path_extends_the_chain,
     tampering_breaks_the_chain_where_it_happened,
     an_erased_actor_leaves_the_chain_verifiable,
+    a_purged_chain_verifies_from_its_start_and_a_forged_start_does_not,
 );
 
 /// One integer pragma read through `db`.
