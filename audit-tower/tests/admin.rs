@@ -1020,6 +1020,199 @@ async fn erasing_a_person_is_for_operators_takes_json_and_is_recorded() {
     assert_eq!(reply.json()["erased"], 0);
 }
 
+/// A JSON `POST` to `uri` as `access`.
+fn post_json(access: &str, uri: &str, body: &str) -> Request<Body> {
+    let mut request = request(access, uri);
+    *request.method_mut() = http::Method::POST;
+    request
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    *request.body_mut() = Body::from(body.to_owned());
+    request
+}
+
+#[tokio::test]
+async fn retention_is_shown_to_readers_and_purges_and_holds_are_for_operators() {
+    use audit_core::retention::{Period, RetentionPolicy};
+    let f = fixture().await;
+    let policy = RetentionPolicy::new(Period::Days(365));
+    policy.set_tenant("acme", Period::Days(90));
+    let app = admin::router(f.store.clone())
+        .guard(header_guard)
+        .retention(policy.clone())
+        .into_router();
+    let of = |tenant: &'static str| {
+        let store = f.store.clone();
+        async move {
+            store
+                .export(&AuditQuery::new(Scope::tenant(tenant)))
+                .map(|e| e.unwrap())
+                .collect::<Vec<AuditEntry>>()
+                .await
+        }
+    };
+    let seeded_acme = f
+        .seeded
+        .iter()
+        .filter(|e| e.tenant_id.as_deref() == Some("acme"))
+        .count() as u64;
+    let globex_before = of("globex").await.len();
+
+    // Who may read what.
+    let reply = get(&app, "tenant:acme", "/retention").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"tenant_id": "acme", "days": 90, "kept": "90 days", "legal_hold": null})
+    );
+    assert_eq!(
+        get(&app, "team:acme:ops", "/retention").await.json()["days"],
+        90
+    );
+    assert_eq!(
+        get(&app, "all", "/retention?tenant=globex").await.json()["days"],
+        365
+    );
+    assert_eq!(
+        get(&app, "all", "/retention").await.json()["tenant_id"],
+        Value::Null
+    );
+    for (access, uri, status) in [
+        (
+            "tenant:acme",
+            "/retention?tenant=globex",
+            StatusCode::FORBIDDEN,
+        ),
+        ("nobody", "/retention", StatusCode::FORBIDDEN),
+        ("all", "/retention?days=1", StatusCode::BAD_REQUEST),
+        ("all", "/retention?tenant=a%00b", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            get(&app, access, uri).await.status,
+            status,
+            "{access} {uri}"
+        );
+    }
+
+    // Purges: operators only, JSON only; a dry run counts and changes nothing.
+    for (access, body, status) in [
+        (
+            "tenant:acme",
+            r#"{"tenant": "acme"}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "all",
+            r#"{"tenant": "acme", "days": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("all", r#"{"tenant": 7}"#, StatusCode::BAD_REQUEST),
+        ("all", r#"{"tenant": "a\u0000b"}"#, StatusCode::BAD_REQUEST),
+    ] {
+        let reply = send(&app, post_json(access, "/purge", body)).await;
+        assert_eq!(reply.status, status, "{access} {body}");
+    }
+    let reply = send(
+        &app,
+        post_json("all", "/purge", r#"{"tenant": "acme", "dry_run": true}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let dry = reply.json();
+    assert_eq!(
+        (dry["matched"].as_u64(), dry["deleted"].as_u64()),
+        (Some(seeded_acme), Some(0))
+    );
+    assert_eq!(dry["kept"], "90 days");
+    assert!(
+        of("acme")
+            .await
+            .iter()
+            .filter(|e| e.action != Action::Read)
+            .count() as u64
+            >= seeded_acme
+    );
+
+    // A legal hold needs a reason, shows in /retention, and stops the purge.
+    let reply = send(
+        &app,
+        post_json("all", "/legal-hold", r#"{"tenant": "acme", "hold": true}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = send(
+        &app,
+        post_json(
+            "tenant:acme",
+            "/legal-hold",
+            r#"{"tenant": "acme", "hold": false}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send(
+        &app,
+        post_json(
+            "all",
+            "/legal-hold",
+            r#"{"tenant": "acme", "hold": true, "reason": "matter 114"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let shown = get(&app, "tenant:acme", "/retention").await.json();
+    assert_eq!(shown["legal_hold"]["reason"], "matter 114");
+    let reply = send(&app, post_json("all", "/purge", r#"{"tenant": "acme"}"#)).await;
+    assert_eq!(reply.json()["deleted"], 0);
+    assert_eq!(reply.json()["held"]["reason"], "matter 114");
+    let holds: Vec<AuditEntry> = of("acme")
+        .await
+        .into_iter()
+        .filter(|e| e.entity_type.as_deref() == Some("LegalHold"))
+        .collect();
+    assert_eq!(holds.len(), 1, "the hold is recorded in the tenant's log");
+    assert_eq!(
+        (holds[0].action.clone(), holds[0].entity_id.as_deref()),
+        (Action::Create, Some("acme"))
+    );
+
+    // Lifted: the purge deletes every seeded entry of acme and no one else's.
+    let reply = send(
+        &app,
+        post_json("all", "/legal-hold", r#"{"tenant": "acme", "hold": false}"#),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.json()["legal_hold"].clone()),
+        (StatusCode::OK, Value::Null)
+    );
+    let reply = send(&app, post_json("all", "/purge", r#"{"tenant": "acme"}"#)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["deleted"].as_u64(), Some(seeded_acme));
+    let left = of("acme").await;
+    assert!(
+        left.iter().all(|e| f.seeded.iter().all(|s| s.id != e.id)),
+        "a seeded acme entry survived"
+    );
+    let purges: Vec<&AuditEntry> = left.iter().filter(|e| e.action == Action::Purge).collect();
+    // The operator's refused and granted requests, and the store's own record of the purge.
+    assert_eq!(purges.len(), 3, "{purges:?}");
+    let by_store: Vec<_> = purges
+        .iter()
+        .filter(|e| e.actor_kind == audit_core::ActorKind::System)
+        .collect();
+    assert_eq!(by_store.len(), 1);
+    assert_eq!(
+        by_store[0].metadata["purge_entries"].as_u64(),
+        Some(seeded_acme)
+    );
+    assert_eq!(of("globex").await.len(), globex_before);
+
+    // The viewer shows the period.
+    let page = get(&app, "", "/").await;
+    assert!(String::from_utf8_lossy(&page.body).contains("id=\"retention\""));
+}
+
 #[tokio::test]
 async fn the_openapi_document_describes_what_the_router_accepts() {
     let f = fixture().await;
@@ -1041,7 +1234,10 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "/export.json",
             "/export.ndjson",
             "/health",
+            "/legal-hold",
             "/openapi.json",
+            "/purge",
+            "/retention",
             "/verify"
         ]
     );

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use audit_core::retention::{Period, RetentionPolicy};
 use audit_core::{Action, Actor, AuditEntry, AuditSink, Change, MemoryStore};
 use audit_tower::admin::{self, Access, NO_GUARD_MESSAGE};
 use axum::Router;
@@ -258,6 +259,20 @@ async fn the_first_page_shows_the_newest_100_rows_and_hostile_text_as_text(
         first,
         json!(XSS_NAME),
         "the newest entry, rendered literally"
+    );
+    wait_until(
+        client,
+        "the retention period",
+        "!document.getElementById('retention').hidden",
+    )
+    .await;
+    assert_eq!(
+        eval(
+            client,
+            "return document.getElementById('retention').textContent;"
+        )
+        .await,
+        json!("Entries are kept for 90 days, then deleted.")
     );
     assert_eq!(
         eval(
@@ -561,6 +576,11 @@ async fn run(driver_path: &Path) {
                 .guard(|_: &Parts| Access::tenant("acme"))
                 // Offered before any row of them is loaded (mapping configs are all old).
                 .entity_types(["ApiKey", "ConnectionProfile", "MappingConfig", "Tenant"])
+                .retention({
+                    let policy = RetentionPolicy::new(Period::Days(365));
+                    policy.set_tenant("acme", Period::Days(90));
+                    policy
+                })
                 .into_router(),
         )
         .nest("/locked/audit-log", admin::router(store).into_router());

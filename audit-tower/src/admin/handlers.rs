@@ -41,6 +41,8 @@ pub(crate) struct AdminState<S> {
     pub openapi: Bytes,
     /// Other parts of the pipeline reported by `GET /health`, by name.
     pub health_parts: Vec<(String, HealthPart)>,
+    /// How long each tenant's entries are kept.
+    pub retention: audit_core::retention::RetentionPolicy,
 }
 
 /// Reports how one part of the pipeline is doing.
@@ -50,7 +52,7 @@ pub(crate) type AppState<S> = State<Arc<AdminState<S>>>;
 
 impl<S: AuditStore + AuditSink> AdminState<S> {
     /// The caller's scope, or a 403 (recorded as a denied read).
-    async fn scope(&self, parts: &Parts) -> Result<Scope, AdminError> {
+    pub(crate) async fn scope(&self, parts: &Parts) -> Result<Scope, AdminError> {
         match self.guard.check(parts).scope() {
             Ok(scope) => Ok(scope),
             Err(message) => {
@@ -64,7 +66,7 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
 
     /// The draft of the entry that records a read of the log, made as the layer makes any:
     /// its resolvers, client address, redaction and limits.
-    fn read(&self, parts: &Parts, action: Action) -> AuditContext {
+    pub(crate) fn read(&self, parts: &Parts, action: Action) -> AuditContext {
         let route = parts
             .extensions
             .get::<MatchedPath>()
@@ -87,7 +89,7 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
     /// Records a read with its answer's `status`. Without a tenant from the request, the
     /// granted scope's tenant (and team) is the entry's, so tenant administrators see their own
     /// reads in their own log. The entry goes through the layer's queue like a request's.
-    async fn record(
+    pub(crate) async fn record(
         &self,
         parts: &Parts,
         read: AuditContext,
@@ -172,39 +174,8 @@ pub(crate) async fn verify<S: AuditStore + AuditSink>(
     parts: Parts,
 ) -> Result<Response, AdminError> {
     let scope = shared.scope(&parts).await?;
-    let mut asked: Option<String> = None;
-    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
-        match name.as_ref() {
-            "tenant" if asked.is_none() => {
-                Scope::tenant(value.as_ref())
-                    .validate()
-                    .map_err(|_| AdminError::invalid("tenant", "not a tenant id"))?;
-                asked = Some(value.into_owned());
-            }
-            "tenant" => return Err(AdminError::invalid("tenant", "give one tenant")),
-            other => {
-                return Err(AdminError::invalid(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter; `/verify` takes only `tenant`",
-                ));
-            }
-        }
-    }
-    let tenant = match (&scope, asked) {
-        (Scope::All, asked) => asked,
-        (Scope::Tenant(own), None) => Some(own.clone()),
-        (Scope::Tenant(own), Some(asked)) if asked == *own => Some(asked),
-        (Scope::Tenant(_), Some(_)) => {
-            return Err(AdminError::AccessDenied(
-                "you may verify your own tenant's log only".to_owned(),
-            ));
-        }
-        (Scope::Team { .. }, _) => {
-            return Err(AdminError::AccessDenied(
-                "verifying a log covers a whole tenant; ask a tenant administrator".to_owned(),
-            ));
-        }
-    };
+    let asked = only_tenant_param(&parts, "/verify")?;
+    let tenant = tenant_of_scope(&scope, asked, false)?;
     let Some(report) = shared.store.verify_chain(tenant.as_deref()).await? else {
         return Ok(json_response(
             StatusCode::NOT_IMPLEMENTED,
@@ -243,48 +214,12 @@ pub(crate) async fn erase<S: AuditStore + AuditSink>(
             "erasing a person's data from the log is for operators".to_owned(),
         ));
     }
-    if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
-        let name: String = query
-            .split(['=', '&'])
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(64)
-            .collect();
-        return Err(AdminError::invalid(
-            name,
-            "unknown parameter; `/erase` takes a JSON body",
-        ));
-    }
-    let json_body = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json_body {
-        return Err(AdminError::invalid(
-            "content-type",
-            "send the body as application/json: {\"actor_id\": \"…\"}",
-        ));
-    }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Erase {
         actor_id: String,
     }
-    let Erase { actor_id } = serde_json::from_slice(&body).map_err(|e| {
-        AdminError::invalid(
-            "body",
-            format!(
-                "expected {{\"actor_id\": \"…\"}}: {}",
-                e.to_string().chars().take(120).collect::<String>()
-            ),
-        )
-    })?;
+    let Erase { actor_id } = json_body(&parts, &body, "/erase", "{\"actor_id\": \"…\"}")?;
     if actor_id.trim().is_empty() || actor_id.len() > 255 {
         return Err(AdminError::invalid(
             "actor_id",
@@ -317,6 +252,113 @@ pub(crate) async fn erase<S: AuditStore + AuditSink>(
     ))
 }
 
+/// The only parameter of an endpoint that takes a tenant: `tenant`, at most once.
+pub(crate) fn only_tenant_param(
+    parts: &Parts,
+    endpoint: &str,
+) -> Result<Option<String>, AdminError> {
+    let mut asked: Option<String> = None;
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "tenant" if asked.is_none() => {
+                Scope::tenant(value.as_ref())
+                    .validate()
+                    .map_err(|_| AdminError::invalid("tenant", "not a tenant id"))?;
+                asked = Some(value.into_owned());
+            }
+            "tenant" => return Err(AdminError::invalid("tenant", "give one tenant")),
+            other => {
+                return Err(AdminError::invalid(
+                    other.chars().take(64).collect::<String>(),
+                    format!("unknown parameter; `{endpoint}` takes only `tenant`"),
+                ));
+            }
+        }
+    }
+    Ok(asked)
+}
+
+/// The tenant an endpoint about a whole tenant's log acts on: a tenant administrator's own
+/// (naming another is refused), the one an operator names (none: the entries without a
+/// tenant). A team administrator gets their tenant's when `teams` allows it, and a refusal
+/// otherwise.
+pub(crate) fn tenant_of_scope(
+    scope: &Scope,
+    asked: Option<String>,
+    teams: bool,
+) -> Result<Option<String>, AdminError> {
+    match (scope, asked) {
+        (Scope::All, asked) => Ok(asked),
+        (Scope::Tenant(own), None) => Ok(Some(own.clone())),
+        (Scope::Tenant(own) | Scope::Team { tenant: own, .. }, Some(asked)) if asked == *own => {
+            if matches!(scope, Scope::Team { .. }) && !teams {
+                return Err(team_refused());
+            }
+            Ok(Some(asked))
+        }
+        (Scope::Team { tenant, .. }, None) if teams => Ok(Some(tenant.clone())),
+        (Scope::Team { .. }, _) if !teams => Err(team_refused()),
+        (_, Some(_)) => Err(AdminError::AccessDenied(
+            "you may ask about your own tenant's log only".to_owned(),
+        )),
+        (Scope::Team { .. }, None) => Err(team_refused()),
+    }
+}
+
+fn team_refused() -> AdminError {
+    AdminError::AccessDenied(
+        "this covers a whole tenant's log; ask a tenant administrator".to_owned(),
+    )
+}
+
+/// The JSON body of an operator's `POST` endpoint, as `T`: no query string, and
+/// `Content-Type: application/json`, which a cross-site form cannot send. `shape` shows the
+/// body expected in the error.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    parts: &Parts,
+    body: &[u8],
+    endpoint: &str,
+    shape: &str,
+) -> Result<T, AdminError> {
+    if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
+        let name: String = query
+            .split(['=', '&'])
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect();
+        return Err(AdminError::invalid(
+            name,
+            format!("unknown parameter; `{endpoint}` takes a JSON body"),
+        ));
+    }
+    let json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(AdminError::invalid(
+            "content-type",
+            format!("send the body as application/json: {shape}"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        AdminError::invalid(
+            "body",
+            format!(
+                "expected {shape}: {}",
+                e.to_string().chars().take(120).collect::<String>()
+            ),
+        )
+    })
+}
+
 /// The body of `GET /verify`.
 fn verify_json(report: &ChainReport) -> Value {
     use audit_core::chain::ChainBreak;
@@ -328,12 +370,14 @@ fn verify_json(report: &ChainReport) -> Value {
             ChainBreak::Truncated { last, .. } => ("truncated", Some(*last), None),
             ChainBreak::Checkpoint { seq } => ("checkpoint", Some(*seq), None),
             ChainBreak::Unchained { id } => ("unchained", None, Some(*id)),
+            ChainBreak::Unattested { start } => ("unattested", Some(*start), None),
         };
         json!({"reason": reason, "seq": seq, "id": id, "message": broken.to_string()})
     });
     json!({
         "tenant_id": report.tenant_id,
         "intact": report.is_intact(),
+        "start": report.start,
         "checked": report.checked,
         "unchained": report.unchained,
         "last": {"seq": report.last.0, "hash": report.last.1.to_hex()},

@@ -13,6 +13,9 @@
 //! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file (with no `to`, up to the moment it started) |
 //! | `GET /verify` | the caller's tenant's hash chain checked (operators name a tenant) |
 //! | `POST /erase` | `{"actor_id": …}` as JSON: that person's personal data erased from every entry of theirs, keeping the chain verifiable (operators only; recorded as `Erase`) |
+//! | `GET /retention` | how long the caller's tenant's entries are kept ([`AdminRouter::retention`]) and the legal hold on it, if any |
+//! | `POST /purge` | `{"tenant": …, "dry_run": …}` as JSON: what the retention policy no longer keeps of the tenant deleted, or counted (operators only; recorded as `Purge`) |
+//! | `POST /legal-hold` | `{"tenant": …, "hold": true, "reason": …}` as JSON: purges of the tenant suspended until `"hold": false` (operators only) |
 //! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
 //!
 //! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,
@@ -75,6 +78,7 @@ mod handlers;
 mod openapi;
 mod params;
 mod response;
+mod retention;
 mod viewer;
 
 use std::sync::Arc;
@@ -107,6 +111,7 @@ pub struct AdminRouter<S> {
     audit: AuditLayer,
     entity_types: Vec<String>,
     health_parts: Vec<(String, handlers::HealthPart)>,
+    retention: audit_core::retention::RetentionPolicy,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AdminRouter<S> {
@@ -131,6 +136,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             guard: Arc::new(DenyAll),
             entity_types: Vec::new(),
             health_parts: Vec::new(),
+            retention: audit_core::retention::RetentionPolicy::default(),
         }
     }
 
@@ -162,6 +168,25 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     /// ```
     pub fn recorded_by(mut self, layer: &AuditLayer) -> Self {
         self.audit = layer.clone();
+        self
+    }
+
+    /// How long each tenant's entries are kept (default: forever): what `GET /retention`
+    /// and the viewer show, and what `POST /purge` deletes by. Give it the policy your purge
+    /// schedule uses; it is a shared handle, so changing a tenant's period there shows here.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_core::retention::{Period, RetentionPolicy};
+    /// use audit_tower::admin;
+    ///
+    /// let policy = RetentionPolicy::new(Period::Days(365));
+    /// policy.set_tenant("acme", Period::Days(90));
+    /// let audit_log = admin::router(MemoryStore::new()).retention(policy).into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn retention(mut self, policy: audit_core::retention::RetentionPolicy) -> Self {
+        self.retention = policy;
         self
     }
 
@@ -215,6 +240,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             guard: self.guard,
             audit: self.audit,
             health_parts: self.health_parts,
+            retention: self.retention,
         });
         Router::new()
             .route("/", get(viewer::page::<S>))
@@ -227,6 +253,9 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/health", get(handlers::health::<S>))
             .route("/verify", get(handlers::verify::<S>))
             .route("/erase", post(handlers::erase::<S>))
+            .route("/retention", get(retention::retention::<S>))
+            .route("/purge", post(retention::purge::<S>))
+            .route("/legal-hold", post(retention::legal_hold::<S>))
             .with_state(shared)
     }
 }

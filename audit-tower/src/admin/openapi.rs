@@ -203,7 +203,7 @@ pub(crate) fn document() -> Bytes {
                     }],
                     "responses": {
                         "200": {
-                            "description": "The chain's report: `intact`, `checked`, `unchained` (entries stored before chaining began), `last` (seq and hash), `broken` (`reason`, `seq`, `id`, `message`, or null).",
+                            "description": "The chain's report: `intact`, `start` (the sequence number the chain starts after: 0, or the last entry a purge deleted), `checked`, `unchained` (entries stored before chaining began), `last` (seq and hash), `broken` (`reason`, `seq`, `id`, `message`, or null).",
                             "content": {"application/json": {}},
                         },
                         "400": error_response("A parameter is malformed or unknown."),
@@ -236,6 +236,87 @@ pub(crate) fn document() -> Bytes {
                         "400": error_response("The body is not `{\"actor_id\": …}` as JSON, or a parameter was given."),
                         "403": error_response("The guard denied access, or the caller is not an operator."),
                         "501": error_response("The store cannot erase."),
+                    },
+                }
+            },
+            "/retention": {
+                "get": {
+                    "summary": "How long a tenant's entries are kept",
+                    "description": "The retention period of the caller's tenant (an operator names \
+                        it with `tenant`; none: the entries without a tenant) and the legal hold on \
+                        it, if one stands. Not recorded.",
+                    "parameters": [{
+                        "name": "tenant", "in": "query", "required": false,
+                        "schema": {"type": "string"},
+                    }],
+                    "responses": {
+                        "200": {
+                            "description": "`tenant_id`, `days` (null: kept forever), `kept` (the period in words), `legal_hold` (`reason`, `placed_by`, `placed_at`, or null).",
+                            "content": {"application/json": {}},
+                        },
+                        "400": error_response("A parameter is malformed or unknown."),
+                        "403": error_response("The guard denied access, or the tenant is not the caller's."),
+                    },
+                }
+            },
+            "/purge": {
+                "post": {
+                    "summary": "Purge what the retention policy no longer keeps",
+                    "description": "Deletes the tenant's entries older than its retention period, \
+                        oldest first, in short batches, unless a legal hold stands; with \
+                        `dry_run`, only counts them. The purge records itself as a `Purge` entry \
+                        in the tenant's chain, which stays verifiable from its new start. \
+                        Operators only; recorded as `Purge` (a dry run as `Read`).",
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "tenant": {"type": ["string", "null"], "maxLength": 255},
+                                "dry_run": {"type": "boolean", "default": false},
+                            },
+                        }}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "`tenant_id`, `kept`, `before`, `dry_run`, `matched` (entries found to go), `deleted`, `held` (the legal hold that stopped it, or null), `chain_start`, `entry_id` (the `Purge` entry).",
+                            "content": {"application/json": {}},
+                        },
+                        "400": error_response("The body is not the JSON above, or a parameter was given."),
+                        "403": error_response("The guard denied access, or the caller is not an operator."),
+                        "501": error_response("The store cannot purge."),
+                    },
+                }
+            },
+            "/legal-hold": {
+                "post": {
+                    "summary": "Place or lift a legal hold",
+                    "description": "With `hold: true` and a `reason`, suspends every purge of the \
+                        tenant's entries (a purge under way stops before its next batch); with \
+                        `hold: false`, lifts it. Operators only; recorded in the tenant's log as \
+                        `Create` or `Delete` of its `LegalHold`.",
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["hold"],
+                            "additionalProperties": false,
+                            "properties": {
+                                "tenant": {"type": ["string", "null"], "maxLength": 255},
+                                "hold": {"type": "boolean"},
+                                "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                            },
+                        }}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "`tenant_id` and the `legal_hold` now standing (null once lifted).",
+                            "content": {"application/json": {}},
+                        },
+                        "400": error_response("The body is not the JSON above (a hold needs a reason), or a parameter was given."),
+                        "403": error_response("The guard denied access, or the caller is not an operator."),
+                        "501": error_response("The store cannot hold entries."),
                     },
                 }
             },
