@@ -3,7 +3,8 @@
 
 Usage: verify_chain.py FILE
 
-FILE is a JSON array of entries or NDJSON (one entry per line), each with its "chain" object.
+FILE is a JSON array of entries or NDJSON (one entry per line), each with its "chain" object;
+a chain a purge shortened is preceded by a {"chain_start": {"tenant_id", "seq", "hash"}} line.
 Prints, for each chain, how many entries it checked; exits 1 at the first broken link (which
 it names, with the reason), 2 when the file cannot be read. Python's standard library only.
 """
@@ -96,12 +97,25 @@ def read(path):
 def check(entries):
     """Returns (checked per chain, first break or None)."""
     chains = {}
+    starts = {}
     for entry in entries:
+        if "chain_start" in entry:
+            # A chain a purge shortened starts after this entry (number and hash).
+            start = entry["chain_start"]
+            starts[start.get("tenant_id")] = (start["seq"], start["hash"])
+            continue
         chains.setdefault(entry.get("tenant_id"), []).append(entry)
     checked = {}
     for tenant, run in chains.items():
         run.sort(key=lambda e: e["chain"]["seq"])
-        seq, prev = 0, GENESIS
+        seq, prev = starts.get(tenant, (0, GENESIS))
+        # A purge records, before deleting, the last entry it deletes: a start must be vouched
+        # for by a Purge entry of the chain.
+        through = [e["metadata"].get("purge_through_seq") for e in run
+                   if e.get("action") == "Purge" and isinstance(e.get("metadata"), dict)]
+        through = [t for t in through if isinstance(t, int)]
+        if seq > 0 and (not through or max(through) < seq):
+            return checked, "tenant %r: the chain starts after sequence %d, but no purge in it deleted that far" % (tenant, seq)
         for entry in run:
             chain = entry["chain"]
             where = "tenant %r, entry %s (sequence %s)" % (tenant, entry.get("id"), chain["seq"])

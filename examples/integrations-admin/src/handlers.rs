@@ -154,6 +154,7 @@ pub async fn create_tenant(
     }
     .insert(&state.db)
     .await?;
+    crate::retention::apply_plan(&state.retention, &model.id, &model.plan);
     audit
         .entity_id(&model.id)
         .entity_name(&model.name)
@@ -192,6 +193,7 @@ pub async fn update_tenant(
         model.plan = Set(plan);
     }
     let after = model.update(&state.db).await?;
+    crate::retention::apply_plan(&state.retention, &after.id, &after.plan);
     audit
         .entity_name(&after.name)
         .changes(&tenant_json(&before), &tenant_json(&after));

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod model;
+pub mod retention;
 pub mod seed;
 
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct AppState {
     /// How the JetStream forwarder this process runs is doing, for the audit log's
     /// `GET /health` (set by [`start_audit`] when it starts one).
     pub forwarder_health: Option<ForwarderHealth>,
+    /// How long the audit log keeps each tenant's entries, by plan (see [`retention`]); a
+    /// shared handle that plan changes update.
+    pub retention: audit_core::retention::RetentionPolicy,
 }
 
 /// Reports a running forwarder's health (see [`audit_nats::RunningForwarder::health`]).
@@ -107,6 +111,9 @@ pub async fn connect_with(
         store,
         demo_admin_token_hash: None,
         forwarder_health: None,
+        retention: audit_core::retention::RetentionPolicy::new(
+            audit_core::retention::Period::Days(365),
+        ),
     })
 }
 
@@ -132,7 +139,9 @@ async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response 
 /// The audit log viewer and API, for administrators of the caller's tenant; its reads are
 /// recorded by the same layer as every change.
 fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
-    let mut admin = audit_tower::admin::router(state.store.clone()).recorded_by(audit);
+    let mut admin = audit_tower::admin::router(state.store.clone())
+        .recorded_by(audit)
+        .retention(state.retention.clone());
     if let Some(ForwarderHealth(report)) = state.forwarder_health.clone() {
         admin = admin.health_part("forwarder", move || report());
     }

@@ -53,9 +53,13 @@ enum Command {
     Checkpoint,
     /// Erase an actor's personal data from the log.
     Erase(String),
+    /// Purge what the plans no longer keep: one tenant, or every chain; a dry run only counts.
+    Purge(Option<String>, bool),
+    /// Place a legal hold on a tenant (with the reason), or lift it (`None`).
+    Hold(String, Option<String>),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n       integrations-admin purge [--tenant ID] [--dry-run]\n       integrations-admin hold --tenant ID --reason TEXT\n       integrations-admin release --tenant ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, AUDIT_RETENTION_DAYS, AUDIT_RETENTION_EVERY, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -71,6 +75,11 @@ fn command_from_args() -> Result<Command, String> {
     let mut checkpoint = false;
     let mut checkpoint_key = false;
     let mut tenant = None;
+    let mut purge = false;
+    let mut dry_run = false;
+    let mut hold = false;
+    let mut release = false;
+    let mut reason = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -103,7 +112,14 @@ fn command_from_args() -> Result<Command, String> {
             "--actor" if erase => {
                 actor = Some(args.next().ok_or("--actor needs an actor id")?);
             }
-            "--tenant" if verify || export => {
+            "purge" => purge = true,
+            "hold" => hold = true,
+            "release" => release = true,
+            "--dry-run" if purge => dry_run = true,
+            "--reason" if hold => {
+                reason = Some(args.next().ok_or("--reason needs a text")?);
+            }
+            "--tenant" if verify || export || purge || hold || release => {
                 tenant = Some(args.next().ok_or("--tenant needs a tenant id")?);
             }
             "-h" | "--help" => {
@@ -140,6 +156,19 @@ fn command_from_args() -> Result<Command, String> {
         return actor
             .map(Command::Erase)
             .ok_or_else(|| "erase needs --actor ID".to_owned());
+    }
+    if purge {
+        return Ok(Command::Purge(tenant, dry_run));
+    }
+    if hold || release {
+        let tenant = tenant.ok_or("hold and release need --tenant ID")?;
+        return match (hold, reason) {
+            (true, Some(reason)) if !reason.trim().is_empty() => {
+                Ok(Command::Hold(tenant, Some(reason)))
+            }
+            (true, _) => Err("hold needs --reason TEXT (a case or matter reference)".to_owned()),
+            (false, _) => Ok(Command::Hold(tenant, None)),
+        };
     }
     let text = addr.unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     text.parse()
@@ -311,7 +340,8 @@ fn report_chains(reports: &[audit_core::chain::ChainReport]) {
 }
 
 /// `integrations-admin export-chain [--tenant ID]`: every entry of the chains with its link,
-/// one JSON object a line, chain after chain, each in order from its first entry.
+/// one JSON object a line, chain after chain, each in order from its first entry (after a
+/// `chain_start` line for a chain a purge shortened).
 async fn export_chain(
     database_url: &str,
     tenant: Option<String>,
@@ -325,7 +355,14 @@ async fn export_chain(
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for tenant in tenants {
-        let mut after = 0;
+        // A chain a purge shortened starts after its last deleted entry: say where, so the
+        // export verifies from there.
+        let (mut after, hash) = state.store.chain_start(tenant.as_deref()).await?;
+        if after > 0 {
+            let start = audit_core::chain::linked_json_start(tenant.as_deref(), after, &hash);
+            serde_json::to_writer(&mut out, &start)?;
+            out.write_all(b"\n")?;
+        }
         loop {
             let page = state
                 .store
@@ -366,13 +403,18 @@ fn verify_export(file: &str, trusted: Option<Trusted>) -> Result<(), Box<dyn std
             })
             .collect()
     };
-    let entries: Vec<_> = values
-        .into_iter()
-        .map(|value| {
-            audit_core::chain::from_linked_json(value).unwrap_or_else(|e| unreadable(e.to_string()))
-        })
-        .collect();
-    let mut reports = audit_core::chain::verify_export(&entries);
+    let mut starts = Vec::new();
+    let mut entries = Vec::new();
+    for value in values {
+        match audit_core::chain::from_linked_json_start(&value) {
+            Some(start) => starts.push(start.unwrap_or_else(|e| unreadable(e.to_string()))),
+            None => entries.push(
+                audit_core::chain::from_linked_json(value)
+                    .unwrap_or_else(|e| unreadable(e.to_string())),
+            ),
+        }
+    }
+    let mut reports = audit_core::chain::verify_export(&entries, &starts);
     if let Some(trusted) = trusted {
         for checkpoint in trusted.read() {
             let index = match reports
@@ -418,6 +460,126 @@ async fn erase(database_url: &str, actor_id: &str) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+/// The service's state with its retention policy: the default from `AUDIT_RETENTION_DAYS`
+/// and every tenant's plan.
+async fn with_retention(
+    database_url: &str,
+) -> Result<integrations_admin::AppState, Box<dyn std::error::Error>> {
+    let state = integrations_admin::connect(database_url).await?;
+    state
+        .retention
+        .set_default(integrations_admin::retention::default_period_from_env()?);
+    integrations_admin::retention::load_plans(&state).await?;
+    Ok(state)
+}
+
+/// `integrations-admin purge [--tenant ID] [--dry-run]`: deletes what the tenants' plans no
+/// longer keep (every chain, or one tenant's), or counts it.
+async fn purge(
+    database_url: &str,
+    tenant: Option<String>,
+    dry_run: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use audit_core::retention::PurgeRequest;
+    let state = with_retention(database_url).await?;
+    let now = chrono::Utc::now();
+    let reports = match &tenant {
+        Some(tenant) => match PurgeRequest::by_policy(&state.retention, Some(tenant), now) {
+            Some(request) => vec![state.store.purge(&request.dry_run(dry_run)).await?],
+            None => {
+                println!("tenant {tenant}: entries are kept forever; nothing to purge");
+                return Ok(());
+            }
+        },
+        None => {
+            state
+                .store
+                .purge_expired(&state.retention, now, dry_run)
+                .await?
+        }
+    };
+    for report in &reports {
+        let name = match &report.tenant_id {
+            Some(tenant) => format!("tenant {tenant}"),
+            None => "entries without a tenant".to_owned(),
+        };
+        let kept = state.retention.period(report.tenant_id.as_deref());
+        let before = report.before.format("%Y-%m-%d %H:%M:%S UTC");
+        match (&report.held, dry_run) {
+            (Some(hold), _) => println!(
+                "{name}: on legal hold ({}); {} entries deleted",
+                hold.reason, report.deleted
+            ),
+            (None, true) => println!(
+                "{name}: {} entries older than {before} would be deleted (kept {kept})",
+                report.matched
+            ),
+            (None, false) => println!(
+                "{name}: {} entries older than {before} deleted (kept {kept})",
+                report.deleted
+            ),
+        }
+    }
+    if reports.is_empty() {
+        println!("nothing to purge: every tenant's entries are kept forever");
+    }
+    Ok(())
+}
+
+/// `integrations-admin hold --tenant ID --reason TEXT` / `release --tenant ID`: places or lifts
+/// a legal hold, recorded in the tenant's log.
+async fn hold(
+    database_url: &str,
+    tenant: &str,
+    reason: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use audit_core::retention::LegalHold;
+    use audit_core::{Action, Actor, AuditEntry, AuditSink};
+    let state = integrations_admin::connect(database_url).await?;
+    let standing = state.store.legal_hold(Some(tenant)).await?;
+    let placed = reason
+        .map(|reason| LegalHold::new(Some(tenant), &reason).placed_by("integrations-admin hold"));
+    state
+        .store
+        .set_legal_hold(Some(tenant), placed.as_ref())
+        .await?;
+    let (action, details, change) = match (&placed, &standing) {
+        (Some(placed), _) => (
+            Action::Create,
+            format!("placed a legal hold: {}", placed.reason),
+            audit_core::Change::new(
+                "reason",
+                serde_json::Value::Null,
+                placed.reason.clone().into(),
+            ),
+        ),
+        (None, Some(lifted)) => (
+            Action::Delete,
+            format!("lifted the legal hold: {}", lifted.reason),
+            audit_core::Change::new(
+                "reason",
+                lifted.reason.clone().into(),
+                serde_json::Value::Null,
+            ),
+        ),
+        (None, None) => {
+            println!("tenant {tenant}: no legal hold stands");
+            return Ok(());
+        }
+    };
+    let record = AuditEntry::builder(action)
+        .actor(Actor::system("integrations-admin hold"))
+        .tenant(tenant)
+        .entity("LegalHold", tenant)
+        .entity_name("Legal hold")
+        .details(details.clone())
+        .changes(vec![change])
+        .build();
+    state.store.record(record).await?;
+    println!("tenant {tenant}: {details}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -443,7 +605,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Checkpoint => return checkpoint(&database_url).await,
         Command::Erase(actor) => return erase(&database_url, &actor).await,
+        Command::Purge(tenant, dry_run) => return purge(&database_url, tenant, dry_run).await,
+        Command::Hold(tenant, reason) => return hold(&database_url, &tenant, reason).await,
     };
+    let default_period = integrations_admin::retention::default_period_from_env()?;
+    let purge_every = integrations_admin::retention::schedule_from_env()?;
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty());
@@ -459,6 +625,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("recovered {recovered} audit intents of requests a previous run did not finish");
     }
     let demo = integrations_admin::seed_demo(&state).await?;
+    state.retention.set_default(default_period);
+    integrations_admin::retention::load_plans(&state).await?;
     let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -512,6 +680,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         schedule.spawn(state.clone())
     });
+    let purges = purge_every.map(|every| {
+        println!(
+            "purging audit entries past their plan's retention (default {default_period}) every {} s",
+            every.as_secs()
+        );
+        integrations_admin::retention::spawn_schedule(state.clone(), every)
+    });
     let app = integrations_admin::router_with(state, audit.clone());
     axum::serve(
         listener,
@@ -532,6 +707,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
+    }
+    if let Some(purges) = purges {
+        purges.abort();
     }
     println!("stopped");
     Ok(())

@@ -508,3 +508,116 @@ fn the_service_signs_checkpoints_on_its_schedule() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn purging_by_plan_keeps_every_chain_verifiable_online_and_offline() {
+    use audit_core::{Action, AuditEntry, AuditSink};
+    use audit_seaorm::sea_orm::{ActiveModelTrait, Set};
+    use integrations_admin::model::tenant;
+    let (dir, url, runtime, state) = seeded();
+    // A tenant on the free plan (7 days): five entries ten days old, then two of today.
+    runtime.block_on(async {
+        tenant::ActiveModel {
+            id: Set("initech".into()),
+            name: Set("Initech".into()),
+            plan: Set("free".into()),
+            active: Set(true),
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+        let entry = |days: i64, n: usize| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .tenant("initech")
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .build();
+            entry.occurred_at = chrono::Utc::now() - chrono::Duration::days(days);
+            entry
+        };
+        let old: Vec<AuditEntry> = (0..5).map(|n| entry(10, n)).collect();
+        state.store.record_batch(old).await.unwrap();
+        let recent: Vec<AuditEntry> = (5..7).map(|n| entry(0, n)).collect();
+        state.store.record_batch(recent).await.unwrap();
+    });
+
+    let (code, out) = run(&url, &["purge", "--dry-run", "--tenant", "initech"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("tenant initech: 5 entries older than")
+            && out.contains("would be deleted (kept 7 days)"),
+        "{out}"
+    );
+    let (code, out) = run(&url, &["purge", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tenant acme: 0 entries"), "{out}");
+    assert!(
+        out.contains("(kept 90 days)"),
+        "enterprise keeps 90 days: {out}"
+    );
+
+    // On legal hold, nothing goes.
+    assert_eq!(run(&url, &["hold", "--tenant", "initech"]).0, 1);
+    let (code, out) = run(
+        &url,
+        &["hold", "--tenant", "initech", "--reason", "matter 7"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&url, &["purge"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("tenant initech: on legal hold (matter 7); 0 entries deleted"),
+        "{out}"
+    );
+    let (code, out) = run(&url, &["release", "--tenant", "initech"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("lifted the legal hold: matter 7"), "{out}");
+    let (code, out) = run(&url, &["purge"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("tenant initech: 5 entries older than"),
+        "{out}"
+    );
+    assert!(out.contains("deleted (kept 7 days)"), "{out}");
+
+    // Online and offline, every chain still verifies; the export says where initech's starts.
+    let (code, out) = run(&url, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, export) = run(&url, &["export-chain", "--tenant", "initech"]);
+    assert_eq!(code, 0);
+    let mut lines: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The hold, its release, the purge: 2 recent + 1 hold + 1 release + 1 purge entries.
+    assert_eq!(lines[0]["chain_start"]["seq"], 5, "{export}");
+    assert_eq!(lines.len(), 1 + 5, "{export}");
+    let write = |name: &str, lines: &[serde_json::Value]| {
+        let file = dir.path().join(name);
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        std::fs::write(&file, text.join("\n")).unwrap();
+        file
+    };
+    let file = write("initech.ndjson", &lines);
+    let (code, out) = run(&url, &["verify-export", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(python_verify(&file).0, 0);
+
+    // Without its start, or with the start moved past the oldest entry kept (deleted from the
+    // file): broken for both.
+    let without_start = write("no-start.ndjson", &lines[1..]);
+    lines[0]["chain_start"]["seq"] = serde_json::json!(6);
+    lines[0]["chain_start"]["hash"] = lines[1]["chain"]["hash"].clone();
+    lines.remove(1);
+    let moved = write("moved-start.ndjson", &lines);
+    for (file, reason) in [
+        (without_start, "expected 1"),
+        (moved, "no purge in it deleted that far"),
+    ] {
+        let (code, out) = run(&url, &["verify-export", file.to_str().unwrap()]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(reason), "{out}");
+        let (code, out) = python_verify(&file);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("BROKEN"), "{out}");
+    }
+}
