@@ -511,34 +511,8 @@ fn the_service_signs_checkpoints_on_its_schedule() {
 
 #[test]
 fn purging_by_plan_keeps_every_chain_verifiable_online_and_offline() {
-    use audit_core::{Action, AuditEntry, AuditSink};
-    use audit_seaorm::sea_orm::{ActiveModelTrait, Set};
-    use integrations_admin::model::tenant;
     let (dir, url, runtime, state) = seeded();
-    // A tenant on the free plan (7 days): five entries ten days old, then two of today.
-    runtime.block_on(async {
-        tenant::ActiveModel {
-            id: Set("initech".into()),
-            name: Set("Initech".into()),
-            plan: Set("free".into()),
-            active: Set(true),
-        }
-        .insert(&state.db)
-        .await
-        .unwrap();
-        let entry = |days: i64, n: usize| {
-            let mut entry = AuditEntry::builder(Action::Update)
-                .tenant("initech")
-                .entity("ConnectionProfile", format!("p-{n}"))
-                .build();
-            entry.occurred_at = chrono::Utc::now() - chrono::Duration::days(days);
-            entry
-        };
-        let old: Vec<AuditEntry> = (0..5).map(|n| entry(10, n)).collect();
-        state.store.record_batch(old).await.unwrap();
-        let recent: Vec<AuditEntry> = (5..7).map(|n| entry(0, n)).collect();
-        state.store.record_batch(recent).await.unwrap();
-    });
+    free_tenant_with_old_entries(&runtime, &state);
 
     let (code, out) = run(&url, &["purge", "--dry-run", "--tenant", "initech"]);
     assert_eq!(code, 0, "{out}");
@@ -620,4 +594,83 @@ fn purging_by_plan_keeps_every_chain_verifiable_online_and_offline() {
         assert_eq!(code, 1, "{out}");
         assert!(out.contains("BROKEN"), "{out}");
     }
+}
+
+/// Adds the tenant `initech` on the free plan (7 days) with five entries ten days old, then
+/// two of today.
+fn free_tenant_with_old_entries(
+    runtime: &tokio::runtime::Runtime,
+    state: &integrations_admin::AppState,
+) {
+    use audit_core::{Action, AuditEntry, AuditSink};
+    use audit_seaorm::sea_orm::{ActiveModelTrait, Set};
+    use integrations_admin::model::tenant;
+    runtime.block_on(async {
+        tenant::ActiveModel {
+            id: Set("initech".into()),
+            name: Set("Initech".into()),
+            plan: Set("free".into()),
+            active: Set(true),
+        }
+        .insert(&state.db)
+        .await
+        .unwrap();
+        let entry = |days: i64, n: usize| {
+            let mut entry = AuditEntry::builder(Action::Update)
+                .tenant("initech")
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .build();
+            entry.occurred_at = chrono::Utc::now() - chrono::Duration::days(days);
+            entry
+        };
+        let old: Vec<AuditEntry> = (0..5).map(|n| entry(10, n)).collect();
+        state.store.record_batch(old).await.unwrap();
+        let recent: Vec<AuditEntry> = (5..7).map(|n| entry(0, n)).collect();
+        state.store.record_batch(recent).await.unwrap();
+    });
+}
+
+#[test]
+fn the_service_purges_on_its_schedule() {
+    use audit_core::store::{AuditQuery, AuditStore, Scope};
+    let (_dir, url, runtime, state) = seeded();
+    free_tenant_with_old_entries(&runtime, &state);
+    let mut child = command(&url)
+        .args(["--addr", "127.0.0.1:0"])
+        .env("AUDIT_RETENTION_EVERY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first round runs at start: wait for initech's old entries to go.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        let left = runtime.block_on(async {
+            state
+                .store
+                .query(&AuditQuery::new(Scope::tenant("initech")))
+                .await
+                .unwrap()
+                .items
+        });
+        if left.len() == 3 {
+            break left;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not purge within 60 s: {} entries",
+            left.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let purge = left
+        .iter()
+        .find(|e| e.action == audit_core::Action::Purge)
+        .expect("the purge's entry");
+    assert_eq!(purge.actor_name.as_deref(), Some("retention"));
+    assert_eq!(purge.metadata["retention_days"], 7);
+    let (code, out) = run(&url, &["verify"]);
+    assert_eq!(code, 0, "{out}");
 }
