@@ -670,8 +670,9 @@ pub fn check_against(
 /// and the number and hash of the last entry deleted.
 pub type ChainStart = (Option<String>, u64, ChainHash);
 
-/// Verifies the chains in an export: entries grouped by tenant in the order given, each
-/// chain checked from its first entry, which must be number 1, or, for a chain a purge
+/// Verifies the chains in an export: entries grouped by tenant and put in sequence order (an
+/// export may list newest first), each chain checked from its first entry, which must be
+/// number 1, or, for a chain a purge
 /// shortened, the number after its start in `starts` (tenant, number and hash of the last
 /// entry deleted; see [`linked_json_start`]), which a `Purge` entry of the chain must vouch for.
 pub fn verify_export(
@@ -689,7 +690,8 @@ pub fn verify_export(
     }
     chains
         .into_iter()
-        .map(|(tenant, run)| {
+        .map(|(tenant, mut run)| {
+            run.sort_by_key(|(_, link)| link.seq);
             let mut report = match starts.iter().find(|(t, ..)| t.as_deref() == tenant) {
                 Some((_, start, hash)) => {
                     ChainReport::starting_after(tenant.map(str::to_owned), *start, *hash)

@@ -326,7 +326,7 @@ fn to_hash(bytes: &[u8], what: &str) -> Result<ChainHash, StoreError> {
 }
 
 /// The stored link of `row`, or `None` for an entry stored before chaining began.
-fn stored_link(row: &entity::Model) -> Result<Option<ChainLink>, StoreError> {
+pub(crate) fn stored_link(row: &entity::Model) -> Result<Option<ChainLink>, StoreError> {
     let id = row.id.to_string();
     let (Some(seq), Some(hash), Some(digest)) =
         (row.chain_seq, &row.chain_hash, &row.chain_personal)

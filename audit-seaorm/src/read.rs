@@ -5,6 +5,7 @@
 //! MySQL reads differently under `NO_BACKSLASH_ESCAPES`.
 
 use audit_core::AuditEntry;
+use audit_core::chain::ChainLink;
 use audit_core::store::{AuditQuery, Cursor, Order, Page, Scope, StoreError};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, UnionType};
@@ -283,8 +284,19 @@ pub(crate) async fn fetch_one(
 /// Every entry of an already validated query, read [`EXPORT_CHUNK`] rows at a time.
 pub(crate) fn export_stream(
     db: DatabaseConnection,
-    mut query: AuditQuery,
+    query: AuditQuery,
 ) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
+    export_stream_linked(db, query)
+        .map_ok(|(entry, _)| entry)
+        .boxed()
+}
+
+/// [`export_stream`] with each entry's link in its tenant's chain (`None`: stored before
+/// chaining began).
+pub(crate) fn export_stream_linked(
+    db: DatabaseConnection,
+    mut query: AuditQuery,
+) -> BoxStream<'static, Result<(AuditEntry, Option<ChainLink>), StoreError>> {
     // The page size is not part of what a cursor checks, so each chunk can be larger than
     // the caller's page.
     query.limit = EXPORT_CHUNK;
@@ -292,14 +304,29 @@ pub(crate) fn export_stream(
         let Some((db, query)) = state else {
             return Ok::<_, StoreError>(None);
         };
-        let page = fetch_page(&db, &query).await?;
-        let next = page.next_cursor.map(|cursor| {
-            let mut query = query;
-            query.cursor = Some(cursor);
-            (db, query)
-        });
-        let items = stream::iter(page.items.into_iter().map(Ok::<_, StoreError>));
-        Ok(Some((items, next)))
+        let limit = u64::from(query.limit);
+        let rows = page_select(&query, db.get_database_backend())
+            .all(&db)
+            .await
+            .map_err(store_error)?;
+        let more = rows.len() as u64 > limit;
+        let items = rows
+            .into_iter()
+            .take(query.limit as usize)
+            .map(|row| {
+                let link = crate::chain::stored_link(&row)?;
+                Ok((from_model(row)?, link))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = match items.last() {
+            Some((last, _)) if more => {
+                let mut next = query.clone();
+                next.cursor = Some(Cursor::after(&query, last));
+                Some((db, next))
+            }
+            _ => None,
+        };
+        Ok(Some((stream::iter(items.into_iter().map(Ok)), next)))
     });
     chunks.try_flatten().boxed()
 }

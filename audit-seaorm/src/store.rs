@@ -569,6 +569,24 @@ impl AuditStore for SeaOrmStore {
         }
     }
 
+    fn export_linked(
+        &self,
+        query: &AuditQuery,
+    ) -> BoxStream<'static, Result<(AuditEntry, Option<ChainLink>), StoreError>> {
+        match query.validate() {
+            Ok(()) => read::export_stream_linked(self.db.clone(), query.clone()),
+            Err(err) => stream::once(async move { Err(err) }).boxed(),
+        }
+    }
+
+    async fn chain_start(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<(u64, audit_core::chain::ChainHash)>, StoreError> {
+        let start = SeaOrmStore::chain_start(self, tenant).await?;
+        Ok((start.0 > 0).then_some(start))
+    }
+
     async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
         SeaOrmStore::verify_chain(self, tenant).await.map(Some)
     }

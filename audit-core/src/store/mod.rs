@@ -59,7 +59,7 @@ use crate::entry::AuditEntry;
 pub use cursor::Cursor;
 pub use page::{Page, StoreError};
 
-use crate::chain::ChainReport;
+use crate::chain::{ChainHash, ChainLink, ChainReport};
 use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 pub use query::{
     AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
@@ -85,6 +85,28 @@ pub trait AuditStore: Send + Sync + 'static {
     /// validated but does not cap the stream; use `StreamExt::take` for that. An invalid query
     /// yields one error and ends.
     fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>>;
+
+    /// [`export`](Self::export), with each entry's link in its tenant's hash chain (`None`
+    /// for an entry with no link), so that an export carries the proof (see
+    /// [`chain::linked_json`](crate::chain::linked_json)). The default: `export` with no
+    /// links, for a store that keeps no chain.
+    fn export_linked(
+        &self,
+        query: &AuditQuery,
+    ) -> BoxStream<'static, Result<(AuditEntry, Option<ChainLink>), StoreError>> {
+        Box::pin(Unlinked(self.export(query)))
+    }
+
+    /// Where `tenant`'s chain starts when a purge shortened it: the number and hash of the
+    /// last entry deleted. `Ok(None)` when the chain starts at its first entry, or this store
+    /// keeps no chain (the default).
+    async fn chain_start(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<(u64, ChainHash)>, StoreError> {
+        let _ = tenant;
+        Ok(None)
+    }
 
     /// Verifies `tenant`'s hash chain (`None`: the entries without a tenant); see
     /// [`chain`](crate::chain). `Ok(None)` when this store keeps no chain, the default.
@@ -150,6 +172,20 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
         (**self).export(query)
     }
 
+    fn export_linked(
+        &self,
+        query: &AuditQuery,
+    ) -> BoxStream<'static, Result<(AuditEntry, Option<ChainLink>), StoreError>> {
+        (**self).export_linked(query)
+    }
+
+    async fn chain_start(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Option<(u64, ChainHash)>, StoreError> {
+        (**self).chain_start(tenant).await
+    }
+
     async fn verify_chain(&self, tenant: Option<&str>) -> Result<Option<ChainReport>, StoreError> {
         (**self).verify_chain(tenant).await
     }
@@ -172,5 +208,22 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
         hold: Option<&LegalHold>,
     ) -> Result<bool, StoreError> {
         (**self).set_legal_hold(tenant, hold).await
+    }
+}
+
+/// An export's entries, each with no link.
+struct Unlinked(BoxStream<'static, Result<AuditEntry, StoreError>>);
+
+impl futures_core::Stream for Unlinked {
+    type Item = Result<(AuditEntry, Option<ChainLink>), StoreError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .as_mut()
+            .poll_next(cx)
+            .map(|item| item.map(|entry| entry.map(|entry| (entry, None))))
     }
 }

@@ -2,6 +2,7 @@
 //! entries, so the memory held does not grow with the number of rows.
 
 use audit_core::AuditEntry;
+use audit_core::chain::ChainLink;
 use audit_core::store::StoreError;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
@@ -57,21 +58,30 @@ impl Format {
         }
     }
 
-    /// Appends `entries`; `first` says whether they are the first of the export.
-    fn write(self, out: &mut Vec<u8>, entries: &[AuditEntry], first: bool) -> Result<(), String> {
+    /// Appends `entries`; `first` says whether they are the first items of the export. In
+    /// JSON and NDJSON, an entry with a link carries it as its `"chain"` object (the shape of
+    /// `audit_core::chain::linked_json`).
+    fn write(self, out: &mut Vec<u8>, entries: &[Item], first: bool) -> Result<(), String> {
         match self {
-            Format::Csv => csv::write_rows(out, entries).map_err(|e| e.to_string()),
-            Format::Json => {
-                for (i, entry) in entries.iter().enumerate() {
-                    out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
-                    serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())?;
-                }
-                Ok(())
+            Format::Csv => {
+                let rows: Vec<&AuditEntry> = entries
+                    .iter()
+                    .filter_map(|item| match item {
+                        Item::Entry(entry, _) => Some(entry),
+                        Item::Record(_) => None,
+                    })
+                    .collect();
+                csv::write_rows(out, rows).map_err(|e| e.to_string())
             }
-            Format::Ndjson => {
-                for entry in entries {
-                    serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())?;
-                    out.push(b'\n');
+            Format::Json | Format::Ndjson => {
+                for (i, item) in entries.iter().enumerate() {
+                    if self == Format::Json {
+                        out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
+                    }
+                    item.write_json(out)?;
+                    if self == Format::Ndjson {
+                        out.push(b'\n');
+                    }
                 }
                 Ok(())
             }
@@ -79,8 +89,48 @@ impl Format {
     }
 }
 
-/// The streamed response for `entries` in `format`, offered as a file named `file_stem` plus
-/// the format's extension.
+/// One item of an export: an entry with its link, if it has one, or a record about the chain
+/// (where it starts, a signed checkpoint) that JSON and NDJSON carry and CSV leaves out.
+pub(crate) enum Item {
+    /// An entry.
+    Entry(AuditEntry, Option<ChainLink>),
+    /// A JSON object of its own.
+    Record(serde_json::Value),
+}
+
+impl Item {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            Item::Record(value) => {
+                serde_json::to_writer(&mut *out, value).map_err(|e| e.to_string())
+            }
+            Item::Entry(entry, None) => {
+                serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())
+            }
+            Item::Entry(entry, Some(link)) => {
+                serde_json::to_writer(&mut *out, entry).map_err(|e| e.to_string())?;
+                // The entry is a JSON object: its link goes in before the closing brace.
+                if out.last() != Some(&b'}') {
+                    return Err("an entry did not serialise as an object".to_owned());
+                }
+                out.pop();
+                out.extend_from_slice(b",\"chain\":");
+                let chain = serde_json::json!({
+                    "seq": link.seq,
+                    "hash": link.hash.to_hex(),
+                    "personal": link.personal.digest.to_hex(),
+                    "salt": link.personal.salt_hex(),
+                });
+                serde_json::to_writer(&mut *out, &chain).map_err(|e| e.to_string())?;
+                out.push(b'}');
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The streamed response for `entries` (and records) in `format`, offered as a file named
+/// `file_stem` plus the format's extension.
 ///
 /// A store error after the first bytes were sent cannot change the status any more; the body
 /// then ends with an error, which aborts the transfer, so the client sees a failed download
@@ -88,13 +138,13 @@ impl Format {
 pub(crate) fn response(
     format: Format,
     file_stem: &str,
-    entries: BoxStream<'static, Result<AuditEntry, StoreError>>,
+    entries: BoxStream<'static, Result<Item, StoreError>>,
 ) -> Response {
     let mut first = true;
     let rows = entries.ready_chunks(CHUNK_ENTRIES).map(move |chunk| {
         let entries = chunk
             .into_iter()
-            .collect::<Result<Vec<AuditEntry>, StoreError>>()
+            .collect::<Result<Vec<Item>, StoreError>>()
             .inspect_err(|error| {
                 tracing::error!(%error, "audit admin: the store failed during an export");
             })?;

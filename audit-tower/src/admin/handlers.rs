@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use audit_core::chain::ChainReport;
+use audit_core::store::StoreError;
 use audit_core::store::{AuditStore, Scope};
 use audit_core::{Action, AuditSink, PartHealth, TenantRef};
 use axum::body::Bytes;
@@ -12,7 +13,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, State};
 use axum::response::Response;
 use chrono::Utc;
-use futures_util::stream::{self, StreamExt};
+use futures_util::TryStreamExt;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,7 +22,7 @@ use uuid::Uuid;
 
 use super::AUDIT_LOG_ENTITY;
 use super::error::AdminError;
-use super::export::{self, Format};
+use super::export::{self, Format, Item};
 use super::guard::AdminGuard;
 use super::params::{self, Endpoint};
 use super::response::json_response;
@@ -43,7 +45,14 @@ pub(crate) struct AdminState<S> {
     pub health_parts: Vec<(String, HealthPart)>,
     /// How long each tenant's entries are kept.
     pub retention: audit_core::retention::RetentionPolicy,
+    /// The latest signed checkpoint of a tenant's chain, for its exports.
+    pub checkpoints: Option<CheckpointSource>,
 }
+
+/// Gives the latest signed checkpoint of a tenant's chain (`None`: the entries without a
+/// tenant), if there is one.
+pub(crate) type CheckpointSource =
+    Arc<dyn Fn(Option<&str>) -> Option<audit_core::checkpoint::SignedCheckpoint> + Send + Sync>;
 
 /// Reports how one part of the pipeline is doing.
 pub(crate) type HealthPart = Arc<dyn Fn() -> PartHealth + Send + Sync>;
@@ -471,13 +480,31 @@ async fn export<S: AuditStore + AuditSink>(
     // read what is written while it streams (its own `Export` entry among them), and on a
     // busy log might never catch up. One that starts later than that has nothing to export.
     let started = Utc::now();
-    let mut entries = match (query.from, query.to) {
-        (Some(from), None) if from >= started => stream::empty().boxed(),
-        (_, None) => {
-            query.to = Some(started);
-            shared.store.export(&query)
-        }
-        _ => shared.store.export(&query),
+    let empty = matches!((query.from, query.to), (Some(from), None) if from >= started);
+    if query.to.is_none() {
+        query.to = Some(started);
+    }
+    // JSON and NDJSON carry the proof: each entry's link, and for a tenant's export where its
+    // chain starts (after a purge) and its latest signed checkpoint.
+    let linked = format != Format::Csv;
+    let tenant = match &scope {
+        Scope::Tenant(tenant) if linked => Some(tenant.clone()),
+        _ => None,
+    };
+    let mut entries: BoxStream<'static, Result<Item, StoreError>> = if empty {
+        stream::empty().boxed()
+    } else if linked {
+        shared
+            .store
+            .export_linked(&query)
+            .map_ok(|(entry, link)| Item::Entry(entry, link))
+            .boxed()
+    } else {
+        shared
+            .store
+            .export(&query)
+            .map_ok(|entry| Item::Entry(entry, None))
+            .boxed()
     };
     // Wait for the first entry, so a store that fails at once is a proper error status rather
     // than an aborted download.
@@ -498,6 +525,26 @@ async fn export<S: AuditStore + AuditSink>(
         .record(&parts, read, Some(&scope), StatusCode::OK)
         .await;
     let file_stem = format!("audit-log-{}", started.format("%Y%m%dT%H%M%SZ"));
-    let entries = stream::iter(first).chain(entries).boxed();
+    let mut lead = Vec::new();
+    let mut trail = Vec::new();
+    if let Some(tenant) = &tenant {
+        if let Some((seq, hash)) = shared.store.chain_start(Some(tenant)).await? {
+            lead.push(Ok(Item::Record(audit_core::chain::linked_json_start(
+                Some(tenant),
+                seq,
+                &hash,
+            ))));
+        }
+        if let Some(checkpoint) = shared.checkpoints.as_ref().and_then(|f| f(Some(tenant))) {
+            trail.push(Ok(Item::Record(
+                json!({"checkpoint": checkpoint.to_json()}),
+            )));
+        }
+    }
+    let entries = stream::iter(lead)
+        .chain(stream::iter(first))
+        .chain(entries)
+        .chain(stream::iter(trail))
+        .boxed();
     Ok(export::response(format, &file_stem, entries))
 }

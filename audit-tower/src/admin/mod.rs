@@ -10,7 +10,7 @@
 //! | `GET /` | the viewer page (HTML, no build step): table, filters, details, export buttons |
 //! | `GET /entries` | one page of entries as JSON: `{"items": [...], "next_cursor": ...}` |
 //! | `GET /entries/{id}` | one entry, with its `changes`; 404 when it is outside your scope |
-//! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file (with no `to`, up to the moment it started) |
+//! | `GET /export.csv`, `/export.json`, `/export.ndjson` | every matching entry, streamed as a file (with no `to`, up to the moment it started); in JSON and NDJSON each entry with its `"chain"` link, and a tenant's file with where its chain starts and its latest checkpoint ([`AdminRouter::checkpoints`]) |
 //! | `GET /verify` | the caller's tenant's hash chain checked (operators name a tenant) |
 //! | `POST /erase` | `{"actor_id": …}` as JSON: that person's personal data erased from every entry of theirs, keeping the chain verifiable (operators only; recorded as `Erase`) |
 //! | `GET /retention` | how long the caller's tenant's entries are kept ([`AdminRouter::retention`]) and the legal hold on it, if any |
@@ -112,6 +112,7 @@ pub struct AdminRouter<S> {
     entity_types: Vec<String>,
     health_parts: Vec<(String, handlers::HealthPart)>,
     retention: audit_core::retention::RetentionPolicy,
+    checkpoints: Option<handlers::CheckpointSource>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for AdminRouter<S> {
@@ -137,6 +138,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             entity_types: Vec::new(),
             health_parts: Vec::new(),
             retention: audit_core::retention::RetentionPolicy::default(),
+            checkpoints: None,
         }
     }
 
@@ -187,6 +189,36 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     /// ```
     pub fn retention(mut self, policy: audit_core::retention::RetentionPolicy) -> Self {
         self.retention = policy;
+        self
+    }
+
+    /// Where a tenant's exports find the latest signed checkpoint of its chain: `latest` is
+    /// asked on each JSON or NDJSON export of one tenant, and its answer ends the file as a
+    /// `{"checkpoint": …}` line, which `integrations-admin verify-export` checks with the
+    /// public key. Checkpoints are kept apart from the database (read them from where your
+    /// signing schedule writes them).
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_core::checkpoint::SignedCheckpoint;
+    /// use audit_tower::admin;
+    ///
+    /// let audit_log = admin::router(MemoryStore::new())
+    ///     .checkpoints(|tenant: Option<&str>| -> Option<SignedCheckpoint> {
+    ///         let _ = tenant; // look up the newest checkpoint of this tenant's chain
+    ///         None
+    ///     })
+    ///     .into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn checkpoints(
+        mut self,
+        latest: impl Fn(Option<&str>) -> Option<audit_core::checkpoint::SignedCheckpoint>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.checkpoints = Some(Arc::new(latest));
         self
     }
 
@@ -241,6 +273,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             audit: self.audit,
             health_parts: self.health_parts,
             retention: self.retention,
+            checkpoints: self.checkpoints,
         });
         Router::new()
             .route("/", get(viewer::page::<S>))

@@ -42,6 +42,9 @@ pub struct AppState {
     /// How long the audit log keeps each tenant's entries, by plan (see [`retention`]); a
     /// shared handle that plan changes update.
     pub retention: audit_core::retention::RetentionPolicy,
+    /// Where the service signs checkpoints to (see [`CheckpointSchedule`]): a tenant's export
+    /// from the audit log ends with its newest one.
+    pub checkpoint_file: Option<std::path::PathBuf>,
 }
 
 /// Reports a running forwarder's health (see [`audit_nats::RunningForwarder::health`]).
@@ -114,6 +117,7 @@ pub async fn connect_with(
         retention: audit_core::retention::RetentionPolicy::new(
             audit_core::retention::Period::Days(365),
         ),
+        checkpoint_file: None,
     })
 }
 
@@ -142,6 +146,9 @@ fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
     let mut admin = audit_tower::admin::router(state.store.clone())
         .recorded_by(audit)
         .retention(state.retention.clone());
+    if let Some(file) = state.checkpoint_file.clone() {
+        admin = admin.checkpoints(move |tenant| latest_checkpoint(&file, tenant));
+    }
     if let Some(ForwarderHealth(report)) = state.forwarder_health.clone() {
         admin = admin.health_part("forwarder", move || report());
     }
@@ -416,6 +423,21 @@ pub async fn sign_checkpoints(
         }
     }
     Ok((signed, broken))
+}
+
+/// The newest checkpoint of `tenant`'s chain in `file` (one signed checkpoint a line, as the
+/// schedule writes them); lines that are not checkpoints are skipped. The signature is left to
+/// whoever verifies the export with the public key.
+pub fn latest_checkpoint(
+    file: &std::path::Path,
+    tenant: Option<&str>,
+) -> Option<audit_core::checkpoint::SignedCheckpoint> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|value| audit_core::checkpoint::SignedCheckpoint::from_json(&value).ok())
+        .filter(|signed| signed.checkpoint.tenant_id.as_deref() == tenant)
+        .max_by_key(|signed| signed.checkpoint.seq)
 }
 
 /// Where and how often the service signs checkpoints of its chains: from

@@ -59,7 +59,7 @@ enum Command {
     Hold(String, Option<String>),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--checkpoints FILE --public-key HEX]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n       integrations-admin purge [--tenant ID] [--dry-run]\n       integrations-admin hold --tenant ID --reason TEXT\n       integrations-admin release --tenant ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, AUDIT_RETENTION_DAYS, AUDIT_RETENTION_EVERY, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--public-key HEX [--checkpoints FILE]]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n       integrations-admin purge [--tenant ID] [--dry-run]\n       integrations-admin hold --tenant ID --reason TEXT\n       integrations-admin release --tenant ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, AUDIT_RETENTION_DAYS, AUDIT_RETENTION_EVERY, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -133,7 +133,12 @@ fn command_from_args() -> Result<Command, String> {
         return Ok(Command::Forward);
     }
     let trusted = match (checkpoints, public_key) {
-        (Some(file), Some(public_key)) => Some(Trusted { file, public_key }),
+        (file @ Some(_), Some(public_key)) => Some(Trusted { file, public_key }),
+        // An export may carry its checkpoints itself.
+        (None, Some(public_key)) if file.is_some() => Some(Trusted {
+            file: None,
+            public_key,
+        }),
         (None, None) => None,
         _ => return Err("--checkpoints and --public-key go together".to_owned()),
     };
@@ -205,7 +210,7 @@ async fn verify(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let state = integrations_admin::connect(database_url).await?;
     let checkpoints = match &trusted {
-        Some(trusted) => trusted.read(),
+        Some(trusted) => trusted.read(&[]),
         None => Vec::new(),
     };
     let mut tenants = match tenant {
@@ -239,32 +244,42 @@ async fn verify(
 
 /// Checkpoints to verify against: a file of signed checkpoints and the public key to trust.
 struct Trusted {
-    file: String,
+    /// A file of signed checkpoints, one JSON object a line; `None` for those an export holds.
+    file: Option<String>,
     public_key: String,
 }
 
 impl Trusted {
-    /// The newest checkpoint of each chain in the file, each checked against the public key;
-    /// exits with status 2 when the file cannot be read or a signature does not verify.
-    fn read(&self) -> Vec<audit_core::checkpoint::Checkpoint> {
+    /// The newest checkpoint of each chain among those of the file and `embedded` (the
+    /// `{"checkpoint": …}` lines of an export), each checked against the public key; exits with
+    /// status 2 when the file cannot be read or a signature does not verify.
+    fn read(&self, embedded: &[serde_json::Value]) -> Vec<audit_core::checkpoint::Checkpoint> {
         use audit_core::checkpoint::SignedCheckpoint;
+        let name = self.file.as_deref().unwrap_or("the export's checkpoints");
         let fail = |message: String| -> ! {
-            eprintln!("{}: {message}", self.file);
+            eprintln!("{name}: {message}");
             std::process::exit(2)
         };
-        let text = std::fs::read_to_string(&self.file).unwrap_or_else(|e| fail(e.to_string()));
+        let mut values: Vec<(usize, serde_json::Value)> = Vec::new();
+        if let Some(file) = &self.file {
+            let text = std::fs::read_to_string(file).unwrap_or_else(|e| fail(e.to_string()));
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| fail(format!("line {}: {e}", n + 1)));
+                values.push((n + 1, value));
+            }
+        }
+        values.extend(embedded.iter().cloned().enumerate());
         let mut newest: Vec<audit_core::checkpoint::Checkpoint> = Vec::new();
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let value: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| fail(format!("line {}: {e}", n + 1)));
+        for (n, value) in values {
             let signed = SignedCheckpoint::from_json(&value)
-                .unwrap_or_else(|e| fail(format!("line {}: {e}", n + 1)));
+                .unwrap_or_else(|e| fail(format!("checkpoint {n}: {e}")));
             if let Err(e) = signed.verify(&self.public_key) {
-                fail(format!("line {}: {e}", n + 1));
+                fail(format!("checkpoint {n}: {e}"));
             }
             let checkpoint = signed.checkpoint;
             match newest
@@ -405,18 +420,35 @@ fn verify_export(file: &str, trusted: Option<Trusted>) -> Result<(), Box<dyn std
     };
     let mut starts = Vec::new();
     let mut entries = Vec::new();
-    for value in values {
-        match audit_core::chain::from_linked_json_start(&value) {
-            Some(start) => starts.push(start.unwrap_or_else(|e| unreadable(e.to_string()))),
-            None => entries.push(
+    let mut embedded = Vec::new();
+    let mut unlinked = 0;
+    for mut value in values {
+        if let Some(start) = audit_core::chain::from_linked_json_start(&value) {
+            starts.push(start.unwrap_or_else(|e| unreadable(e.to_string())));
+        } else if let Some(checkpoint) = value.get_mut("checkpoint") {
+            embedded.push(checkpoint.take());
+        } else if value.get("chain").is_none() && value.get("id").is_some() {
+            // An entry stored before chaining began: nothing to check it against.
+            unlinked += 1;
+        } else {
+            entries.push(
                 audit_core::chain::from_linked_json(value)
                     .unwrap_or_else(|e| unreadable(e.to_string())),
-            ),
+            );
         }
     }
+    if unlinked > 0 {
+        println!("{unlinked} entries without a link (stored before chaining began) not checked");
+    }
     let mut reports = audit_core::chain::verify_export(&entries, &starts);
+    if trusted.is_none() && !embedded.is_empty() {
+        println!(
+            "the file holds {} signed checkpoints: give --public-key HEX to check against them",
+            embedded.len()
+        );
+    }
     if let Some(trusted) = trusted {
-        for checkpoint in trusted.read() {
+        for checkpoint in trusted.read(&embedded) {
             let index = match reports
                 .iter()
                 .position(|r| r.tenant_id == checkpoint.tenant_id)
@@ -672,7 +704,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         );
     }
-    let checkpoints = integrations_admin::CheckpointSchedule::from_env()?.map(|schedule| {
+    let schedule = integrations_admin::CheckpointSchedule::from_env()?;
+    state.checkpoint_file = schedule.as_ref().map(|s| s.file.clone());
+    let checkpoints = schedule.map(|schedule| {
         println!(
             "signing checkpoints of the audit log's chains every {} s into {}",
             schedule.every.as_secs(),

@@ -674,3 +674,79 @@ fn the_service_purges_on_its_schedule() {
     let (code, out) = run(&url, &["verify"]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn a_tenants_export_from_the_audit_log_carries_its_links_and_checkpoint() {
+    let (dir, url, runtime, mut state) = seeded();
+    let key = audit_core::checkpoint::CheckpointKey::generate();
+    let checkpoints = dir.path().join("checkpoints.ndjson");
+    runtime.block_on(async {
+        let (signed, broken) = integrations_admin::sign_checkpoints(&state, &key)
+            .await
+            .unwrap();
+        assert!(broken.is_empty() && !signed.is_empty());
+        let lines: Vec<String> = signed.iter().map(|c| c.to_json().to_string()).collect();
+        std::fs::write(&checkpoints, lines.join("\n")).unwrap();
+    });
+    state.checkpoint_file = Some(checkpoints);
+    state.demo_admin_token_hash = Some(integrations_admin::auth::sha256_hex("export-token"));
+    let (addr, server) =
+        runtime.block_on(audit_test_support::serve(integrations_admin::router(state)));
+    let download = |format: &str| {
+        let url = format!("http://{addr}/admin/audit-log/export.{format}");
+        let body = runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth("export-token")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        });
+        let file = dir.path().join(format!("acme.{format}"));
+        std::fs::write(&file, &body).unwrap();
+        (file, body)
+    };
+    let public_key = key.public_hex();
+    for format in ["ndjson", "json"] {
+        let (file, body) = download(format);
+        assert!(body.contains("\"chain\":{\"hash\":"), "{format}: {body}");
+        assert!(body.contains("{\"checkpoint\":"), "{format}: no checkpoint");
+        let file = file.to_str().unwrap();
+        let (code, out) = run(&url, &["verify-export", file, "--public-key", &public_key]);
+        assert_eq!(code, 0, "{format}: {out}");
+        assert!(
+            out.contains("tenant acme: ") && out.contains("entries verified"),
+            "{out}"
+        );
+        let (code, out) = run(&url, &["verify-export", file]);
+        assert_eq!(code, 0, "{format}: {out}");
+        assert!(out.contains("give --public-key"), "{out}");
+        let (code, out) = python_verify(std::path::Path::new(file));
+        assert_eq!(code, 0, "{format}: {out}");
+        // Another key does not vouch for the file's checkpoint.
+        let other = audit_core::checkpoint::CheckpointKey::generate().public_hex();
+        assert_eq!(
+            run(&url, &["verify-export", file, "--public-key", &other]).0,
+            2
+        );
+    }
+    // An entry edited in the downloaded file is found.
+    let (file, body) = download("ndjson");
+    let edited: Vec<String> = body
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+            if value["chain"]["seq"] == 2 {
+                value["details"] = serde_json::json!("nothing happened");
+            }
+            value.to_string()
+        })
+        .collect();
+    std::fs::write(&file, edited.join("\n")).unwrap();
+    let (code, out) = run(&url, &["verify-export", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not match its hash"), "{out}");
+    server.abort();
+}
