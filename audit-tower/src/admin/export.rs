@@ -91,6 +91,7 @@ impl Format {
 
 /// One item of an export: an entry with its link, if it has one, or a record about the chain
 /// (where it starts, a signed checkpoint) that JSON and NDJSON carry and CSV leaves out.
+#[allow(clippy::large_enum_variant)] // nearly every item is an entry: boxing would allocate per row
 pub(crate) enum Item {
     /// An entry.
     Entry(AuditEntry, Option<ChainLink>),
