@@ -233,7 +233,8 @@ pub struct PurgeRequest {
     pub before: DateTime<Utc>,
     /// Count what would go, delete nothing, record nothing.
     pub dry_run: bool,
-    /// Entries deleted per transaction (1 to 10,000; default [`DEFAULT_PURGE_BATCH`]).
+    /// The most entries deleted per transaction (1 to 10,000; default
+    /// [`DEFAULT_PURGE_BATCH`]); a store may delete fewer to keep each transaction short.
     pub batch: u32,
     /// Who the `Purge` entry names as its actor (default: the system actor `retention`).
     pub actor: Actor,

@@ -9,15 +9,18 @@
 //!    current start) that is to be kept, or the chain's last entry when none is. Entries go in
 //!    chain order, so a chain loses only a prefix and stays whole;
 //! 3. records itself as a `Purge` entry in the tenant's chain, naming `through` and its hash;
-//! 4. deletes up to `batch` entries per transaction, oldest first, and in the same transaction
+//! 4. deletes the entries oldest first in short transactions (at most `batch` entries each,
+//!    fewer while a transaction takes more than about 10 ms), and in the same transaction
 //!    moves the chain's start (`audit_chain_start`) to the last entry deleted, checking the
-//!    hold again first; the writers extending the chain never wait for it (they lock the head,
-//!    not the start);
+//!    hold again first; the writers extending the chain do not wait for it on a server (they
+//!    lock the head, not the start), and on a SQLite file wait for one short transaction;
 //! 5. deletes the tenant's entries stored before chaining began (no link) that are older than
 //!    the cutoff, in the same batches.
 //!
 //! Verification starts at the recorded start and accepts it when a `Purge` entry of the chain
 //! names a `through` at or beyond it.
+
+use std::time::{Duration, Instant};
 
 use audit_core::AuditEntry;
 use audit_core::chain::ChainHash;
@@ -252,15 +255,54 @@ async fn begin(
     .map_err(store_error)
 }
 
-/// Runs `request` on `db`, the store's writer connection (see the module documentation).
+/// How long one of a purge's transactions should hold the write lock: a writer waiting behind
+/// it waits about this long. Batches shrink (down to [`MIN_BATCH`]) while they take longer, and
+/// grow back (up to the request's `batch`) while they take less.
+const TARGET_TRANSACTION: Duration = Duration::from_millis(10);
+/// The fewest entries a purge deletes per transaction.
+const MIN_BATCH: u64 = 10;
+
+/// The next batch size after a transaction of `size` entries took `took`.
+fn next_batch(size: u64, took: Duration, most: u64) -> u64 {
+    if took > TARGET_TRANSACTION * 2 {
+        (size / 2).max(MIN_BATCH.min(most))
+    } else if took < TARGET_TRANSACTION / 2 {
+        (size * 2).min(most)
+    } else {
+        size
+    }
+}
+
+/// After a purge's transaction on a SQLite file: copies what it wrote from the WAL into the
+/// database (a passive checkpoint, which waits for no reader). Deleting rewrites pages all over
+/// the file, and left to the automatic checkpoint that work would fall, a few MiB at a time,
+/// on whichever commit crosses its threshold: a writer's insert. Counted in the transaction's
+/// time, so batches shrink to keep both short. Nothing to do elsewhere.
+async fn settle(writer: &DatabaseConnection) -> Result<(), StoreError> {
+    if writer.get_database_backend() == DbBackend::Sqlite {
+        writer
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Runs `request`: reads on `reader`, the store's read pool, and every write on `writer`, its
+/// writer connection, in transactions sized to hold the write lock about
+/// [`TARGET_TRANSACTION`] (see the module documentation). On a SQLite file, where the store
+/// writes through one connection, a long read there would make every insert wait for it.
 pub(crate) async fn purge(
-    db: &DatabaseConnection,
+    reader: &DatabaseConnection,
+    writer: &DatabaseConnection,
     isolation: Option<IsolationLevel>,
     request: &PurgeRequest,
 ) -> Result<PurgeReport, StoreError> {
     use entity::Column;
+    let db = reader;
     let tenant = request.tenant_id.as_deref();
-    let batch = u64::from(request.batch.clamp(1, 10_000));
+    let most = u64::from(request.batch.clamp(1, 10_000));
+    let mut batch = most.min(100);
     let mut report = PurgeReport::new(request);
     if let Some(hold) = legal_hold(db, tenant).await? {
         report.held = Some(hold);
@@ -295,12 +337,13 @@ pub(crate) async fn purge(
         through.as_ref().map(|(seq, hash)| (*seq, hash)),
     );
     report.entry_id = Some(record.id);
-    crate::write::insert_linked(db, std::slice::from_ref(&record), isolation).await?;
+    crate::write::insert_linked(writer, std::slice::from_ref(&record), isolation).await?;
 
     if let Some((through, _)) = through {
         let key = chain_key(tenant);
         while start < through {
-            let txn = begin(db, isolation).await?;
+            let began = Instant::now();
+            let txn = begin(writer, isolation).await?;
             if let Some(hold) = legal_hold(&txn, tenant).await? {
                 txn.rollback().await.map_err(store_error)?;
                 report.held = Some(hold);
@@ -322,7 +365,7 @@ pub(crate) async fn purge(
             let Some((Some(_), Some(hash))) = last else {
                 // Nothing left in this stretch (another purge took it): read the start again.
                 txn.rollback().await.map_err(store_error)?;
-                let (moved, _) = chain_start(db, tenant).await?;
+                let (moved, _) = chain_start(writer, tenant).await?;
                 if moved <= start {
                     return Err(corrupt(
                         &key,
@@ -354,14 +397,17 @@ pub(crate) async fn purge(
             .await
             .map_err(store_error)?;
             txn.commit().await.map_err(store_error)?;
+            settle(writer).await?;
             report.deleted += deleted;
             start = target;
             report.chain_start = start;
+            batch = next_batch(batch, began.elapsed(), most);
         }
     }
 
     loop {
-        let txn = begin(db, isolation).await?;
+        let began = Instant::now();
+        let txn = begin(writer, isolation).await?;
         if let Some(hold) = legal_hold(&txn, tenant).await? {
             txn.rollback().await.map_err(store_error)?;
             report.held = Some(hold);
@@ -386,6 +432,26 @@ pub(crate) async fn purge(
             .map_err(store_error)?
             .rows_affected;
         txn.commit().await.map_err(store_error)?;
+        settle(writer).await?;
         report.deleted += deleted;
+        batch = next_batch(batch, began.elapsed(), most);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_shrink_while_slow_and_grow_back_to_the_requested_size() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_batch(1000, ms(40), 1000), 500);
+        assert_eq!(next_batch(20, ms(400), 1000), 10);
+        assert_eq!(next_batch(10, ms(400), 1000), 10);
+        assert_eq!(next_batch(100, ms(10), 1000), 100);
+        assert_eq!(next_batch(100, ms(1), 1000), 200);
+        assert_eq!(next_batch(800, ms(1), 1000), 1000);
+        // A request for fewer than the minimum is honoured.
+        assert_eq!(next_batch(3, ms(400), 3), 3);
     }
 }

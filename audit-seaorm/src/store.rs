@@ -419,7 +419,7 @@ impl SeaOrmStore {
         &self,
         request: &audit_core::retention::PurgeRequest,
     ) -> Result<audit_core::retention::PurgeReport, StoreError> {
-        crate::retention::purge(&self.writer, self.write_isolation(), request).await
+        crate::retention::purge(&self.db, &self.writer, self.write_isolation(), request).await
     }
 
     /// Purges every chain in the store by `policy` at `now` (tenants kept forever are
