@@ -7,7 +7,9 @@
 //!
 //! Settings (environment):
 //! - `AUDIT_BENCH_ROWS`: entries in the query dataset (default 1,000,000), over
-//!   `AUDIT_BENCH_TENANTS` tenants (default 50);
+//!   `AUDIT_BENCH_TENANTS` tenants (default 50), loaded in batches of 1,000 with the insert
+//!   rate of each 250,000-entry slice reported (the growth figures: set it to 2,000,000), and
+//!   the table's and indexes' sizes after;
 //! - `AUDIT_BENCH_INSERT_ROWS`: entries per insert measurement (default 20,000; a tenth of
 //!   that for single-entry inserts);
 //! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200);
@@ -480,14 +482,21 @@ async fn bench_queries(
     empty(store).await;
     let started = Instant::now();
     let mut loaded = 0;
-    // Generated and loaded in slices, so the dataset never sits in memory whole.
-    let slice = 100_000;
+    // Generated and loaded in slices, so the dataset never sits in memory whole; each slice's
+    // rate shows what a growing log does to inserts.
+    let slice = 250_000;
+    let mut slices = Vec::new();
     while loaded < rows {
         let n = slice.min(rows - loaded);
         let part = dataset(loaded..loaded + n, rows, tenants, 0xdead_beef);
+        let slice_started = Instant::now();
         for chunk in part.chunks(1000) {
             store.record_batch(chunk.to_vec()).await.expect("load");
         }
+        if store.connection().get_database_backend() == DbBackend::Sqlite {
+            exec(store, "PRAGMA wal_checkpoint(PASSIVE)").await;
+        }
+        slices.push((loaded + n, rate(n, slice_started.elapsed())));
         loaded += n;
     }
     let load = started.elapsed();
@@ -501,10 +510,18 @@ async fn bench_queries(
         loaded / tenants.max(1)
     );
     println!(
-        "Loaded through `record_batch` in batches of 1000 at {:.0} entries/s ({:.1} s).\n",
+        "Loaded through `record_batch` (chained) in batches of 1000 at {:.0} entries/s ({:.1} s). \
+         Per 250,000-entry slice, as the log grows:\n",
         rate(loaded, load),
         load.as_secs_f64()
     );
+    println!("| entries after the slice | entries/s |");
+    println!("|---:|---:|");
+    for (after, per_second) in &slices {
+        println!("| {after} | {per_second:.0} |");
+    }
+    println!();
+    print_sizes(store).await;
     println!("| query | rows returned | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|");
     let tenant = "tenant-07";
@@ -572,6 +589,50 @@ async fn bench_queries(
             ms(p99)
         );
     }
+}
+
+/// The table's and each index's size on disk, in MiB (PostgreSQL and MySQL from their
+/// catalogues; SQLite from `dbstat` when the library has it).
+async fn print_sizes(store: &SeaOrmStore) {
+    let db = store.connection();
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "SELECT c.relname AS name, pg_relation_size(c.oid)::BIGINT AS bytes FROM pg_class c \
+             WHERE c.relname = 'audit_log' OR c.oid IN (SELECT indexrelid FROM pg_index \
+             WHERE indrelid = 'audit_log'::regclass) ORDER BY bytes DESC"
+        }
+        DbBackend::Sqlite => {
+            "SELECT name, SUM(pgsize) AS bytes FROM dbstat WHERE name = 'audit_log' OR name IN \
+             (SELECT name FROM sqlite_master WHERE tbl_name = 'audit_log') GROUP BY name \
+             ORDER BY bytes DESC"
+        }
+        _ => {
+            "SELECT index_name AS name, CAST(stat_value * @@innodb_page_size AS SIGNED) AS bytes \
+             FROM mysql.innodb_index_stats WHERE table_name = 'audit_log' \
+             AND stat_name = 'size' ORDER BY bytes DESC"
+        }
+    };
+    let rows = match db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            println!("(sizes not available: {e})\n");
+            return;
+        }
+    };
+    println!("| object | MiB |");
+    println!("|---|---:|");
+    for row in rows {
+        let name: String = row.try_get("", "name").unwrap_or_default();
+        let bytes: i64 = row.try_get("", "bytes").unwrap_or_default();
+        println!("| {name} | {:.0} |", bytes as f64 / (1024.0 * 1024.0));
+    }
+    println!();
 }
 
 /// What one run measures.

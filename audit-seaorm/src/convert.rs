@@ -61,7 +61,14 @@ pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
     model.chain_hash = ActiveValue::Set(None);
     model.chain_personal = ActiveValue::Set(None);
     model.chain_salt = ActiveValue::Set(None);
-    bytes += 8 + 32 + 32 + 16;
+    // The lookup buckets of the ids as stored (cut and cleaned).
+    let bucket_of = |value: &ActiveValue<Option<String>>| match value {
+        ActiveValue::Set(Some(id)) | ActiveValue::Unchanged(Some(id)) => Some(entity::bucket(id)),
+        _ => None,
+    };
+    model.actor_bucket = ActiveValue::Set(bucket_of(&model.actor_id));
+    model.entity_bucket = ActiveValue::Set(bucket_of(&model.entity_id));
+    bytes += 8 + 32 + 32 + 16 + 2 + 2;
     Ok(Row {
         model,
         bytes,

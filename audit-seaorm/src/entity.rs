@@ -6,6 +6,11 @@
 //! The four `chain_` columns are not fields of the entry but the store's proof about it: its
 //! link in its tenant's hash chain (see `crate::chain`).
 //!
+//! `actor_bucket` and `entity_bucket` are not fields either: each spreads the ids of one column
+//! over [`BUCKETS`] values, so that the indexes that find an actor's or an object's entries take
+//! inserts at a bounded number of places (see
+//! [`m20261204_000007_bucketed_lookup_indexes`](crate::migration::m20261204_000007_bucketed_lookup_indexes)).
+//!
 //! Adding a field to the entry means adding its column here and in a new migration; entries
 //! become rows through the serialised form, and `convert::from_model`, which builds the entry
 //! field by field, stops compiling until it reads the new one. The table is created by
@@ -99,6 +104,12 @@ pub struct Model {
     /// The digest's salt; `NULL` once the personal fields are erased.
     #[sea_orm(column_type = "Binary(16)", nullable)]
     pub chain_salt: Option<Vec<u8>>,
+    /// [`bucket`] of `actor_id` (`NULL` without one): the lookup index's second column.
+    #[sea_orm(column_type = "SmallInteger", nullable)]
+    pub actor_bucket: Option<i16>,
+    /// [`bucket`] of `entity_id` (`NULL` without one): the lookup index's second column.
+    #[sea_orm(column_type = "SmallInteger", nullable)]
+    pub entity_bucket: Option<i16>,
 }
 
 /// `audit_log` has no relations.
@@ -124,4 +135,20 @@ pub(crate) mod capacity {
     pub const METHOD: u32 = 32;
     /// `TEXT` columns (details, user agent, route): MySQL's `TEXT` holds 65,535 bytes.
     pub const TEXT: u32 = 65_535;
+}
+
+/// How many buckets [`bucket`] spreads ids over.
+pub const BUCKETS: u64 = 64;
+
+/// The bucket of an actor or entity id: FNV-1a (64-bit) of its UTF-8 bytes, modulo [`BUCKETS`].
+/// Stored with each row; a lookup by id asks for the id and its bucket, so that the index that
+/// starts with (`tenant_id`, bucket) serves it.
+pub fn bucket(id: &str) -> i16 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // Below 64: fits.
+    (hash % BUCKETS) as i16
 }

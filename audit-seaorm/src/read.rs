@@ -65,6 +65,14 @@ fn in_list<T: Into<sea_orm::Value> + Clone>(column: Column, values: &[T]) -> Opt
     (!values.is_empty()).then(|| Condition::all().add(column.is_in(values.iter().cloned())))
 }
 
+/// The lookup buckets of `ids` (see [`crate::entity::bucket`]), each once.
+fn buckets(ids: &[String]) -> Vec<i16> {
+    let mut buckets: Vec<i16> = ids.iter().map(|id| crate::entity::bucket(id)).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    buckets
+}
+
 /// Everything in `query` but the cursor, as one condition.
 pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condition {
     let mut cond = scope_condition(&query.scope);
@@ -80,6 +88,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condit
                 .collect::<Vec<_>>(),
         ),
         in_list(Column::ActorId, &texts(&query.actor_ids)),
+        in_list(Column::ActorBucket, &buckets(&query.actor_ids)),
         in_list(
             Column::ActorKind,
             &query
@@ -89,6 +98,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condit
                 .collect::<Vec<_>>(),
         ),
         in_list(Column::EntityId, &texts(&query.entity_ids)),
+        in_list(Column::EntityBucket, &buckets(&query.entity_ids)),
         in_list(
             Column::Outcome,
             &query
@@ -383,8 +393,8 @@ mod tests {
                 tenant().action(audit_core::Action::Delete),
                 "audit_log_tenant_action",
             ),
-            (tenant().actor_id("u1"), "audit_log_tenant_actor"),
-            (tenant().entity_id("42"), "audit_log_tenant_entity_id"),
+            (tenant().actor_id("u1"), "audit_log_tenant_actor_bucket"),
+            (tenant().entity_id("42"), "audit_log_tenant_entity_bucket"),
             (AuditQuery::new(Scope::All), "audit_log_time"),
         ] {
             for query in [

@@ -4,8 +4,9 @@
 //! [`m20261130_000003_mysql_exact_text`] (binary collation on MySQL and MariaDB for a table
 //! created otherwise; nothing elsewhere), [`m20261201_000004_create_audit_intent`] (the
 //! intents of requests in flight), [`m20261203_000005_create_audit_chain`] (the hash
-//! chain's links and heads) and [`m20261204_000006_create_audit_retention`] (where purged
-//! chains start, and legal holds).
+//! chain's links and heads), [`m20261204_000006_create_audit_retention`] (where purged
+//! chains start, and legal holds) and [`m20261204_000007_bucketed_lookup_indexes`] (the actor
+//! and object lookups by bucket).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -26,6 +27,7 @@
 //!             Box::new(audit_seaorm::migration::m20261201_000004_create_audit_intent::Migration),
 //!             Box::new(audit_seaorm::migration::m20261203_000005_create_audit_chain::Migration),
 //!             Box::new(audit_seaorm::migration::m20261204_000006_create_audit_retention::Migration),
+//!             Box::new(audit_seaorm::migration::m20261204_000007_bucketed_lookup_indexes::Migration),
 //!         ]
 //!     }
 //! }
@@ -51,6 +53,7 @@ pub mod m20261130_000003_mysql_exact_text;
 pub mod m20261201_000004_create_audit_intent;
 pub mod m20261203_000005_create_audit_chain;
 pub mod m20261204_000006_create_audit_retention;
+pub mod m20261204_000007_bucketed_lookup_indexes;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_create_audit_intent::Migration),
             Box::new(m20261203_000005_create_audit_chain::Migration),
             Box::new(m20261204_000006_create_audit_retention::Migration),
+            Box::new(m20261204_000007_bucketed_lookup_indexes::Migration),
         ]
     }
 

@@ -726,3 +726,67 @@ pub async fn a_purged_chain_verifies_from_its_start_and_a_forged_start_does_not(
         b.name
     );
 }
+
+/// Entries stored before the lookup buckets existed get theirs from the migration, and are
+/// then found by actor and by object like any other.
+pub async fn entries_stored_before_the_buckets_are_found_after_migrating(b: &Backend) {
+    use audit_seaorm::migration::m20261204_000007_bucketed_lookup_indexes::Migration;
+    use audit_seaorm::sea_orm::sea_query::Expr;
+    use sea_orm_migration::{MigrationTrait, SchemaManager};
+    let t = tenant();
+    let entries: Vec<AuditEntry> = (0..5)
+        .map(|n| {
+            AuditEntry::builder(Action::Update)
+                .actor(audit_core::Actor::user(format!("u-{n}"), "ada@example.com"))
+                .tenant(&t)
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    let db = b.store.connection();
+    let by = |query: AuditQuery| async move { b.store.query(&query).await.unwrap().items };
+    assert_eq!(
+        by(AuditQuery::new(Scope::tenant(&t)).actor_id("u-3"))
+            .await
+            .len(),
+        1
+    );
+    // As an older version stored them.
+    entity::Entity::update_many()
+        .col_expr(
+            entity::Column::ActorBucket,
+            Expr::value(Option::<i16>::None),
+        )
+        .col_expr(
+            entity::Column::EntityBucket,
+            Expr::value(Option::<i16>::None),
+        )
+        .filter(entity::Column::TenantId.eq(&t))
+        .exec(db)
+        .await
+        .unwrap();
+    assert!(
+        by(AuditQuery::new(Scope::tenant(&t)).actor_id("u-3"))
+            .await
+            .is_empty()
+    );
+    Migration.up(&SchemaManager::new(db)).await.unwrap();
+    for n in 0..5 {
+        let actor = by(AuditQuery::new(Scope::tenant(&t)).actor_id(format!("u-{n}"))).await;
+        assert_eq!(actor.len(), 1, "{}: actor u-{n}", b.name);
+        assert_eq!(actor[0].id, entries[n].id);
+        let object = by(AuditQuery::new(Scope::tenant(&t)).entity_id(format!("p-{n}"))).await;
+        assert_eq!(
+            ids(&object),
+            vec![entries[n].id],
+            "{}: object p-{n}",
+            b.name
+        );
+    }
+    let both = by(AuditQuery::new(Scope::tenant(&t))
+        .actor_id("u-1")
+        .actor_id("u-4"))
+    .await;
+    assert_eq!(both.len(), 2, "{}", b.name);
+}

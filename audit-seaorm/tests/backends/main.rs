@@ -86,6 +86,7 @@ suite!(
     tampering_breaks_the_chain_where_it_happened,
     an_erased_actor_leaves_the_chain_verifiable,
     a_purged_chain_verifies_from_its_start_and_a_forged_start_does_not,
+    entries_stored_before_the_buckets_are_found_after_migrating,
 );
 
 /// One integer pragma read through `db`.
