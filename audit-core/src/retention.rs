@@ -367,6 +367,12 @@ impl PurgeReport {
             entry_id: None,
         }
     }
+
+    /// This report, stopped by `hold`.
+    pub fn held_by(mut self, hold: LegalHold) -> Self {
+        self.held = Some(hold);
+        self
+    }
 }
 
 /// The sequence number a `Purge` entry vouches for deleting through, if `entry` is one.

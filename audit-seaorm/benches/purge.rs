@@ -36,13 +36,16 @@
 //! 5. **Verification**: one tenant's chain is verified after the purge; it must be intact and
 //!    start after the purged entries.
 
+mod common;
+
+use common::{Rng, env_usize, exec, ms, percentile};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_core::retention::PurgeRequest;
 use audit_core::{Action, Actor, ApiKeyRef, AuditEntry, Change, Outcome};
-use audit_seaorm::sea_orm::{ConnectionTrait, DbBackend};
+use audit_seaorm::sea_orm::DbBackend;
 use audit_seaorm::{SeaOrmStore, StoreOptions};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::json;
@@ -56,29 +59,6 @@ const FILL_BATCH: usize = 1_000;
 const INSERT_PAUSE: Duration = Duration::from_millis(5);
 /// The tenant whose chain is verified after the purge.
 const VERIFIED_TENANT: usize = 7;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const ENTITY_TYPES: [&str; 10] = [
     "ConnectionProfile",
@@ -202,12 +182,6 @@ fn moment(
     from + ChronoDuration::microseconds(step * i as i64 + (rng.next() % step as u64) as i64)
 }
 
-async fn exec(store: &SeaOrmStore, sql: &str) {
-    if let Err(e) = store.connection().execute_unprepared(sql).await {
-        panic!("{sql}: {e}");
-    }
-}
-
 /// A store on freshly created, empty tables.
 async fn fresh(url: &str) -> SeaOrmStore {
     let store = SeaOrmStore::connect_with(url, StoreOptions::default())
@@ -233,18 +207,6 @@ fn sqlite(store: &SeaOrmStore) -> bool {
 
 fn rate(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 fn load_average() -> String {

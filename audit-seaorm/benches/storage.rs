@@ -29,6 +29,9 @@
 //! the raw insert's one. Queries are timed through `AuditStore::query` on one tenant, after
 //! warm-up, and reported as p50 and p99.
 
+mod common;
+
+use common::{Rng, env_usize, exec, ms, percentile};
 use std::time::{Duration, Instant};
 
 use audit_core::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, Outcome};
@@ -43,29 +46,6 @@ use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use sea_orm::sqlx;
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator, so every backend gets the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const ENTITY_TYPES: [&str; 12] = [
     "ConnectionProfile",
@@ -265,12 +245,6 @@ async fn raw_batch(store: &SeaOrmStore, rows: &[AuditEntry]) -> Result<(), sqlx:
     }
 }
 
-async fn exec(store: &SeaOrmStore, sql: &str) {
-    if let Err(e) = store.connection().execute_unprepared(sql).await {
-        panic!("{sql}: {e}");
-    }
-}
-
 /// Empties the table between measurements.
 async fn empty(store: &SeaOrmStore) {
     match store.connection().get_database_backend() {
@@ -438,18 +412,6 @@ async fn bench_verify(name: &str, store: &SeaOrmStore, rows: usize) {
          SQLx (no column decoded), {seaorm_rate:.0} rows/s through SeaORM models."
     );
     empty(store).await;
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
 async fn time_query(

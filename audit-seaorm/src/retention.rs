@@ -273,6 +273,23 @@ fn next_batch(size: u64, took: Duration, most: u64) -> u64 {
     }
 }
 
+/// A purge's next transaction, or the legal hold placed on `tenant` since the last one (the
+/// transaction then rolled back).
+async fn begin_unless_held(
+    writer: &DatabaseConnection,
+    isolation: Option<IsolationLevel>,
+    tenant: Option<&str>,
+) -> Result<Result<sea_orm::DatabaseTransaction, LegalHold>, StoreError> {
+    let txn = begin(writer, isolation).await?;
+    match legal_hold(&txn, tenant).await? {
+        None => Ok(Ok(txn)),
+        Some(hold) => {
+            txn.rollback().await.map_err(store_error)?;
+            Ok(Err(hold))
+        }
+    }
+}
+
 /// After a purge's transaction on a SQLite file: copies what it wrote from the WAL into the
 /// database (a passive checkpoint, which waits for no reader). Deleting rewrites pages all over
 /// the file, and left to the automatic checkpoint that work would fall, a few MiB at a time,
@@ -305,8 +322,7 @@ pub(crate) async fn purge(
     let mut batch = most.min(100);
     let mut report = PurgeReport::new(request);
     if let Some(hold) = legal_hold(db, tenant).await? {
-        report.held = Some(hold);
-        return Ok(report);
+        return Ok(report.held_by(hold));
     }
     let (mut start, _) = chain_start(db, tenant).await?;
     report.chain_start = start;
@@ -343,12 +359,10 @@ pub(crate) async fn purge(
         let key = chain_key(tenant);
         while start < through {
             let began = Instant::now();
-            let txn = begin(writer, isolation).await?;
-            if let Some(hold) = legal_hold(&txn, tenant).await? {
-                txn.rollback().await.map_err(store_error)?;
-                report.held = Some(hold);
-                return Ok(report);
-            }
+            let txn = match begin_unless_held(writer, isolation, tenant).await? {
+                Ok(txn) => txn,
+                Err(hold) => return Ok(report.held_by(hold)),
+            };
             let target = through.min(start + batch);
             let last: Option<(Option<i64>, Option<Vec<u8>>)> = entity::Entity::find()
                 .select_only()
@@ -407,12 +421,10 @@ pub(crate) async fn purge(
 
     loop {
         let began = Instant::now();
-        let txn = begin(writer, isolation).await?;
-        if let Some(hold) = legal_hold(&txn, tenant).await? {
-            txn.rollback().await.map_err(store_error)?;
-            report.held = Some(hold);
-            return Ok(report);
-        }
+        let txn = match begin_unless_held(writer, isolation, tenant).await? {
+            Ok(txn) => txn,
+            Err(hold) => return Ok(report.held_by(hold)),
+        };
         let ids: Vec<Uuid> = unlinked()
             .select_only()
             .column(Column::Id)

@@ -772,17 +772,11 @@ pub async fn entries_stored_before_the_buckets_are_found_after_migrating(b: &Bac
             .is_empty()
     );
     Migration.up(&SchemaManager::new(db)).await.unwrap();
-    for n in 0..5 {
+    for (n, entry) in entries.iter().enumerate() {
         let actor = by(AuditQuery::new(Scope::tenant(&t)).actor_id(format!("u-{n}"))).await;
-        assert_eq!(actor.len(), 1, "{}: actor u-{n}", b.name);
-        assert_eq!(actor[0].id, entries[n].id);
+        assert_eq!(ids(&actor), vec![entry.id], "{}: actor u-{n}", b.name);
         let object = by(AuditQuery::new(Scope::tenant(&t)).entity_id(format!("p-{n}"))).await;
-        assert_eq!(
-            ids(&object),
-            vec![entries[n].id],
-            "{}: object p-{n}",
-            b.name
-        );
+        assert_eq!(ids(&object), vec![entry.id], "{}: object p-{n}", b.name);
     }
     let both = by(AuditQuery::new(Scope::tenant(&t))
         .actor_id("u-1")
