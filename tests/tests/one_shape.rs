@@ -120,12 +120,20 @@ async fn the_openapi_schema_names_every_field_and_requires_them() {
 #[test]
 fn the_table_has_one_column_per_field_in_order() {
     let columns: Vec<&str> = entity::Column::iter().map(|c| c.as_str()).collect();
-    // The entry's fields, then the store's proof about it: its link in the hash chain.
-    let (fields, link) = columns.split_at(FIELDS.len());
+    // The entry's fields, then the store's own: its link in the hash chain and the lookup
+    // buckets of its actor and object ids.
+    let (fields, store) = columns.split_at(FIELDS.len());
     assert_eq!(fields, FIELDS);
     assert_eq!(
-        link,
-        ["chain_seq", "chain_hash", "chain_personal", "chain_salt"]
+        store,
+        [
+            "chain_seq",
+            "chain_hash",
+            "chain_personal",
+            "chain_salt",
+            "actor_bucket",
+            "entity_bucket"
+        ]
     );
     assert_eq!(entity::Entity.table_name(), "audit_log");
 }
