@@ -43,13 +43,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use audit_core::AuditEntry;
 use audit_core::retention::PurgeRequest;
-use audit_core::{Action, Actor, ApiKeyRef, AuditEntry, Change, Outcome};
 use audit_seaorm::sea_orm::DbBackend;
 use audit_seaorm::{SeaOrmStore, StoreOptions};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use serde_json::json;
-use uuid::{NoContext, Timestamp, Uuid};
+use uuid::Uuid;
 
 /// Tenants the entries are spread over.
 const TENANTS: usize = 50;
@@ -60,113 +59,8 @@ const INSERT_PAUSE: Duration = Duration::from_millis(5);
 /// The tenant whose chain is verified after the purge.
 const VERIFIED_TENANT: usize = 7;
 
-const ENTITY_TYPES: [&str; 10] = [
-    "ConnectionProfile",
-    "ApiKey",
-    "Team",
-    "User",
-    "Mapping",
-    "Schedule",
-    "Job",
-    "Webhook",
-    "Secret",
-    "Role",
-];
-const SYSTEMS: [&str; 8] = [
-    "Salesforce",
-    "HubSpot",
-    "NetSuite",
-    "Zendesk",
-    "Shopify",
-    "Stripe",
-    "Workday",
-    "Jira",
-];
-const STAGES: [&str; 3] = ["prod", "staging", "sandbox"];
-
 fn tenant_name(tenant: usize) -> String {
     format!("tenant-{tenant:02}")
-}
-
-/// One realistic entry of `tenant` that occurred at `at`, with a UUIDv7 id made from `at`.
-fn entry(rng: &mut Rng, tenant: usize, at: DateTime<Utc>) -> AuditEntry {
-    let action = match rng.below(20) {
-        0..=6 => Action::Update,
-        7..=10 => Action::Create,
-        11..=12 => Action::Delete,
-        13 => Action::Revoke,
-        14 => Action::ToggleActive,
-        15..=16 => Action::Execute,
-        17 => Action::Login,
-        18 => Action::LoginFailed,
-        _ => Action::Export,
-    };
-    let entity_type = ENTITY_TYPES[rng.below(ENTITY_TYPES.len())];
-    let system = SYSTEMS[rng.below(SYSTEMS.len())];
-    let stage = STAGES[rng.below(STAGES.len())];
-    let mut builder = AuditEntry::builder(action.clone())
-        .tenant(tenant_name(tenant))
-        .team(format!("team-{}", rng.below(5)))
-        .entity(entity_type, format!("{}", rng.below(20_000)))
-        .entity_name(format!("{system} {stage}"))
-        .details(format!("{action} {entity_type} {system} {stage}"))
-        .outcome(match rng.below(50) {
-            0 => Outcome::Denied,
-            1..=2 => Outcome::Failure,
-            _ => Outcome::Success,
-        })
-        .occurred_at(at)
-        .ip(std::net::IpAddr::from([
-            10,
-            1,
-            rng.below(256) as u8,
-            rng.below(256) as u8,
-        ]))
-        .metadata(
-            "client",
-            json!({ "app": "admin-console", "build": rng.below(40) }),
-        )
-        .metadata("trace_id", format!("{:016x}", rng.next()));
-    builder = if rng.below(5) == 0 {
-        let key = rng.below(30);
-        builder
-            .actor(Actor::api_key(
-                format!("key-{key}"),
-                format!("deployer {key}"),
-            ))
-            .api_key(ApiKeyRef::new(
-                format!("key-{key}"),
-                format!("deployer {key}"),
-            ))
-    } else {
-        let user = rng.below(400);
-        builder.actor(Actor::user(
-            format!("user-{user}"),
-            format!("user{user}@example.com"),
-        ))
-    };
-    if matches!(action, Action::Update) {
-        builder = builder.changes(vec![
-            Change::new(
-                "name",
-                json!(format!("{system} {stage}")),
-                json!(format!("{system} {stage} v2")),
-            ),
-            Change::new("active", json!(true), json!(false)),
-        ]);
-    }
-    let mut entry = builder.build();
-    entry.id = Uuid::new_v7(Timestamp::from_unix(
-        NoContext,
-        at.timestamp().max(0) as u64,
-        at.timestamp_subsec_nanos(),
-    ));
-    entry.status = Some(200);
-    entry.method = Some("POST".into());
-    entry.route = Some(format!("/{}/{{id}}", entity_type.to_lowercase()));
-    entry.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0".into());
-    entry.request_id = Some(entry.id.to_string());
-    entry
 }
 
 /// Moment `i` of `count` evenly spread over `span` from `from`, with some jitter.
@@ -253,7 +147,7 @@ fn start_inserter(
             let entries: Vec<AuditEntry> = (0..batch)
                 .map(|_| {
                     let tenant = rng.below(TENANTS);
-                    entry(&mut rng, tenant, Utc::now())
+                    common::entry(&mut rng, tenant, Utc::now())
                 })
                 .collect();
             let call = Instant::now();
@@ -319,7 +213,7 @@ async fn run(name: &str, url: &str, settings: &Settings) {
             );
             (j % TENANTS, at)
         };
-        batch.push(entry(&mut rng, tenant, at));
+        batch.push(common::entry(&mut rng, tenant, at));
         if batch.len() == FILL_BATCH || i + 1 == rows {
             let call = Instant::now();
             store.insert_batch(&batch).await.expect("fill insert_batch");
