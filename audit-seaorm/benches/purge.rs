@@ -360,17 +360,7 @@ fn main() {
         insert_batch: env_usize("AUDIT_BENCH_PURGE_INSERT_BATCH", 10).max(1),
         baseline: Duration::from_secs(env_usize("AUDIT_BENCH_PURGE_BASELINE_SECS", 10) as u64),
     };
-    // `cargo bench` passes `--bench`; a name filter picks backends.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| {
-        filter.is_empty()
-            || filter
-                .iter()
-                .any(|f| name.to_lowercase().contains(&f.to_lowercase()))
-    };
+    let wanted = common::backend_filter();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -535,17 +535,7 @@ fn main() {
             other => panic!("AUDIT_BENCH_SQLITE_DURABILITY: unknown durability {other:?}"),
         })
         .collect();
-    // `cargo bench` passes `--bench`; a name filter picks backends.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| {
-        filter.is_empty()
-            || filter
-                .iter()
-                .any(|f| name.to_lowercase().contains(&f.to_lowercase()))
-    };
+    let wanted = common::backend_filter();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,6 +18,22 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Whether the command line asks for the backend `name`: `cargo bench` passes `--bench`, and
+/// the other arguments are name filters (none: every backend).
+pub fn backend_filter() -> impl Fn(&str) -> bool {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(|a| a.to_lowercase())
+        .collect();
+    move |name: &str| {
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| name.to_lowercase().contains(f.as_str()))
+    }
+}
+
 /// A small deterministic generator (xorshift64*), so every backend gets the same data.
 pub struct Rng(pub u64);
 
