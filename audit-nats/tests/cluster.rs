@@ -30,17 +30,23 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_entry() {
         replicas: 3,
         ..StreamSettings::default()
     };
-    // The cluster elects its JetStream leaders a few seconds after it starts.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The cluster elects its JetStream leaders a few seconds after it starts, and places a
+    // stream of three replicas only once every server has reported to the leader (slower on a
+    // loaded machine).
+    let started = Instant::now();
     let sink = loop {
         match JetStreamSink::new(context.clone(), settings.clone()).await {
             Ok(sink) => break sink,
             Err(error) => {
-                assert!(Instant::now() < deadline, "no stream after 30 s: {error}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(90),
+                    "no stream after 90 s: {error}"
+                );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
     };
+    let placed_after = started.elapsed();
     let mut stream = context.get_stream(&settings.name).await.unwrap();
     let info = stream.info().await.unwrap();
     let leader = info.cluster.clone().and_then(|c| c.leader).unwrap();
@@ -126,7 +132,7 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_entry() {
     let info = stream.info().await.expect("stream info after the kill");
     assert_eq!(info.state.messages, ENTRIES as u64);
     eprintln!(
-        "cluster: leader {leader} killed after {} of {ENTRIES} entries; {} failed publishes \
+        "cluster: stream of 3 replicas placed {placed_after:?} after the start; leader {leader} killed after {} of {ENTRIES} entries; {} failed publishes \
          retried; the rest published in {publish_time:?}",
         ENTRIES / 3,
         failures.lock().unwrap()

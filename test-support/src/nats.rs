@@ -48,13 +48,16 @@ pub fn nats_server_binary() -> Option<PathBuf> {
     found
 }
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct free loopback ports: all are bound at once, then released, so no two are the
+/// same.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// One `nats-server -js` process the test owns, on loopback ports, with its store in a
@@ -65,6 +68,7 @@ pub struct NatsNode {
     pub port: u16,
     args: Vec<String>,
     binary: PathBuf,
+    log: PathBuf,
     child: Option<Child>,
 }
 
@@ -119,7 +123,8 @@ fn wait_listening(port: u16) {
 }
 
 /// NATS servers with JetStream a test starts: one, or a cluster of three. Dropping it kills
-/// them and deletes their stores.
+/// them and deletes their stores; when the test is failing, it first prints what each server
+/// logged last.
 #[derive(Debug)]
 pub struct NatsServers {
     /// The servers.
@@ -145,7 +150,8 @@ impl NatsServers {
     fn start(count: usize) -> Option<Self> {
         let binary = nats_server_binary()?;
         let dir = tempfile::tempdir().unwrap();
-        let routes: Vec<u16> = (0..count).map(|_| free_port()).collect();
+        let ports = free_ports(2 * count);
+        let (clients, routes) = ports.split_at(count);
         let route_list = routes
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
@@ -153,7 +159,8 @@ impl NatsServers {
             .join(",");
         let mut nodes = Vec::new();
         for (i, route) in routes.iter().enumerate() {
-            let port = free_port();
+            let port = clients[i];
+            let log = dir.path().join(format!("n{i}.log"));
             let mut args = vec![
                 "-a".into(),
                 "127.0.0.1".into(),
@@ -164,6 +171,8 @@ impl NatsServers {
                 "-js".into(),
                 "-sd".into(),
                 dir.path().join(format!("n{i}")).display().to_string(),
+                "-l".into(),
+                log.display().to_string(),
             ];
             if count > 1 {
                 args.extend([
@@ -179,6 +188,7 @@ impl NatsServers {
                 port,
                 args,
                 binary: binary.clone(),
+                log,
                 child: None,
             });
         }
@@ -188,6 +198,22 @@ impl NatsServers {
         Some(NatsServers { nodes, _dir: dir })
     }
 
+    /// The last lines each server logged, for a failing test's output.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            out.push_str(&format!(
+                "--- n{i} ({}) ---\n{}\n",
+                node.url(),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+
     /// Every server's client URL, comma-separated (what `async_nats::connect` takes).
     pub fn urls(&self) -> String {
         self.nodes
@@ -195,5 +221,13 @@ impl NatsServers {
             .map(NatsNode::url)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+impl Drop for NatsServers {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("nats-server logs:\n{}", self.log_tails());
+        }
     }
 }
