@@ -13,6 +13,9 @@
 //! - `AUDIT_BENCH_INSERT_ROWS`: entries per insert measurement (default 20,000; a tenth of
 //!   that for single-entry inserts);
 //! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200);
+//! - `AUDIT_BENCH_BEFORE_LOAD`: SQL statements (separated by `;`) run on the emptied table
+//!   before the query dataset is loaded, such as `DROP INDEX …`, to measure what an index
+//!   costs a growing log and what its queries cost without it;
 //! - `AUDIT_BENCH_SQLITE_DURABILITY`: the SQLite durabilities whose inserts are measured, each
 //!   on a file of its own (default `normal,full`); the query dataset uses the first.
 //!
@@ -335,6 +338,13 @@ async fn bench_queries(
     samples: usize,
 ) {
     empty(store).await;
+    // What an index costs a growing log: statements run on the emptied table before loading
+    // (`DROP INDEX …`, `CREATE INDEX …`).
+    let before = std::env::var("AUDIT_BENCH_BEFORE_LOAD").unwrap_or_default();
+    for statement in before.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        exec(store, statement).await;
+        println!("\n(before loading: `{statement}`)");
+    }
     let started = Instant::now();
     let mut loaded = 0;
     // Generated and loaded in slices, so the dataset never sits in memory whole; each slice's
