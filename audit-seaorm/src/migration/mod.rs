@@ -54,6 +54,7 @@ pub mod m20261201_000004_create_audit_intent;
 pub mod m20261203_000005_create_audit_chain;
 pub mod m20261204_000006_create_audit_retention;
 pub mod m20261204_000007_bucketed_lookup_indexes;
+pub mod m20261205_000008_sqlite_covering_tenant_index;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_create_audit_chain::Migration),
             Box::new(m20261204_000006_create_audit_retention::Migration),
             Box::new(m20261204_000007_bucketed_lookup_indexes::Migration),
+            Box::new(m20261205_000008_sqlite_covering_tenant_index::Migration),
         ]
     }
 
