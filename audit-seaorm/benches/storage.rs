@@ -13,6 +13,8 @@
 //! - `AUDIT_BENCH_INSERT_ROWS`: entries per insert measurement (default 20,000; a tenth of
 //!   that for single-entry inserts);
 //! - `AUDIT_BENCH_SAMPLES`: timed runs of each query (default 200);
+//! - `AUDIT_BENCH_INSERT_ROUNDS`: runs of each insert variant, alternating their order
+//!   (default 2); the median is reported;
 //! - `AUDIT_BENCH_BEFORE_LOAD`: SQL statements (separated by `;`) run on the emptied table
 //!   before the query dataset is loaded, such as `DROP INDEX …`, to measure what an index
 //!   costs a growing log and what its queries cost without it;
@@ -175,7 +177,7 @@ fn rate(rows: usize, elapsed: Duration) -> f64 {
     rows as f64 / elapsed.as_secs_f64()
 }
 
-async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
+async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize, rounds: usize) {
     println!("\n### {name}: insert throughput (entries/s, all indexes in place)\n");
     println!(
         "| batch size | rows | store, chained | store, chain off | raw SQLx multi-row insert \
@@ -189,10 +191,12 @@ async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
             insert_rows
         };
         let data = dataset(0..rows, rows, 50, 0x5eed + batch as u64);
-        // Each variant into an emptied table, in one order and then in the reverse one,
-        // keeping each variant's better run, so that none always gets the warmer cache.
-        let mut best = [f64::MIN; 3];
-        for order in [[0, 1, 2], [2, 1, 0]] {
+        // Each variant into an emptied table, in one order and then in the reverse one, for
+        // as many rounds as asked, so that none always gets the warmer cache; each variant's
+        // median run is reported (the machine's speed drifts from minute to minute).
+        let mut runs: [Vec<f64>; 3] = Default::default();
+        for round in 0..rounds.max(1) {
+            let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
             for which in order {
                 empty(store).await;
                 let started = Instant::now();
@@ -215,10 +219,18 @@ async fn bench_inserts(name: &str, store: &SeaOrmStore, insert_rows: usize) {
                 if store.connection().get_database_backend() == DbBackend::Sqlite {
                     exec(store, "PRAGMA wal_checkpoint(PASSIVE)").await;
                 }
-                best[which] = best[which].max(rate(rows, started.elapsed()));
+                runs[which].push(rate(rows, started.elapsed()));
             }
         }
-        let [chained, off, raw] = best;
+        let [chained, off, raw] = runs.map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            let mid = r.len() / 2;
+            if r.len() % 2 == 0 {
+                (r[mid - 1] + r[mid]) / 2.0
+            } else {
+                r[mid]
+            }
+        });
         println!(
             "| {batch} | {rows} | {chained:.0} | {off:.0} | {raw:.0} | {:.2} | {:.2} |",
             chained / off,
@@ -508,6 +520,7 @@ struct Sizes {
     insert_rows: usize,
     verify_rows: usize,
     samples: usize,
+    rounds: usize,
 }
 
 async fn run(name: &str, url: &str, options: StoreOptions, sizes: &Sizes) {
@@ -517,10 +530,11 @@ async fn run(name: &str, url: &str, options: StoreOptions, sizes: &Sizes) {
         insert_rows,
         verify_rows,
         samples,
+        rounds,
     } = *sizes;
     let store = fresh(url, options).await;
     if insert_rows > 0 {
-        bench_inserts(name, &store, insert_rows).await;
+        bench_inserts(name, &store, insert_rows, rounds).await;
     }
     if verify_rows > 0 {
         bench_verify(name, &store, verify_rows).await;
@@ -561,6 +575,7 @@ fn main() {
             insert_rows,
             verify_rows,
             samples,
+            rounds: env_usize("AUDIT_BENCH_INSERT_ROUNDS", 2),
         };
         if wanted("sqlite") {
             for (i, durability) in durabilities.iter().enumerate() {
