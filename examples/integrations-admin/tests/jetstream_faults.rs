@@ -7,12 +7,14 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use audit_test_support::{Backend, NatsServers, fresh_db};
 use support::{
-    API_KEYS, Service, TENANTS, Tally, load, one_at_a_time, until_forwarded, verify,
-    verify_answered,
+    API_KEYS, Service, TENANTS, Tally, load, load_counting, one_at_a_time, until_answered,
+    until_forwarded, verify, verify_answered,
 };
 
 /// SIGKILL under load, twice, with entries published through JetStream and a forwarder in
@@ -40,14 +42,32 @@ async fn killed_under_load_every_answered_request_has_its_entry_once_forwarded()
         for round in 0..2u64 {
             let service = Service::start(&env);
             let base = service.base().to_owned();
+            let answered = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
             let loads = async {
                 tokio::join!(
-                    load(&base, API_KEYS, 1_000_000, 8, Duration::ZERO),
-                    load(&base, TENANTS, 1_000_000, 8, Duration::ZERO),
+                    load_counting(
+                        &base,
+                        API_KEYS,
+                        1_000_000,
+                        8,
+                        Duration::ZERO,
+                        answered[0].clone()
+                    ),
+                    load_counting(
+                        &base,
+                        TENANTS,
+                        1_000_000,
+                        8,
+                        Duration::ZERO,
+                        answered[1].clone()
+                    ),
                 )
             };
+            // Killed once both loads are under way (on a busy machine SQLite can keep one
+            // kind of request waiting for its write lock for a while), and a moment later.
             let kill = async {
-                tokio::time::sleep(Duration::from_millis(1_000 + 300 * round)).await;
+                until_answered(&[&answered[0], &answered[1]], 6, Duration::from_secs(30)).await;
+                tokio::time::sleep(Duration::from_millis(500 + 300 * round)).await;
                 tokio::task::spawn_blocking(move || service.stop("KILL"))
                     .await
                     .unwrap();

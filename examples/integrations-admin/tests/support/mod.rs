@@ -188,6 +188,19 @@ pub async fn load(
     clients: usize,
     pause: Duration,
 ) -> Tally {
+    load_counting(base, target, total, clients, pause, Arc::default()).await
+}
+
+/// [`load`], adding one to `answered` for every `201` as it comes back, so that a test can
+/// act once the load is under way (see [`until_answered`]).
+pub async fn load_counting(
+    base: &str,
+    target: Target,
+    total: usize,
+    clients: usize,
+    pause: Duration,
+    answered: Arc<AtomicUsize>,
+) -> Tally {
     // Names (and request ids) differ from one load to the next on the same database.
     static LOADS: AtomicUsize = AtomicUsize::new(0);
     let tag = LOADS.fetch_add(1, Ordering::SeqCst);
@@ -199,8 +212,13 @@ pub async fn load(
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (http, next, tally, base) =
-            (http.clone(), next.clone(), tally.clone(), base.to_owned());
+        let (http, next, tally, base, answered) = (
+            http.clone(),
+            next.clone(),
+            tally.clone(),
+            base.to_owned(),
+            answered.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut unanswered_in_a_row = 0;
             loop {
@@ -239,6 +257,7 @@ pub async fn load(
                             let mut tally = tally.lock().unwrap();
                             tally.created.push(id);
                             tally.last_created = Some(Instant::now());
+                            answered.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(_) => tally.lock().unwrap().unanswered += 1,
                     },
@@ -259,6 +278,23 @@ pub async fn load(
         task.await.unwrap();
     }
     Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
+}
+
+/// Waits until every counter of [`load_counting`] has reached `at_least`: a kill that comes
+/// before each load has had answers would test nothing. Panics after `limit`, with the counts.
+pub async fn until_answered(counters: &[&AtomicUsize], at_least: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let counts: Vec<usize> = counters.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        if counts.iter().all(|&n| n >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the loads had {counts:?} answers after {limit:?}, fewer than {at_least} each"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 impl Tally {
