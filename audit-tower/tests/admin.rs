@@ -730,6 +730,10 @@ async fn csv_follows_rfc_4180_and_neutralises_formulas() {
         "\t=1+1",
         "\r=1+1",
         "=cmd|' /C calc'!A0",
+        // Harmless when split on commas, formulas when split on `;` or tabs unquoted.
+        "a;=cmd|' /C calc'!A0;b",
+        "a\t=1+1",
+        "a;+1;@SUM(A1)",
     ];
     let entries: Vec<AuditEntry> = hostile
         .iter()
@@ -774,7 +778,15 @@ async fn csv_follows_rfc_4180_and_neutralises_formulas() {
     for (entry, name) in entries.iter().zip(hostile) {
         let record = &by_id[&entry.id.to_string()];
         // Shown as text: a leading apostrophe, then the value unchanged.
-        assert_eq!(&record[name_col], format!("'{name}"));
+        let shown = match name {
+            "a;=cmd|' /C calc'!A0;b" => "a;'=cmd|' /C calc'!A0;b".to_owned(),
+            "a\t=1+1" => "a\t'=1+1".to_owned(),
+            "a;+1;@SUM(A1)" => "a;'+1;'@SUM(A1)".to_owned(),
+            "\t=1+1" => "'\t'=1+1".to_owned(),
+            "\r=1+1" => "'\r'=1+1".to_owned(),
+            other => format!("'{other}"),
+        };
+        assert_eq!(&record[name_col], shown);
         assert_eq!(
             &record[details_col],
             "a, \"quoted\"\r\nand multi-line detail"
@@ -785,6 +797,26 @@ async fn csv_follows_rfc_4180_and_neutralises_formulas() {
                 "a cell could run as a formula: {cell:?}"
             );
         }
+    }
+    // A spreadsheet splitting on `;` or tabs (quotes respected) finds no formula either.
+    for delimiter in [b';', b'\t'] {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(reply.body.as_ref());
+        let mut cells = 0;
+        for record in reader.records() {
+            for cell in record.unwrap().iter() {
+                cells += 1;
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "split on {:?}, a cell could run as a formula: {cell:?}",
+                    delimiter as char
+                );
+            }
+        }
+        assert!(cells > hostile.len());
     }
 }
 

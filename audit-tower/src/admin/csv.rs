@@ -10,6 +10,14 @@
 //! opening the export would run a cell such as `=HYPERLINK(...)` as a formula. Any cell starting
 //! with `=`, `+`, `-`, `@`, a tab, a carriage return or a line feed is therefore prefixed with
 //! `'`, which spreadsheets show as text; the data stays readable.
+//!
+//! A spreadsheet set to split on `;` or tabs (Excel in many European locales) would cut a cell
+//! such as `a;=cmd|' /C calc'!A0` in two and run the second part, and one that loses track of
+//! the quoting starts a new row at a line break inside a cell. So the same prefix also goes
+//! before such a character when it follows a `;`, a tab, a carriage return or a line feed
+//! inside a cell (`a;'=cmd|' /C calc'!A0`): whatever a reader splits on, no piece starts as a
+//! formula. Commas need no such care: a cell holding one is quoted, and the JSON text of
+//! `changes` and `metadata` keeps its numbers.
 
 use audit_core::AuditEntry;
 
@@ -49,13 +57,26 @@ fn writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
         .from_writer(out)
 }
 
-/// `cell`, prefixed with `'` when a spreadsheet would run it as a formula.
+/// What a spreadsheet runs as a formula when a cell starts with it (line breaks last).
+const TRIGGERS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\n'];
+/// What a reader might split a cell at: the separators of other locales and line breaks.
+const SPLITS: [char; 4] = [';', '\t', '\r', '\n'];
+
+/// `cell` with `'` before a formula trigger at its start or right after any of [`SPLITS`]
+/// (there, a line break is left alone: it only starts another piece).
 fn neutralised(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
-        format!("'{cell}")
-    } else {
-        cell
+    let mut out = String::with_capacity(cell.len() + 1);
+    let mut first = true;
+    let mut after_split = false;
+    for c in cell.chars() {
+        if (first && TRIGGERS.contains(&c)) || (after_split && TRIGGERS[..5].contains(&c)) {
+            out.push('\'');
+        }
+        out.push(c);
+        first = false;
+        after_split = SPLITS.contains(&c);
     }
+    out
 }
 
 /// The cell of one field's JSON text: strings and numbers as their text, `null` and empty lists
@@ -97,6 +118,11 @@ mod tests {
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
             ("a=b", "a=b"),
+            ("a;=cmd|' /C calc'!A0;b", "a;'=cmd|' /C calc'!A0;b"),
+            ("a\t+1", "a\t'+1"),
+            ("line\r\n@SUM(A1)", "line\r\n'@SUM(A1)"),
+            ("\t\t=1", "'\t'\t'=1"),
+            ("a,-1;b", "a,-1;b"),
         ] {
             let entry = AuditEntry::builder(Action::Update).details(value).build();
             let columns = columns();
