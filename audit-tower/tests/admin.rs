@@ -230,6 +230,10 @@ async fn every_filter_parameter_selects_what_the_reference_semantics_select() {
             q().entity_type("ApiKey").entity_type("Tenant"),
         ),
         ("action=Revoke", q().action(Action::Revoke)),
+        // Well-known names and closed sets in any case.
+        ("action=revoke", q().action(Action::Revoke)),
+        ("outcome=DENIED", q().outcome(Outcome::Denied)),
+        ("actor_kind=System", q().actor_kind(ActorKind::System)),
         (
             "action=Approve&action=Delete",
             q().action(Action::Custom("Approve".into()))

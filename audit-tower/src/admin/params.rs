@@ -80,7 +80,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::Action,
         true,
         false,
-        "Action, e.g. `Update` or a custom name. Repeat for several.",
+        "Action, e.g. `Update` (well-known names in any case) or a custom name (exact). Repeat for several.",
     ),
     param(
         "actor_id",
@@ -94,7 +94,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::ActorKind,
         true,
         false,
-        "Actor kind. Repeat for several.",
+        "Actor kind, in any case. Repeat for several.",
     ),
     param(
         "api_key",
@@ -115,7 +115,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::Outcome,
         true,
         false,
-        "Outcome. Repeat for several.",
+        "Outcome, in any case. Repeat for several.",
     ),
     param(
         "from",
@@ -209,6 +209,15 @@ fn unknown(name: &str, endpoint: Endpoint) -> AdminError {
     )
 }
 
+/// The action a filter value names: a well-known action in any case (`update` is `Update`),
+/// else a custom action's exact name.
+fn action(value: &str) -> Result<Action, String> {
+    if let Some(known) = Action::well_known().find(|a| a.as_str().eq_ignore_ascii_case(value)) {
+        return Ok(known);
+    }
+    Action::from_str(value).map_err(|e| e.to_string())
+}
+
 fn apply(query: &mut AuditQuery, name: &'static str, value: &str) -> Result<(), AdminError> {
     let bad = |message: String| AdminError::invalid(name, message);
     match name {
@@ -216,15 +225,14 @@ fn apply(query: &mut AuditQuery, name: &'static str, value: &str) -> Result<(), 
         "actor_id" => query.actor_ids.push(value.to_owned()),
         "api_key" => query.api_keys.push(value.to_owned()),
         "entity_id" => query.entity_ids.push(value.to_owned()),
-        "action" => query
-            .actions
-            .push(Action::from_str(value).map_err(|e| bad(e.to_string()))?),
-        "actor_kind" => query
-            .actor_kinds
-            .push(ActorKind::from_str(value).map_err(|e| bad(e.to_string()))?),
+        "action" => query.actions.push(action(value).map_err(bad)?),
+        // Closed sets of lower-case names: any case is accepted.
+        "actor_kind" => query.actor_kinds.push(
+            ActorKind::from_str(&value.to_ascii_lowercase()).map_err(|e| bad(e.to_string()))?,
+        ),
         "outcome" => query
             .outcomes
-            .push(Outcome::from_str(value).map_err(|e| bad(e.to_string()))?),
+            .push(Outcome::from_str(&value.to_ascii_lowercase()).map_err(|e| bad(e.to_string()))?),
         "from" => query.from = Some(instant(name, value)?),
         "to" => query.to = Some(instant(name, value)?),
         "q" => query.text = Some(value.to_owned()),
@@ -339,6 +347,29 @@ mod tests {
         assert_eq!(q.outcomes, [Outcome::Denied]);
         assert_eq!(q.text, None);
         assert_eq!(q.from, None);
+    }
+
+    #[test]
+    fn known_names_match_in_any_case() {
+        let q = parse(
+            Some("action=update&action=TOGGLEACTIVE&action=Frobnicate&outcome=Denied&actor_kind=API_KEY"),
+            Scope::All,
+            Endpoint::List,
+        )
+        .unwrap();
+        assert_eq!(
+            q.actions,
+            [
+                Action::Update,
+                Action::ToggleActive,
+                Action::Custom("Frobnicate".into())
+            ]
+        );
+        assert_eq!(q.outcomes, [Outcome::Denied]);
+        assert_eq!(q.actor_kinds, [ActorKind::ApiKey]);
+        let refused = parse(Some("outcome=maybe"), Scope::All, Endpoint::List).unwrap_err();
+        let text = format!("{refused:?}");
+        assert!(text.contains("success, failure, denied, unknown"), "{text}");
     }
 
     #[test]
