@@ -235,7 +235,8 @@ impl Redactor {
     }
 
     /// Replaces both values of every change to a sensitive field with [`REDACTED`], and blanks
-    /// sensitive keys inside values that are objects.
+    /// sensitive keys inside values that are objects. An absent value (`null`) stays absent, so
+    /// a secret that is set shows as `null` → `[REDACTED]` and one removed as the reverse.
     pub fn redact_changes(&self, changes: &mut [Change]) {
         for change in changes {
             let sensitivity = self.path_sensitivity(&change.field);
@@ -253,7 +254,10 @@ impl Redactor {
             Sensitivity::None => false,
         };
         if whole {
-            *value = Value::String(REDACTED.to_owned());
+            // Nothing to hide in an absent value, and "there was none" is worth seeing.
+            if !value.is_null() {
+                *value = Value::String(REDACTED.to_owned());
+            }
         } else {
             self.redact_value(value);
         }
@@ -632,6 +636,27 @@ mod tests {
         assert_eq!(changes[1].old, json!(REDACTED));
         assert_eq!(changes[1].new, json!(REDACTED));
         assert_eq!(changes[0].new, json!("id2"));
+    }
+
+    #[test]
+    fn a_secret_set_or_removed_shows_as_absent_and_back() {
+        let without = json!({"name": "crm"});
+        let with = json!({"name": "crm", "client_secret": "s3cr3t-value"});
+        let r = Redactor::default();
+        let mut set = diff(&without, &with);
+        r.redact_changes(&mut set);
+        assert_eq!(
+            (set[0].field.as_str(), &set[0].old, &set[0].new),
+            ("client_secret", &Value::Null, &json!(REDACTED))
+        );
+        let mut removed = diff(&with, &without);
+        r.redact_changes(&mut removed);
+        assert_eq!(
+            (&removed[0].old, &removed[0].new),
+            (&json!(REDACTED), &Value::Null)
+        );
+        let text = serde_json::to_string(&[set, removed]).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 
     #[test]

@@ -250,9 +250,10 @@ async fn profile_changes(a: &Acme) {
         (e.entity_id.as_deref(), e.entity_name.as_deref()),
         (Some(id.as_str()), Some("HubSpot"))
     );
+    // A created secret: none before, hidden after.
     assert_eq!(
         change(&e, "client_secret"),
-        (&json!("[REDACTED]"), &json!("[REDACTED]"))
+        (&Value::Null, &json!("[REDACTED]"))
     );
     assert_eq!(
         change(&e, "host"),
