@@ -371,6 +371,9 @@ async fn any_method_a_client_sends_leaves_an_action_that_reads_back() {
             entry.action
         );
         assert_eq!(entry.outcome, Outcome::Failure);
+        // A 405 on a known route names the route's entity, as any method does.
+        assert_eq!(entry.entity_type.as_deref(), Some("Tenant"), "{method}");
+        assert_eq!(entry.route.as_deref(), Some("/tenants"), "{method}");
         let json = serde_json::to_string(&entry).unwrap();
         let back: AuditEntry = serde_json::from_str(&json).unwrap();
         assert_eq!(back.action, entry.action, "{method}");

@@ -471,6 +471,18 @@ async fn member_refused(a: &Acme) {
     );
 }
 
+/// A method a known route does not take is a 405, recorded with the route's entity type.
+async fn method_not_allowed(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let (status, _) = admin.send(Method::DELETE, "/tenants", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let e = newest(app, "acme", Action::Delete, "Tenant").await;
+    assert_eq!(
+        (e.outcome, e.status, e.route.as_deref()),
+        (Outcome::Failure, Some(405), Some("/tenants"))
+    );
+}
+
 /// Reads are answered, record nothing, and return no secret or its hash.
 async fn reads_record_nothing(a: &Acme) {
     let Acme { app, admin, .. } = a;
@@ -794,6 +806,7 @@ acme_cases!(
     extraction_cursor_resets_and_deletes_are_recorded => cursor_changes,
     a_members_refused_change_is_recorded_as_denied => member_refused,
     reads_are_answered_and_record_nothing => reads_record_nothing,
+    a_method_a_route_does_not_take_is_recorded_with_its_entity => method_not_allowed,
 );
 
 macro_rules! on_every_backend {
@@ -813,6 +826,7 @@ on_every_backend!(
     extraction_cursor_resets_and_deletes_are_recorded,
     a_members_refused_change_is_recorded_as_denied,
     reads_are_answered_and_record_nothing,
+    a_method_a_route_does_not_take_is_recorded_with_its_entity,
     no_secret_reaches_the_audit_table,
     admins_see_only_their_own_tenant,
     the_log_verifies_and_an_edited_entry_breaks_it,
