@@ -1543,3 +1543,32 @@ async fn verify_checks_the_callers_access_and_says_when_the_store_keeps_no_chain
         assert_eq!(reply.json()["error"], "invalid_parameter", "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_method_an_endpoint_does_not_take_is_a_json_405_naming_the_allowed_ones() {
+    let f = fixture().await;
+    for (method, uri) in [
+        (http::Method::DELETE, "/entries"),
+        (http::Method::PUT, "/export.csv"),
+        (http::Method::GET, "/purge"),
+    ] {
+        let mut request = request("all", uri);
+        *request.method_mut() = method.clone();
+        let reply = send(&f.app, request).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        assert!(
+            reply.headers.contains_key(http::header::ALLOW),
+            "{method} {uri}"
+        );
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{method} {uri}");
+        assert!(
+            body["message"].as_str().unwrap().contains(method.as_str()),
+            "{body}"
+        );
+    }
+}

@@ -481,6 +481,22 @@ async fn method_not_allowed(a: &Acme) {
         (e.outcome, e.status, e.route.as_deref()),
         (Outcome::Failure, Some(405), Some("/tenants"))
     );
+    let (status, _) = admin
+        .send(Method::DELETE, "/admin/audit-log/entries", None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let page = app
+        .state
+        .store
+        .query(
+            &AuditQuery::new(Scope::tenant("acme"))
+                .action(Action::Delete)
+                .limit(1),
+        )
+        .await
+        .unwrap();
+    let e = &page.items[0];
+    assert_eq!(e.entity_type.as_deref(), Some("AuditLog"), "{e:?}");
 }
 
 /// Reads are answered, record nothing, and return no secret or its hash.

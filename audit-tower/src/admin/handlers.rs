@@ -548,3 +548,19 @@ async fn export<S: AuditStore + AuditSink>(
         .boxed();
     Ok(export::response(format, &file_stem, entries))
 }
+
+/// `405` for a method a route of the router does not take, in the router's JSON error format.
+/// The audit layer around the router records the attempt; its entry names the log
+/// ([`AUDIT_LOG_ENTITY`]) rather than the route's last word (`/entries` is not an `Entry`).
+pub(crate) async fn method_not_allowed(audit: Option<AuditContext>, method: Method) -> Response {
+    if let Some(audit) = audit {
+        audit.entity_type(AUDIT_LOG_ENTITY);
+    }
+    json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({
+            "error": "method_not_allowed",
+            "message": format!("this endpoint does not take {}", method.as_str().chars().take(32).collect::<String>()),
+        }),
+    )
+}

@@ -289,6 +289,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/retention", get(retention::retention::<S>))
             .route("/purge", post(retention::purge::<S>))
             .route("/legal-hold", post(retention::legal_hold::<S>))
+            .method_not_allowed_fallback(handlers::method_not_allowed)
             .with_state(shared)
     }
 }
