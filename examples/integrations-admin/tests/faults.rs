@@ -10,14 +10,12 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use audit_test_support::{Backend, TcpProxy, fresh_db};
 use support::{
-    API_KEYS, PROFILES, Service, TENANTS, Tally, health, load, load_counting, one_at_a_time,
-    postgres_addr, until_answered, verify,
+    API_KEYS, PROFILES, Service, TENANTS, Tally, health, killed_under_two_loads, load,
+    one_at_a_time, postgres_addr, verify,
 };
 
 /// 32 clients, 2,000 `POST /api-keys` (recorded through the layer's queue), while the store's
@@ -138,38 +136,13 @@ async fn killed_under_load_no_committed_change_lacks_its_entry() {
         let (mut profiles, mut tenants) = (Tally::default(), Tally::default());
         for round in 0..3u64 {
             let service = Service::start(&[("DATABASE_URL", db.url.as_str())]);
-            let base = service.base().to_owned();
-            let answered = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
-            let loads = async {
-                tokio::join!(
-                    load_counting(
-                        &base,
-                        PROFILES,
-                        1_000_000,
-                        8,
-                        Duration::ZERO,
-                        answered[0].clone()
-                    ),
-                    load_counting(
-                        &base,
-                        TENANTS,
-                        1_000_000,
-                        8,
-                        Duration::ZERO,
-                        answered[1].clone()
-                    ),
-                )
-            };
-            // Killed once both loads are under way (on a busy machine SQLite can keep one
-            // kind of request waiting for its write lock for a while), and a moment later.
-            let kill = async {
-                until_answered(&[&answered[0], &answered[1]], 6, Duration::from_secs(30)).await;
-                tokio::time::sleep(Duration::from_millis(500 + 200 * round)).await;
-                tokio::task::spawn_blocking(move || service.stop("KILL"))
-                    .await
-                    .unwrap();
-            };
-            let ((p, t), ()) = tokio::join!(loads, kill);
+            let (p, t) = killed_under_two_loads(
+                service,
+                PROFILES,
+                TENANTS,
+                Duration::from_millis(500 + 200 * round),
+            )
+            .await;
             assert!(
                 p.created.len() > 5 && t.created.len() > 5,
                 "{backend:?}: too few requests before the kill to mean anything: {p:?} {t:?}"

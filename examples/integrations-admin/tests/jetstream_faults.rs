@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use audit_test_support::{Backend, NatsServers, fresh_db};
 use support::{
-    API_KEYS, Service, TENANTS, Tally, load, load_counting, one_at_a_time, until_answered,
+    API_KEYS, Service, TENANTS, Tally, killed_under_two_loads, load, one_at_a_time,
     until_forwarded, verify, verify_answered,
 };
 
@@ -41,38 +39,13 @@ async fn killed_under_load_every_answered_request_has_its_entry_once_forwarded()
         let (mut keys, mut tenants) = (Tally::default(), Tally::default());
         for round in 0..2u64 {
             let service = Service::start(&env);
-            let base = service.base().to_owned();
-            let answered = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
-            let loads = async {
-                tokio::join!(
-                    load_counting(
-                        &base,
-                        API_KEYS,
-                        1_000_000,
-                        8,
-                        Duration::ZERO,
-                        answered[0].clone()
-                    ),
-                    load_counting(
-                        &base,
-                        TENANTS,
-                        1_000_000,
-                        8,
-                        Duration::ZERO,
-                        answered[1].clone()
-                    ),
-                )
-            };
-            // Killed once both loads are under way (on a busy machine SQLite can keep one
-            // kind of request waiting for its write lock for a while), and a moment later.
-            let kill = async {
-                until_answered(&[&answered[0], &answered[1]], 6, Duration::from_secs(30)).await;
-                tokio::time::sleep(Duration::from_millis(500 + 300 * round)).await;
-                tokio::task::spawn_blocking(move || service.stop("KILL"))
-                    .await
-                    .unwrap();
-            };
-            let ((k, t), ()) = tokio::join!(loads, kill);
+            let (k, t) = killed_under_two_loads(
+                service,
+                API_KEYS,
+                TENANTS,
+                Duration::from_millis(500 + 300 * round),
+            )
+            .await;
             assert!(
                 k.created.len() > 5 && t.created.len() > 5,
                 "{backend:?}: too few requests before the kill to mean anything: {k:?} {t:?}"

@@ -280,6 +280,48 @@ pub async fn load_counting(
     Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
 }
 
+/// Two loads of 8 clients each (`first`, `second`) against `service`, killed with SIGKILL
+/// once both are under way (6 answers each; on a busy machine SQLite can keep one kind of
+/// request waiting for its write lock for a while) and `then` later. Returns what each load saw.
+pub async fn killed_under_two_loads(
+    service: Service,
+    first: Target,
+    second: Target,
+    then: Duration,
+) -> (Tally, Tally) {
+    let base = service.base().to_owned();
+    let answered = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
+    let loads = async {
+        tokio::join!(
+            load_counting(
+                &base,
+                first,
+                1_000_000,
+                8,
+                Duration::ZERO,
+                answered[0].clone()
+            ),
+            load_counting(
+                &base,
+                second,
+                1_000_000,
+                8,
+                Duration::ZERO,
+                answered[1].clone()
+            ),
+        )
+    };
+    let kill = async {
+        until_answered(&[&answered[0], &answered[1]], 6, Duration::from_secs(30)).await;
+        tokio::time::sleep(then).await;
+        tokio::task::spawn_blocking(move || service.stop("KILL"))
+            .await
+            .unwrap();
+    };
+    let (tallies, ()) = tokio::join!(loads, kill);
+    tallies
+}
+
 /// Waits until every counter of [`load_counting`] has reached `at_least`: a kill that comes
 /// before each load has had answers would test nothing. Panics after `limit`, with the counts.
 pub async fn until_answered(counters: &[&AtomicUsize], at_least: usize, limit: Duration) {
