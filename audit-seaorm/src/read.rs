@@ -4,9 +4,9 @@
 //! `%` and `_`, so it is always a literal substring. The escape is `!` rather than `\`, which
 //! MySQL reads differently under `NO_BACKSLASH_ESCAPES`.
 
-use audit_core::AuditEntry;
 use audit_core::chain::ChainLink;
-use audit_core::store::{AuditQuery, Cursor, Order, Page, Scope, StoreError};
+use audit_core::store::{AUDIT_LOG_ENTITY, AuditQuery, Cursor, Order, Page, Scope, StoreError};
+use audit_core::{Action, AuditEntry};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, UnionType};
 use sea_orm::{
@@ -118,6 +118,19 @@ pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condit
             Condition::any()
                 .add(Column::ApiKeyId.is_in(query.api_keys.iter().cloned()))
                 .add(Column::ApiKeyName.is_in(query.api_keys.iter().cloned())),
+        );
+    }
+    if let Some(teams) = in_list(Column::TeamId, &query.teams) {
+        cond = cond.add(teams);
+    }
+    if query.hide_log_reads {
+        // Not `NOT (action = 'Read' AND entity_type = 'AuditLog')`: with no entity type that
+        // is NULL, and would leave out every `Read` without one.
+        cond = cond.add(
+            Condition::any()
+                .add(Column::Action.ne(Action::Read.as_str()))
+                .add(Column::EntityType.is_null())
+                .add(Column::EntityType.ne(AUDIT_LOG_ENTITY)),
         );
     }
     if let Some(from) = query.from {

@@ -62,8 +62,8 @@ pub use page::{Page, StoreError};
 use crate::chain::{ChainHash, ChainLink, ChainReport};
 use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 pub use query::{
-    AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES, MAX_LIMIT, MAX_TEXT_CHARS,
-    Order, SUPPORTED_YEARS, Scope,
+    AUDIT_LOG_ENTITY, AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES,
+    MAX_LIMIT, MAX_TEXT_CHARS, Order, SUPPORTED_YEARS, Scope,
 };
 
 /// The query side of storage: list, fetch and export entries within a [`Scope`].

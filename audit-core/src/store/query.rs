@@ -23,6 +23,9 @@ pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_FILTER_VALUES: usize = 100;
 /// The longest value of a text filter (entity type, actor id, ...), in bytes.
 pub const MAX_FILTER_VALUE_LEN: usize = 255;
+/// The entity type of the log's own entries: reads and exports of the log are recorded as
+/// [`Action::Read`] and [`Action::Export`] on it (see [`AuditQuery::hide_log_reads`]).
+pub const AUDIT_LOG_ENTITY: &str = "AuditLog";
 
 /// Which entries a caller may see. Every store applies it inside its query, so an entry outside
 /// the scope is never read, counted or exported.
@@ -179,6 +182,13 @@ pub struct AuditQuery {
     pub entity_ids: Vec<String>,
     /// Outcomes.
     pub outcomes: Vec<Outcome>,
+    /// Team ids, within the scope: a team filter narrows a tenant's (or every tenant's) log to
+    /// those teams' entries; an entry without a team matches no team filter.
+    pub teams: Vec<String>,
+    /// Leaves out the log's own reads: entries of [`Action::Read`] on [`AUDIT_LOG_ENTITY`],
+    /// which every listing of the log adds. Exports of the log stay. Applied inside the
+    /// store's query like any filter, so pages stay full.
+    pub hide_log_reads: bool,
     /// Only entries that occurred at or after this instant.
     pub from: Option<DateTime<Utc>>,
     /// Only entries that occurred strictly before this instant.
@@ -211,6 +221,8 @@ impl AuditQuery {
             api_keys: Vec::new(),
             entity_ids: Vec::new(),
             outcomes: Vec::new(),
+            teams: Vec::new(),
+            hide_log_reads: false,
             from: None,
             to: None,
             text: None,
@@ -260,6 +272,34 @@ impl AuditQuery {
     pub fn outcome(mut self, outcome: Outcome) -> Self {
         self.outcomes.push(outcome);
         self
+    }
+
+    /// Adds a team id to the team filter.
+    pub fn team(mut self, team: impl Into<String>) -> Self {
+        self.teams.push(team.into());
+        self
+    }
+
+    /// Leaves out (`true`) or keeps (`false`, the default) the log's own reads; see the
+    /// [`hide_log_reads`](#structfield.hide_log_reads) field.
+    pub fn hide_log_reads(mut self, hide: bool) -> Self {
+        self.hide_log_reads = hide;
+        self
+    }
+
+    /// Whether `entry` is one of the log's own reads: [`Action::Read`] on
+    /// [`AUDIT_LOG_ENTITY`].
+    ///
+    /// ```
+    /// use audit_core::{Action, AuditEntry, store::{AuditQuery, AUDIT_LOG_ENTITY}};
+    ///
+    /// let read = AuditEntry::builder(Action::Read).entity(AUDIT_LOG_ENTITY, "x").build();
+    /// let export = AuditEntry::builder(Action::Export).entity(AUDIT_LOG_ENTITY, "x").build();
+    /// assert!(AuditQuery::is_log_read(&read));
+    /// assert!(!AuditQuery::is_log_read(&export));
+    /// ```
+    pub fn is_log_read(entry: &AuditEntry) -> bool {
+        entry.action == Action::Read && entry.entity_type.as_deref() == Some(AUDIT_LOG_ENTITY)
     }
 
     /// Only entries at or after `from`.
@@ -338,6 +378,7 @@ impl AuditQuery {
         check_values("actor_id", &self.actor_ids)?;
         check_values("api_key", &self.api_keys)?;
         check_values("entity_id", &self.entity_ids)?;
+        check_values("team", &self.teams)?;
         check_count("action", self.actions.len())?;
         // Parsed actions are always clean, but `Action::Custom` can be built directly.
         let actions: Vec<String> = self.actions.iter().map(|a| a.as_str().to_owned()).collect();
@@ -402,6 +443,8 @@ impl AuditQuery {
             || !(self.actions.is_empty() || self.actions.contains(&entry.action))
             || !(self.actor_kinds.is_empty() || self.actor_kinds.contains(&entry.actor_kind))
             || !(self.outcomes.is_empty() || self.outcomes.contains(&entry.outcome))
+            || !any_eq(&self.teams, &entry.team_id)
+            || (self.hide_log_reads && Self::is_log_read(entry))
         {
             return false;
         }
@@ -473,6 +516,14 @@ impl AuditQuery {
         list(14, self.api_keys.iter().map(String::as_str).collect());
         list(15, self.entity_ids.iter().map(String::as_str).collect());
         list(16, self.outcomes.iter().map(|o| o.as_str()).collect());
+        // Written only when set, so the digests of queries without them (and the cursors
+        // made before they existed) stay as they were.
+        if !self.teams.is_empty() {
+            list(17, self.teams.iter().map(String::as_str).collect());
+        }
+        if self.hide_log_reads {
+            h.write_u8(18);
+        }
         for (tag, bound) in [(20, self.from), (21, self.to)] {
             h.write_u8(tag);
             match bound {
@@ -653,5 +704,32 @@ mod tests {
         assert!(!q().text("100_").matches(&e));
         assert!(q().from(e.occurred_at).matches(&e));
         assert!(!q().to(e.occurred_at).matches(&e));
+        assert!(q().team("ops").matches(&e));
+        assert!(q().team("sales").team("ops").matches(&e));
+        assert!(!q().team("sales").matches(&e));
+        assert!(q().hide_log_reads(true).matches(&e));
+    }
+
+    #[test]
+    fn hiding_log_reads_leaves_out_reads_of_the_log_only() {
+        let q = AuditQuery::new(Scope::All).hide_log_reads(true);
+        let entry = |action: Action, entity_type: Option<&str>| {
+            let mut builder = AuditEntry::builder(action);
+            if let Some(entity_type) = entity_type {
+                builder = builder.entity(entity_type, "1");
+            }
+            builder.build()
+        };
+        assert!(!q.matches(&entry(Action::Read, Some(AUDIT_LOG_ENTITY))));
+        assert!(q.matches(&entry(Action::Export, Some(AUDIT_LOG_ENTITY))));
+        assert!(q.matches(&entry(Action::Read, Some("Invoice"))));
+        assert!(q.matches(&entry(Action::Read, None)));
+        assert!(q.matches(&entry(Action::Update, Some(AUDIT_LOG_ENTITY))));
+        let shown = AuditQuery::new(Scope::All);
+        assert!(shown.matches(&entry(Action::Read, Some(AUDIT_LOG_ENTITY))));
+        // A cursor of one does not continue the other.
+        assert_ne!(q.digest(), shown.digest());
+        assert_ne!(shown.clone().team("a").digest(), shown.digest());
+        assert_eq!(invalid_parameter(shown.team("a\0b").validate()), "team");
     }
 }

@@ -35,7 +35,7 @@ use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, 
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted);
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted, team_filter_and_hidden_log_reads_apply_inside_the_query);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -79,6 +79,7 @@ pub const CASES: &[&str] = &[
     "erasing_an_actor_replaces_their_personal_fields_only",
     "a_purge_deletes_its_tenants_older_entries_only_and_records_itself",
     "a_legal_hold_suspends_purges_until_lifted",
+    "team_filter_and_hidden_log_reads_apply_inside_the_query",
 ];
 
 /// The store's type, for messages.
@@ -1336,4 +1337,86 @@ where
         .await
         .unwrap();
     assert_eq!(stored(store, &t).await, 3, "{}", name::<S>());
+}
+
+/// The team filter and the hiding of the log's own reads work inside the store's query: each
+/// selects what [`AuditQuery::matches`] selects, alone and with other filters, and a page of a
+/// log where most entries are reads of the log is still full.
+pub async fn team_filter_and_hidden_log_reads_apply_inside_the_query<S: AuditStore + AuditSink>(
+    store: &S,
+) {
+    let t = tenant();
+    let mut data = dataset(&t, 42);
+    // After the dataset, newest: three reads of the log for each other entry, an export of
+    // the log, a read without an entity type and a read of something else.
+    let after = base_time() + Duration::seconds(1);
+    for i in 0..30 {
+        let action = match i % 10 {
+            7 => Action::Export,
+            _ => Action::Read,
+        };
+        let mut builder = AuditEntry::builder(action)
+            .tenant(&t)
+            .occurred_at(after + Duration::milliseconds(i));
+        builder = match i % 10 {
+            8 => builder,
+            9 => builder.entity("Invoice", "i1"),
+            _ => builder.entity(super::AUDIT_LOG_ENTITY, "x"),
+        };
+        if i % 2 == 0 {
+            builder = builder.team(format!("team{}", i % 4 / 2));
+        }
+        data.push(builder.build());
+    }
+    store.record_batch(data.clone()).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    let total = data.len();
+    let hidden = data.iter().filter(|e| AuditQuery::is_log_read(e)).count();
+    assert_eq!(hidden, 21);
+    assert_eq!(check(store, &data, q()).await, total);
+    assert_eq!(
+        check(store, &data, q().hide_log_reads(true)).await,
+        total - hidden,
+        "{}",
+        name::<S>()
+    );
+    for query in [
+        q().team("team1"),
+        q().team("team0").team("team1"),
+        q().team("team1").hide_log_reads(true),
+        q().hide_log_reads(true).action(Action::Read),
+        q().hide_log_reads(true)
+            .entity_type(super::AUDIT_LOG_ENTITY),
+        q().hide_log_reads(true).team("team0").text("done"),
+        AuditQuery::new(Scope::team(&t, "team0")).hide_log_reads(true),
+    ] {
+        let n = check(store, &data, query.clone()).await;
+        assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");
+    }
+    assert_eq!(check(store, &data, q().team("nobody")).await, 0);
+    // A team filter in a team scope narrows within it: another team's id finds nothing.
+    assert_eq!(
+        check(
+            store,
+            &data,
+            AuditQuery::new(Scope::team(&t, "team0")).team("team1")
+        )
+        .await,
+        0
+    );
+    // The newest 30 entries hold 21 hidden reads: a page of 10 is still 10 entries.
+    let page = store
+        .query(&q().hide_log_reads(true).limit(10))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 10, "{}", name::<S>());
+    assert!(page.items.iter().all(|e| !AuditQuery::is_log_read(e)));
+    assert!(page.next_cursor.is_some());
+    // Exports leave them out too.
+    let exported: Vec<AuditEntry> = store
+        .export(&q().hide_log_reads(true))
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(exported.len(), total - hidden, "{}", name::<S>());
 }
