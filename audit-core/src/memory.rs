@@ -16,7 +16,10 @@ use crate::entry::AuditEntry;
 use crate::intents::IntentStore;
 use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 use crate::sink::{AuditSink, SinkError};
-use crate::store::{AuditQuery, AuditStore, Cursor, Order, Page, Scope, StoreError};
+use crate::store::{
+    ActorSeen, AuditQuery, AuditStore, Cursor, Facets, Order, Page, Scope, StoreError, Summary,
+    SummaryBy,
+};
 
 /// Keeps entries in memory: an [`AuditSink`] and an [`AuditStore`] at once, the reference
 /// implementation of both, for your own tests and for trying the layer and the admin router
@@ -234,6 +237,40 @@ impl AuditStore for MemoryStore {
 
     async fn legal_hold(&self, tenant: Option<&str>) -> Result<Option<LegalHold>, StoreError> {
         Ok(self.lock().holds.get(&tenant.map(str::to_owned)).cloned())
+    }
+
+    /// Counts the entries that [`AuditQuery::matches`] where they are, under the lock.
+    async fn summary(&self, query: &AuditQuery, by: SummaryBy) -> Result<Summary, StoreError> {
+        query.validate()?;
+        let entries = self.lock();
+        Ok(Summary::tally(
+            by,
+            entries.list.iter().filter(|entry| query.matches(entry)),
+        ))
+    }
+
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ActorSeen>, StoreError> {
+        crate::store::validate_actors(query, text, limit)?;
+        let entries = self.lock();
+        Ok(ActorSeen::tally(
+            entries.list.iter().filter(|entry| query.matches(entry)),
+            text,
+            limit,
+        ))
+    }
+
+    async fn facets(&self, query: &AuditQuery, limit: u32) -> Result<Facets, StoreError> {
+        crate::store::validate_facets(query, limit)?;
+        let entries = self.lock();
+        Ok(Facets::tally(
+            entries.list.iter().filter(|entry| query.matches(entry)),
+            limit,
+        ))
     }
 
     async fn set_legal_hold(

@@ -28,6 +28,9 @@
 //!   than the limit to know whether there is a next page, and end with a
 //!   [`Cursor::after`] the last entry; [`AuditStore::export`] streams every match in the same
 //!   order, in bounded chunks.
+//! - **Summaries, actor lists and facets are counted in the backend query** (`GROUP BY`), with
+//!   the semantics of [`Summary::tally`], [`ActorSeen::tally`] and [`Facets::tally`] over the
+//!   matching entries; days are UTC days, and every list is bounded by its limit.
 //!
 //! The `test-suite` feature ships all of this as tests, one per behaviour, written once and
 //! run on `MemoryStore` and on `audit-seaorm`'s store on SQLite, PostgreSQL and MySQL. Run it
@@ -47,6 +50,7 @@ mod page;
 mod query;
 #[cfg(feature = "test-suite")]
 pub mod suite;
+mod summary;
 
 use std::sync::Arc;
 
@@ -64,6 +68,11 @@ use crate::retention::{LegalHold, PurgeReport, PurgeRequest};
 pub use query::{
     AUDIT_LOG_ENTITY, AuditQuery, DEFAULT_LIMIT, MAX_FILTER_VALUE_LEN, MAX_FILTER_VALUES,
     MAX_LIMIT, MAX_TEXT_CHARS, Order, SUPPORTED_YEARS, Scope,
+};
+pub use summary::{
+    ActorSeen, ApiKeyFacet, DEFAULT_ACTORS, DayCount, Facets, MAX_ACTORS, MAX_FACET_VALUES,
+    Summary, SummaryBy, actor_text_matches, most_frequent, sort_actors, uncursored,
+    validate_actors, validate_facets,
 };
 
 /// The query side of storage: list, fetch and export entries within a [`Scope`].
@@ -156,6 +165,68 @@ pub trait AuditStore: Send + Sync + 'static {
         let _ = (tenant, hold);
         Ok(false)
     }
+
+    /// The entries matching `query` (its scope, filters, time range and text; not its
+    /// cursor, limit or order) counted per UTC day of their `occurred_at` and per key of
+    /// `by`: [`Summary::tally`] of them. A store counts in its own query (`GROUP BY`); the
+    /// default reads every match through [`export`](Self::export), which answers the same
+    /// but costs what reading them costs.
+    async fn summary(&self, query: &AuditQuery, by: SummaryBy) -> Result<Summary, StoreError> {
+        query.validate()?;
+        let mut counts = Vec::new();
+        let mut entries = self.export(&uncursored(query));
+        while let Some(entry) = next(&mut entries).await {
+            let entry = entry?;
+            counts.push(DayCount {
+                day: entry.occurred_at.date_naive(),
+                key: by.key_of(&entry),
+                count: 1,
+            });
+            if counts.len() >= 4096 {
+                counts = Summary::new(by, counts).counts;
+            }
+        }
+        Ok(Summary::new(by, counts))
+    }
+
+    /// The actors of the entries matching `query` (cursor, limit and order aside) whose
+    /// actor id or actor name contains `text` (case-insensitive, literally), most recently
+    /// seen first, at most `limit` (1 to [`MAX_ACTORS`]): [`ActorSeen::tally`] of them.
+    /// Checked with [`validate_actors`]. The default reads every match through
+    /// [`export`](Self::export).
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ActorSeen>, StoreError> {
+        validate_actors(query, text, limit)?;
+        let mut matched = Vec::new();
+        let mut entries = self.export(&uncursored(query));
+        while let Some(entry) = next(&mut entries).await {
+            matched.push(entry?);
+        }
+        Ok(ActorSeen::tally(&matched, text, limit))
+    }
+
+    /// The entity types, actions, teams and API keys of the entries matching `query`
+    /// (cursor, limit and order aside), each list at most `limit` (1 to
+    /// [`MAX_FACET_VALUES`]) long: [`Facets::tally`] of them. Checked with
+    /// [`validate_facets`]. The default reads every match through [`export`](Self::export).
+    async fn facets(&self, query: &AuditQuery, limit: u32) -> Result<Facets, StoreError> {
+        validate_facets(query, limit)?;
+        let mut matched = Vec::new();
+        let mut entries = self.export(&uncursored(query));
+        while let Some(entry) = next(&mut entries).await {
+            matched.push(entry?);
+        }
+        Ok(Facets::tally(&matched, limit))
+    }
+}
+
+/// The next item of `stream`.
+async fn next<T>(stream: &mut BoxStream<'static, T>) -> Option<T> {
+    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
 }
 
 #[async_trait]
@@ -208,6 +279,23 @@ impl<S: AuditStore + ?Sized> AuditStore for Arc<S> {
         hold: Option<&LegalHold>,
     ) -> Result<bool, StoreError> {
         (**self).set_legal_hold(tenant, hold).await
+    }
+
+    async fn summary(&self, query: &AuditQuery, by: SummaryBy) -> Result<Summary, StoreError> {
+        (**self).summary(query, by).await
+    }
+
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ActorSeen>, StoreError> {
+        (**self).actors(query, text, limit).await
+    }
+
+    async fn facets(&self, query: &AuditQuery, limit: u32) -> Result<Facets, StoreError> {
+        (**self).facets(query, limit).await
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, 
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted, team_filter_and_hidden_log_reads_apply_inside_the_query);
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted, summaries_count_per_utc_day_and_key_within_scope, actors_are_listed_latest_first_within_scope, facets_list_what_is_present_in_scope_bounded, grouped_questions_refuse_bad_input_clearly, team_filter_and_hidden_log_reads_apply_inside_the_query);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -79,6 +79,10 @@ pub const CASES: &[&str] = &[
     "erasing_an_actor_replaces_their_personal_fields_only",
     "a_purge_deletes_its_tenants_older_entries_only_and_records_itself",
     "a_legal_hold_suspends_purges_until_lifted",
+    "summaries_count_per_utc_day_and_key_within_scope",
+    "actors_are_listed_latest_first_within_scope",
+    "facets_list_what_is_present_in_scope_bounded",
+    "grouped_questions_refuse_bad_input_clearly",
     "team_filter_and_hidden_log_reads_apply_inside_the_query",
 ];
 
@@ -1273,6 +1277,318 @@ pub async fn unscoped_queries_see_every_tenant<S: AuditStore + AuditSink>(store:
         ids(&sorted(entries, Order::Desc)),
         "{}",
         name::<S>()
+    );
+}
+
+/// A tenant's entries over three UTC days, two of them a microsecond either side of midnight
+/// (entity id `boundary`): actions, actors (one renamed, one with no actor), entity types,
+/// teams and API keys vary with different periods.
+fn summary_dataset(t: &str) -> Vec<AuditEntry> {
+    let day = Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap();
+    let actions = [
+        Action::Create,
+        Action::Update,
+        Action::Update,
+        Action::Delete,
+        Action::Custom("Approve".into()),
+    ];
+    let types = ["ConnectionProfile", "ApiKey", "Tenant"];
+    let mut entries: Vec<AuditEntry> = (0..60)
+        .map(|i| {
+            let mut builder = AuditEntry::builder(actions[i % 5].clone())
+                .tenant(t)
+                .entity(types[i % 3], format!("e{}", i % 4))
+                .occurred_at(day + Duration::minutes(71 * i as i64) + Duration::microseconds(7));
+            if i % 4 != 3 {
+                builder = builder.team(format!("team{}", i % 2));
+            }
+            if i % 6 != 5 {
+                builder = builder.api_key(ApiKeyRef::new(
+                    format!("k{}", i % 3),
+                    format!("key {}", i % 3),
+                ));
+            }
+            let mut entry = builder.build();
+            if i % 7 != 6 {
+                let actor = i % 4;
+                // u1 renamed itself half-way through.
+                let name = if actor == 1 && i >= 30 {
+                    "Bea <bea@new.example>".to_owned()
+                } else {
+                    format!("User {actor} <u{actor}@acme.example>")
+                };
+                entry.actor_id = Some(format!("u{actor}"));
+                entry.actor_name = Some(name);
+                entry.actor_kind = if actor == 3 {
+                    ActorKind::ApiKey
+                } else {
+                    ActorKind::User
+                };
+            }
+            entry
+        })
+        .collect();
+    let midnight = day + Duration::days(1);
+    for at in [midnight - Duration::microseconds(1), midnight] {
+        entries.push(
+            AuditEntry::builder(Action::Revoke)
+                .tenant(t)
+                .actor(Actor::user("u9", "Edge"))
+                .entity("ApiKey", "boundary")
+                .occurred_at(at)
+                .build(),
+        );
+    }
+    entries
+}
+
+/// A summary counts per UTC day and per action, actor or entity type exactly what
+/// [`Summary::tally`](super::Summary::tally) counts of the matching entries: within the scope
+/// only, with every filter applied, cursor and limit ignored, days cut at midnight UTC.
+pub async fn summaries_count_per_utc_day_and_key_within_scope<S: AuditStore + AuditSink>(
+    store: &S,
+) {
+    use super::{Summary, SummaryBy};
+    let t = tenant();
+    let other = tenant();
+    let data = summary_dataset(&t);
+    store.record_batch(data.clone()).await.unwrap();
+    store.record_batch(summary_dataset(&other)).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    let day = Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap();
+    let queries = [
+        q(),
+        q().action(Action::Update)
+            .action(Action::Custom("Approve".into())),
+        q().entity_type("ApiKey"),
+        q().actor_id("u1"),
+        q().actor_kind(ActorKind::ApiKey),
+        q().api_key("k2"),
+        q().outcome(Outcome::Success),
+        q().from(day + Duration::hours(20))
+            .to(day + Duration::hours(50)),
+        q().text("bea@new"),
+        AuditQuery::new(Scope::team(&t, "team1")),
+        q().limit(1).order(Order::Asc),
+    ];
+    for query in queries {
+        for by in SummaryBy::ALL {
+            let expected = Summary::tally(by, data.iter().filter(|e| query.matches(e)));
+            let got = store.summary(&query, by).await.unwrap();
+            assert_eq!(got, expected, "{}: {by} of {query:?}", name::<S>());
+        }
+    }
+    // The whole tenant by action: every entry counted once, on three days.
+    let all = store.summary(&q(), SummaryBy::Action).await.unwrap();
+    assert_eq!(all.total(), data.len() as u64);
+    let mut days: Vec<_> = all.counts.iter().map(|c| c.day).collect();
+    days.dedup();
+    assert_eq!(days.len(), 3, "{}: {:?}", name::<S>(), all.counts);
+    // A microsecond before midnight and midnight itself fall on two days.
+    let edge = store
+        .summary(&q().entity_id("boundary"), SummaryBy::Actor)
+        .await
+        .unwrap();
+    let first = day.date_naive();
+    assert_eq!(
+        edge.counts,
+        [
+            super::DayCount {
+                day: first,
+                key: Some("u9".into()),
+                count: 1
+            },
+            super::DayCount {
+                day: first.succ_opt().unwrap(),
+                key: Some("u9".into()),
+                count: 1
+            },
+        ],
+        "{}",
+        name::<S>()
+    );
+    // Entries without an actor are counted under no key.
+    let by_actor = store.summary(&q(), SummaryBy::Actor).await.unwrap();
+    assert!(by_actor.totals().iter().any(|(key, _)| key.is_none()));
+    // Nothing of another tenant, and an empty summary for nothing.
+    let none = store
+        .summary(&q().entity_type("Nothing"), SummaryBy::Action)
+        .await
+        .unwrap();
+    assert!(none.counts.is_empty());
+}
+
+/// The actors seen in a scope: each with the name and kind of their latest entry, their count
+/// and when last seen, most recently seen first, filtered by a part of their id or name, and
+/// never more than the limit; another tenant's actors are never listed.
+pub async fn actors_are_listed_latest_first_within_scope<S: AuditStore + AuditSink>(store: &S) {
+    use super::ActorSeen;
+    let t = tenant();
+    let other = tenant();
+    let data = summary_dataset(&t);
+    store.record_batch(data.clone()).await.unwrap();
+    let mut strangers = summary_dataset(&other);
+    for entry in &mut strangers {
+        entry.actor_id = Some(format!("stranger-{}", entry.id));
+        entry.actor_name = Some("User 0 <u0@acme.example>".into());
+    }
+    store.record_batch(strangers).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    let cases: [(AuditQuery, Option<&str>, u32); 9] = [
+        (q(), None, 100),
+        (q(), None, 2),
+        (q(), None, 1),
+        (q(), Some("bea@NEW"), 100),
+        (q(), Some("User 1"), 100),
+        (q(), Some("u3"), 100),
+        (q(), Some("100%_"), 100),
+        (q().action(Action::Delete), None, 100),
+        (AuditQuery::new(Scope::team(&t, "team0")), Some("acme"), 100),
+    ];
+    for (query, text, limit) in cases {
+        let expected = ActorSeen::tally(data.iter().filter(|e| query.matches(e)), text, limit);
+        let got = store.actors(&query, text, limit).await.unwrap();
+        assert_eq!(got, expected, "{}: {text:?} in {query:?}", name::<S>());
+    }
+    let all = store.actors(&q(), None, 100).await.unwrap();
+    assert_eq!(all.len(), 5, "{}: {all:?}", name::<S>());
+    let bea = all.iter().find(|a| a.actor_id == "u1").unwrap();
+    assert_eq!(bea.actor_name.as_deref(), Some("Bea <bea@new.example>"));
+    assert_eq!(
+        bea.count,
+        data.iter()
+            .filter(|e| e.actor_id.as_deref() == Some("u1"))
+            .count() as u64
+    );
+    assert!(all.windows(2).all(|w| w[0].last_seen >= w[1].last_seen));
+}
+
+/// The values a viewer offers in its pickers: the entity types, actions, teams and API keys
+/// present in the scope, sorted, each list cut to the values of the most entries.
+pub async fn facets_list_what_is_present_in_scope_bounded<S: AuditStore + AuditSink>(store: &S) {
+    use super::{ApiKeyFacet, Facets};
+    let t = tenant();
+    let other = tenant();
+    // Value k of each column occurs k + 1 times, so the most frequent are clear.
+    let actions = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Custom("Approve".into()),
+        Action::Revoke,
+    ];
+    let make = |tenant: &str, prefix: &str| -> Vec<AuditEntry> {
+        let mut entries: Vec<AuditEntry> = (0..5usize)
+            .flat_map(|k| std::iter::repeat_n(k, k + 1))
+            .enumerate()
+            .map(|(i, k)| {
+                let name = if k == 3 && i % 2 == 0 {
+                    format!("{prefix}key {k} renamed")
+                } else {
+                    format!("{prefix}key {k}")
+                };
+                AuditEntry::builder(actions[k].clone())
+                    .tenant(tenant)
+                    .team(format!("{prefix}team{k}"))
+                    .entity(format!("{prefix}Type{k}"), "1")
+                    .api_key(ApiKeyRef::new(format!("{prefix}k{k}"), name))
+                    .occurred_at(base_time() + Duration::seconds(i as i64))
+                    .build()
+            })
+            .collect();
+        // An entry with none of them adds nothing but its action.
+        entries.push(
+            AuditEntry::builder(Action::Revoke)
+                .tenant(tenant)
+                .occurred_at(base_time())
+                .build(),
+        );
+        entries
+    };
+    let data = make(&t, "");
+    store.record_batch(data.clone()).await.unwrap();
+    store.record_batch(make(&other, "x-")).await.unwrap();
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    for (query, limit) in [
+        (q(), 200),
+        (q(), 2),
+        (q(), 1),
+        (AuditQuery::new(Scope::team(&t, "team3")), 200),
+        (q().action(Action::Create), 200),
+    ] {
+        let expected = Facets::tally(data.iter().filter(|e| query.matches(e)), limit);
+        let got = store.facets(&query, limit).await.unwrap();
+        assert_eq!(got, expected, "{}: {query:?}, {limit}", name::<S>());
+    }
+    let all = store.facets(&q(), 200).await.unwrap();
+    assert_eq!(
+        all.entity_types,
+        ["Type0", "Type1", "Type2", "Type3", "Type4"]
+    );
+    assert_eq!(all.teams.len(), 5);
+    assert_eq!(all.actions.len(), 5);
+    assert!(all.api_keys.contains(&ApiKeyFacet {
+        id: "k3".into(),
+        name: Some("key 3 renamed".into())
+    }));
+    let two = store.facets(&q(), 2).await.unwrap();
+    assert_eq!(two.entity_types, ["Type3", "Type4"], "{}", name::<S>());
+    assert_eq!(two.teams, ["team3", "team4"]);
+    assert_eq!(
+        two.actions,
+        [Action::Custom("Approve".into()), Action::Revoke]
+    );
+    let ids: Vec<&str> = two.api_keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["k3", "k4"]);
+}
+
+/// Grouped questions validate like queries: the scope, the limits, the actor text.
+pub async fn grouped_questions_refuse_bad_input_clearly<S: AuditStore + AuditSink>(store: &S) {
+    use super::{MAX_ACTORS, MAX_FACET_VALUES, SummaryBy};
+    let q = || AuditQuery::new(Scope::tenant(tenant()));
+    assert_eq!(
+        invalid_parameter(
+            store
+                .summary(&AuditQuery::new(Scope::tenant("a\0")), SummaryBy::Action)
+                .await
+        ),
+        "scope"
+    );
+    assert_eq!(
+        invalid_parameter(store.actors(&q(), None, 0).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(store.actors(&q(), None, MAX_ACTORS + 1).await),
+        "limit"
+    );
+    assert_eq!(
+        invalid_parameter(
+            store
+                .actors(&q(), Some(&"x".repeat(MAX_TEXT_CHARS + 1)), 5)
+                .await
+        ),
+        "q"
+    );
+    assert_eq!(
+        invalid_parameter(store.actors(&q(), Some("a\nb"), 5).await),
+        "q"
+    );
+    assert_eq!(invalid_parameter(store.facets(&q(), 0).await), "limit");
+    assert_eq!(
+        invalid_parameter(store.facets(&q(), MAX_FACET_VALUES + 1).await),
+        "limit"
+    );
+    assert!(
+        store
+            .actors(&q(), None, MAX_ACTORS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.facets(&q(), MAX_FACET_VALUES).await.unwrap(),
+        super::Facets::default()
     );
 }
 

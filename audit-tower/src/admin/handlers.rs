@@ -47,6 +47,8 @@ pub(crate) struct AdminState<S> {
     pub retention: audit_core::retention::RetentionPolicy,
     /// The latest signed checkpoint of a tenant's chain, for its exports.
     pub checkpoints: Option<CheckpointSource>,
+    /// The service's custom actions and entity types, which the filters read values against.
+    pub vocabulary: params::Vocabulary,
 }
 
 /// Gives the latest signed checkpoint of a tenant's chain (`None`: the entries without a
@@ -400,7 +402,12 @@ pub(crate) async fn list<S: AuditStore + AuditSink>(
     parts: Parts,
 ) -> Result<Response, AdminError> {
     let scope = shared.scope(&parts).await?;
-    let query = params::parse(parts.uri.query(), scope.clone(), Endpoint::List)?;
+    let query = params::parse(
+        parts.uri.query(),
+        scope.clone(),
+        Endpoint::List,
+        &shared.vocabulary,
+    )?;
     let page = shared.store.query(&query).await?;
     let read = shared.read(&parts, Action::Read);
     read.details(format!("listed {} audit entries", page.items.len()))
@@ -474,7 +481,12 @@ async fn export<S: AuditStore + AuditSink>(
     format: Format,
 ) -> Result<Response, AdminError> {
     let scope = shared.scope(&parts).await?;
-    let mut query = params::parse(parts.uri.query(), scope.clone(), Endpoint::Export)?;
+    let mut query = params::parse(
+        parts.uri.query(),
+        scope.clone(),
+        Endpoint::Export,
+        &shared.vocabulary,
+    )?;
     let filter = params::filter_json(&query);
     // An export with no end ends when it starts: otherwise, oldest first, it would go on to
     // read what is written while it streams (its own `Export` entry among them), and on a

@@ -94,7 +94,7 @@ pub use error::AdminError;
 pub use guard::{Access, AdminGuard, DenyAll, NO_GUARD_MESSAGE};
 
 /// The entity type under which reads and exports of the log are recorded.
-pub const AUDIT_LOG_ENTITY: &str = "AuditLog";
+pub const AUDIT_LOG_ENTITY: &str = audit_core::store::AUDIT_LOG_ENTITY;
 
 /// An admin router for `store`, to configure and then turn into an axum `Router` with
 /// [`AdminRouter::into_router`]. The same as [`AdminRouter::new`].
@@ -110,6 +110,7 @@ pub struct AdminRouter<S> {
     guard: Arc<dyn AdminGuard>,
     audit: AuditLayer,
     entity_types: Vec<String>,
+    actions: Vec<String>,
     health_parts: Vec<(String, handlers::HealthPart)>,
     retention: audit_core::retention::RetentionPolicy,
     checkpoints: Option<handlers::CheckpointSource>,
@@ -136,6 +137,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             store,
             guard: Arc::new(DenyAll),
             entity_types: Vec::new(),
+            actions: Vec::new(),
             health_parts: Vec::new(),
             retention: audit_core::retention::RetentionPolicy::default(),
             checkpoints: None,
@@ -222,15 +224,39 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
         self
     }
 
-    /// Entity types the viewer offers in its entity type filter before any entry is loaded
-    /// (it also offers every type it has seen). Only a convenience of the page: the filter
-    /// itself accepts any type.
+    /// The service's entity types: what the viewer offers in its entity type filter (besides
+    /// the types present in the log), and the spellings the `entity_type` filter matches in
+    /// any case or style (`connection-profile` finds `ConnectionProfile`). The filter stays
+    /// open: a type not named here is searched as given, so the entries of a type the service
+    /// no longer has remain findable.
     pub fn entity_types<I, T>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
         self.entity_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The service's own (custom) actions, as it records them: with the well-known actions,
+    /// the values the `action` filter accepts (in any case) and the viewer offers. Any other
+    /// value is a 400 listing the valid ones, so a misspelt action is not an empty result.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::admin;
+    ///
+    /// let audit_log = admin::router(MemoryStore::new())
+    ///     .actions(["Approve", "Refund"])
+    ///     .into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn actions<I, T>(mut self, actions: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.actions = actions.into_iter().map(Into::into).collect();
         self
     }
 
@@ -267,6 +293,7 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     {
         let shared = Arc::new(handlers::AdminState {
             viewer: viewer::ViewerPage::new(&self.entity_types),
+            vocabulary: params::Vocabulary::new(&self.actions, &self.entity_types),
             openapi: openapi::document(),
             store: self.store,
             guard: self.guard,
