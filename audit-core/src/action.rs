@@ -58,6 +58,24 @@ pub enum Action {
     Logout,
     /// Data (such as the audit log) was exported.
     Export,
+    /// A draft (a flow, a version of a configuration) was published.
+    Publish,
+    /// An object was copied into a new one.
+    Clone,
+    /// A process, job or integration was started.
+    Start,
+    /// A process, job or integration was stopped.
+    Stop,
+    /// An application, connector or plugin was installed.
+    Install,
+    /// An application, connector or plugin was uninstalled.
+    Uninstall,
+    /// Access was granted to an application or connection (an OAuth consent, say).
+    Authorize,
+    /// A person was invited.
+    Invite,
+    /// A password was changed.
+    ChangePassword,
     /// Old entries were purged by retention.
     Purge,
     /// A person's personal data was erased from the log (the right to erasure).
@@ -83,6 +101,15 @@ const KNOWN: &[(&str, Action)] = &[
     ("LoginFailed", Action::LoginFailed),
     ("Logout", Action::Logout),
     ("Export", Action::Export),
+    ("Publish", Action::Publish),
+    ("Clone", Action::Clone),
+    ("Start", Action::Start),
+    ("Stop", Action::Stop),
+    ("Install", Action::Install),
+    ("Uninstall", Action::Uninstall),
+    ("Authorize", Action::Authorize),
+    ("Invite", Action::Invite),
+    ("ChangePassword", Action::ChangePassword),
     ("Purge", Action::Purge),
     ("Erase", Action::Erase),
 ];
@@ -106,6 +133,15 @@ impl Action {
             Action::LoginFailed => "LoginFailed",
             Action::Logout => "Logout",
             Action::Export => "Export",
+            Action::Publish => "Publish",
+            Action::Clone => "Clone",
+            Action::Start => "Start",
+            Action::Stop => "Stop",
+            Action::Install => "Install",
+            Action::Uninstall => "Uninstall",
+            Action::Authorize => "Authorize",
+            Action::Invite => "Invite",
+            Action::ChangePassword => "ChangePassword",
             Action::Purge => "Purge",
             Action::Erase => "Erase",
             Action::Custom(name) => name,
@@ -259,7 +295,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
             count += 1;
         }
-        assert_eq!(count, 17);
+        assert_eq!(count, 26);
         assert_eq!(
             serde_json::to_string(&Action::ToggleActive).unwrap(),
             "\"ToggleActive\""

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use uuid::{Timestamp, Uuid};
 
 use crate::config::Config;
+use crate::failure::FailureReason;
 use crate::resolve::{KeyFingerprint, fingerprint};
 use crate::route::{Derived, percent_decode, raw_segment_from_end};
 
@@ -104,7 +105,7 @@ pub(crate) fn capture_with(
             .client_ip_from(headers.get_all(header).iter(), extensions),
         (Forwarded::Many, None) => config.client_ip.client_ip(headers, extensions),
     };
-    let at = now();
+    let at = config.now();
     Capture {
         id: (derived.intent && config.intents.is_some()).then(|| id_and_time(at).0),
         at,
@@ -314,6 +315,9 @@ pub(crate) struct ResponseFacts {
     /// `None` when the inner service failed instead of responding.
     pub status: Option<u16>,
     pub caller: Option<Box<Caller>>,
+    /// Why the request failed, as the response's [`FailureReason`] said: bounded and redacted,
+    /// the entry's details unless the handler gave some.
+    pub failure: Option<String>,
 }
 
 /// The caller as the response's extensions (or the resolvers over them) name it.
@@ -336,8 +340,13 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
         return ResponseFacts {
             status,
             caller: None,
+            failure: None,
         };
     }
+    let failure = extensions.get::<FailureReason>().map(|reason| {
+        let details = reason.details();
+        config.redactor.redact_text(&details).unwrap_or(details)
+    });
     let caller = Caller {
         actor: resolve_actor(config, headers, extensions),
         tenant: resolve_tenant(config, headers, extensions),
@@ -347,6 +356,7 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
     ResponseFacts {
         status,
         caller: named.then(|| Box::new(caller)),
+        failure,
     }
 }
 
@@ -401,9 +411,9 @@ pub(crate) fn fill(
     let entry = slot;
 
     let responded = response.is_some();
-    let (status, caller) = match response {
-        Some(r) => (r.status, r.caller),
-        None => (None, None),
+    let (status, caller, failure) = match response {
+        Some(r) => (r.status, r.caller, r.failure),
+        None => (None, None, None),
     };
     let (caller_actor, caller_tenant, caller_key) = match caller {
         Some(caller) => (caller.actor, caller.tenant, caller.key),
@@ -480,7 +490,7 @@ pub(crate) fn fill(
         }
     }
     entry.entity_name = entity_name;
-    entry.details = details;
+    entry.details = details.or(failure);
     if let Some(edits) = edits {
         let Edits {
             changes, metadata, ..
@@ -569,6 +579,9 @@ pub(crate) fn finish_released(
     set(&mut entry.entity_id, entity_id);
     set(&mut entry.entity_type, entity_type);
     set(&mut entry.details, details);
+    if entry.details.is_none() {
+        entry.details = response.as_ref().and_then(|r| r.failure.clone());
+    }
     if let Some(action) = action {
         entry.action = action;
     }
@@ -673,6 +686,7 @@ mod tests {
             Some(ResponseFacts {
                 status: Some(403),
                 caller: None,
+                failure: None,
             }),
             &limits,
         );

@@ -2,6 +2,9 @@
 //! the contexts it hands out and its writer.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use audit_core::{AuditSink, IntentStore, Limits, Redactor};
 use http::HeaderName;
@@ -25,6 +28,8 @@ pub(crate) struct Config {
     pub limits: Limits,
     /// Where intents go, for routes whose rule asks for one.
     pub intents: Option<Arc<dyn IntentStore>>,
+    /// Where entries' times come from, when not the system clock.
+    pub clock: Option<Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>>,
 }
 
 impl Config {
@@ -41,6 +46,19 @@ impl Config {
             redactor: Redactor::default(),
             limits: Limits::default(),
             intents: None,
+            clock: None,
+        }
+    }
+
+    /// Now, as time since the Unix epoch, by the layer's clock.
+    pub fn now(&self) -> Duration {
+        match &self.clock {
+            None => crate::capture::now(),
+            Some(clock) => {
+                let at = clock();
+                let micros = u64::try_from(at.timestamp_micros()).unwrap_or_default();
+                Duration::from_micros(micros)
+            }
         }
     }
 

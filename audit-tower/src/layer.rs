@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use audit_core::{Action, AuditSink, IntentStore, Limits, Redactor};
+use chrono::{DateTime, Utc};
 use http::HeaderName;
 use tower::Layer;
 
@@ -155,6 +156,24 @@ impl AuditLayer {
     pub fn intents(self, store: impl IntentStore) -> Self {
         let store: Arc<dyn IntentStore> = Arc::new(store);
         self.with(|c| c.intents = Some(store))
+    }
+
+    /// Takes entries' times from `clock` instead of the system clock. For demo data spread
+    /// over days and for tests of time filters; a service in production keeps the default.
+    /// The entry's id is a UUIDv7 of the same instant, so ids still sort like times as long
+    /// as the clock does not go backwards.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::AuditLayer;
+    /// use chrono::{TimeZone, Utc};
+    ///
+    /// let layer = AuditLayer::new(MemoryStore::new())
+    ///     .clock(|| Utc.with_ymd_and_hms(2026, 11, 2, 9, 30, 0).unwrap());
+    /// # let _ = layer;
+    /// ```
+    pub fn clock(self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.with(|c| c.clock = Some(Arc::new(clock)))
     }
 
     /// The field bounds (default: [`Limits::default`]).

@@ -26,6 +26,20 @@ pub const DEFAULT_VERBS: &[(&str, Action)] = &[
     ("login", Action::Login),
     ("logout", Action::Logout),
     ("export", Action::Export),
+    ("publish", Action::Publish),
+    ("clone", Action::Clone),
+    ("duplicate", Action::Clone),
+    ("copy", Action::Clone),
+    ("start", Action::Start),
+    ("stop", Action::Stop),
+    ("install", Action::Install),
+    ("uninstall", Action::Uninstall),
+    ("authorize", Action::Authorize),
+    ("authorise", Action::Authorize),
+    ("invite", Action::Invite),
+    ("password", Action::ChangePassword),
+    ("change-password", Action::ChangePassword),
+    ("change_password", Action::ChangePassword),
 ];
 
 /// An explicit rule for one route (and optionally one method), overriding the derivation.
@@ -243,11 +257,18 @@ impl Routes {
         let wildcard = segments.iter().any(|s| s.starts_with("{*"));
         let mut resource: &[&str] = &segments;
         let mut action = None;
-        if let Some((last, rest)) = segments.split_last()
-            && let Some((_, verb)) = self.verbs.iter().find(|(v, _)| v == last)
-        {
-            action = Some(verb.clone());
-            resource = rest;
+        if let Some((last, rest)) = segments.split_last() {
+            if let Some((_, verb)) = self.verbs.iter().find(|(v, _)| v == last) {
+                action = Some(verb.clone());
+                resource = rest;
+            } else if *method == Method::POST && rest.last().is_some_and(|s| is_param(s)) {
+                // `POST /flows/{id}/clone`: a word after an object's id that does not name a
+                // collection (`/tenants/{id}/teams`) is something done to that object.
+                if let Some(verb) = verb_of(last) {
+                    action = Some(verb);
+                    resource = rest;
+                }
+            }
         }
         let action = action.unwrap_or_else(|| method_action(method));
         let collection = resource.iter().rposition(|s| !is_param(s));
@@ -320,6 +341,19 @@ fn method_action(method: &Method) -> Action {
         // Any token is a valid method (`FOO!`, `M-SEARCH`), so the name is made a valid action.
         _ => Action::custom(&method.as_str().to_ascii_lowercase().to_upper_camel_case()),
     }
+}
+
+/// The action a word after an object's id names, when it names one: a literal segment that is
+/// not plural (`clone`, `archive`, `send-test`) is a verb on the object; a plural one
+/// (`teams`, `api-keys`) is a collection inside it, and gives `None`.
+fn verb_of(segment: &str) -> Option<Action> {
+    let word = segment.trim();
+    if word.is_empty() || is_param(word) || word.starts_with('*') || singular(word) != word {
+        return None;
+    }
+    Some(Action::custom(
+        &word.to_ascii_lowercase().to_upper_camel_case(),
+    ))
 }
 
 /// `connection-profiles` → `ConnectionProfile`, `policies` → `Policy`.
@@ -518,6 +552,64 @@ mod tests {
         let d = routes.derive(&Method::POST, "/invoices/{id}/approve");
         assert_eq!(d.action, Action::Custom("Approve".into()));
         assert_eq!(d.entity_type.as_deref(), Some("Invoice"));
+    }
+
+    #[test]
+    fn the_products_verbs_are_built_in() {
+        let cases = [
+            ("/flows/{id}/publish", Action::Publish, "Flow"),
+            ("/flows/{id}/clone", Action::Clone, "Flow"),
+            ("/flows/{id}/duplicate", Action::Clone, "Flow"),
+            ("/integrations/{id}/start", Action::Start, "Integration"),
+            ("/integrations/{id}/stop", Action::Stop, "Integration"),
+            ("/apps/{id}/install", Action::Install, "App"),
+            ("/apps/{id}/uninstall", Action::Uninstall, "App"),
+            (
+                "/connections/{id}/authorize",
+                Action::Authorize,
+                "Connection",
+            ),
+            ("/teams/{id}/invite", Action::Invite, "Team"),
+            ("/users/{id}/password", Action::ChangePassword, "User"),
+            ("/users/{id}/logout", Action::Logout, "User"),
+        ];
+        for (route, action, entity) in cases {
+            let d = derive(Method::POST, route);
+            assert_eq!(d.action, action, "{route}");
+            assert_eq!(d.entity_type.as_deref(), Some(entity), "{route}");
+            assert_eq!(d.id_from_end, Some(1), "{route}");
+        }
+        // The password verb holds whatever the method.
+        let put = derive(Method::PUT, "/users/{id}/password");
+        assert_eq!(
+            (put.action, put.entity_type.as_deref(), put.id_from_end),
+            (Action::ChangePassword, Some("User"), Some(1))
+        );
+    }
+
+    #[test]
+    fn an_unknown_word_after_an_id_is_a_verb_on_the_object() {
+        let d = derive(Method::POST, "/flows/{id}/archive");
+        assert_eq!(d.action, Action::Custom("Archive".into()));
+        assert_eq!(d.entity_type.as_deref(), Some("Flow"));
+        assert_eq!(d.id_from_end, Some(1));
+        let d = derive(Method::POST, "/webhooks/{id}/send-test");
+        assert_eq!(d.action, Action::Custom("SendTest".into()));
+        assert_eq!(d.entity_type.as_deref(), Some("Webhook"));
+        // A plural word is a collection inside the object.
+        let d = derive(Method::POST, "/tenants/{id}/teams");
+        assert_eq!(
+            (d.action, d.entity_type.as_deref(), d.id_from_end),
+            (Action::Create, Some("Team"), None)
+        );
+        // Without an id before it, a word is a collection, as before.
+        let d = derive(Method::POST, "/reports/archive");
+        assert_eq!(d.action, Action::Create);
+        assert_eq!(d.entity_type.as_deref(), Some("Archive"));
+        // Other methods keep the word as the object (`PUT /users/{id}/avatar`).
+        let d = derive(Method::PUT, "/users/{id}/avatar");
+        assert_eq!(d.action, Action::Update);
+        assert_eq!(d.entity_type.as_deref(), Some("Avatar"));
     }
 
     #[test]

@@ -895,3 +895,178 @@ async fn a_second_attempt_stores_what_the_handler_said_since_the_first() {
     assert_eq!(e.details.as_deref(), Some("second try, after a deadlock"));
     assert_eq!(e.outcome, Outcome::Success);
 }
+
+/// An error type as a service writes one: a status, a JSON body, and the reason for the log.
+fn failing(status: StatusCode, code: &'static str, message: &'static str) -> Response {
+    let mut response = (
+        status,
+        axum::Json(json!({"error": code, "message": message})),
+    )
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(audit_tower::FailureReason::new(code, message));
+    response
+}
+
+#[tokio::test]
+async fn a_failures_entry_says_why_bounded_and_without_secrets() {
+    let sink = MemoryStore::new();
+    let app = Router::new()
+        .route(
+            "/connection-profiles/{id}",
+            put(|| async {
+                failing(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_host",
+                    "cannot reach postgres://app:hunter2@db.internal/app",
+                )
+            }),
+        )
+        .route(
+            "/tenants/{id}",
+            put(|audit: AuditContext| async move {
+                audit.details("the handler's own words");
+                failing(StatusCode::CONFLICT, "conflict", "the name is taken")
+            }),
+        )
+        .route(
+            "/api-keys",
+            post(|| async { failing(StatusCode::BAD_REQUEST, "too_long", "x") }),
+        )
+        .layer(AuditLayer::new(sink.clone()));
+
+    let (status, _) = send(
+        &app,
+        request(Method::PUT, "/connection-profiles/cp-1")
+            .body("{}".into())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let entry = only(&sink);
+    assert_eq!(entry.outcome, Outcome::Failure);
+    assert_eq!(
+        entry.details.as_deref(),
+        Some("invalid_host: cannot reach postgres://app:[REDACTED]@db.internal/app")
+    );
+    assert!(!serde_json::to_string(&entry).unwrap().contains("hunter2"));
+
+    send(
+        &app,
+        request(Method::PUT, "/tenants/t-1")
+            .body("{}".into())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        only(&sink).details.as_deref(),
+        Some("the handler's own words")
+    );
+
+    // The code alone when the message is short.
+    send(
+        &app,
+        request(Method::POST, "/api-keys")
+            .body("{}".into())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(only(&sink).details.as_deref(), Some("too_long: x"));
+}
+
+#[tokio::test]
+async fn the_products_verbs_and_unknown_words_after_an_id_act_on_the_object() {
+    let sink = MemoryStore::new();
+    let app = Router::new()
+        .route("/flows/{id}/clone", post(ok))
+        .route("/flows/{id}/archive", post(ok))
+        .route("/users/{id}/password", put(ok))
+        .route("/tenants/{id}/teams", post(ok))
+        .layer(AuditLayer::new(sink.clone()));
+    let cases = [
+        (
+            Method::POST,
+            "/flows/f-1/clone",
+            Action::Clone,
+            "Flow",
+            Some("f-1"),
+        ),
+        (
+            Method::POST,
+            "/flows/f-2/archive",
+            Action::Custom("Archive".into()),
+            "Flow",
+            Some("f-2"),
+        ),
+        (
+            Method::PUT,
+            "/users/u-1/password",
+            Action::ChangePassword,
+            "User",
+            Some("u-1"),
+        ),
+        (
+            Method::POST,
+            "/tenants/t-1/teams",
+            Action::Create,
+            "Team",
+            None,
+        ),
+    ];
+    for (method, path, action, entity, id) in cases {
+        let (status, _) = send(&app, request(method, path).body("{}".into()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let entry = only(&sink);
+        assert_eq!(entry.action, action, "{path}");
+        assert_eq!(entry.entity_type.as_deref(), Some(entity), "{path}");
+        assert_eq!(entry.entity_id.as_deref(), id, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_layer_given_a_clock_dates_its_entries_by_it() {
+    use chrono::{TimeZone, Utc};
+    use std::sync::{Arc, Mutex};
+
+    let sink = MemoryStore::new();
+    let at = Arc::new(Mutex::new(
+        Utc.with_ymd_and_hms(2026, 11, 2, 9, 30, 0).unwrap(),
+    ));
+    let clock = at.clone();
+    let app = Router::new()
+        .route("/tenants", post(ok))
+        .layer(AuditLayer::new(sink.clone()).clock(move || *clock.lock().unwrap()));
+    send(
+        &app,
+        request(Method::POST, "/tenants").body("{}".into()).unwrap(),
+    )
+    .await;
+    *at.lock().unwrap() = Utc.with_ymd_and_hms(2026, 11, 5, 17, 0, 0).unwrap();
+    send(
+        &app,
+        request(Method::POST, "/tenants").body("{}".into()).unwrap(),
+    )
+    .await;
+    let mut times: Vec<_> = sink
+        .entries()
+        .iter()
+        .map(|e| (e.occurred_at, e.id))
+        .collect();
+    times.sort();
+    assert_eq!(
+        times
+            .iter()
+            .map(|(t, _)| t.to_rfc3339())
+            .collect::<Vec<_>>(),
+        ["2026-11-02T09:30:00+00:00", "2026-11-05T17:00:00+00:00"]
+    );
+    // The ids are UUIDv7 of the same instants, so they sort like the times.
+    assert!(times[0].1 < times[1].1);
+    assert_eq!(
+        times[0].1.get_timestamp().unwrap().to_unix().0,
+        Utc.with_ymd_and_hms(2026, 11, 2, 9, 30, 0)
+            .unwrap()
+            .timestamp() as u64
+    );
+}

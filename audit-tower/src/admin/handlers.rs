@@ -121,6 +121,7 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
         let facts = ResponseFacts {
             status: Some(status.as_u16()),
             caller: None,
+            failure: None,
         };
         self.audit.record_served(read, facts).await;
     }
