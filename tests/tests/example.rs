@@ -499,6 +499,162 @@ async fn method_not_allowed(a: &Acme) {
     assert_eq!(e.entity_type.as_deref(), Some("AuditLog"), "{e:?}");
 }
 
+/// The one entry of the request on `/connection-profiles/{entity_id}`, of any tenant or none.
+async fn only_entry_of(app: &RunningExample, entity_id: &str) -> AuditEntry {
+    let page = app
+        .state
+        .store
+        .query(&AuditQuery::new(Scope::All).entity_id(entity_id))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    page.items.into_iter().next().unwrap()
+}
+
+/// The stored row of `entry`, as text: every column.
+async fn stored_row(app: &RunningExample, entry: &AuditEntry) -> String {
+    let row = audit_seaorm::entity::Entity::find_by_id(entry.id)
+        .one(app.state.store.connection())
+        .await
+        .unwrap()
+        .unwrap();
+    format!("{row:?}")
+}
+
+/// A change refused by authentication (a revoked key, an unknown key, a malformed
+/// `Authorization` header, a bad bearer token) is a 401 with one `denied` entry, which names
+/// the credential by its fingerprint (the revoked key by its id and name), never by itself.
+async fn refused_credentials(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let (status, created) = admin
+        .send(
+            Method::POST,
+            "/api-keys",
+            Some(json!({"name": "retired-sync"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (revoked, revoked_id) = (
+        created["key"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    );
+    let (status, _) = admin
+        .send(
+            Method::POST,
+            &format!("/api-keys/{revoked_id}/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The fingerprints are the first 12 hex digits of each credential's SHA-256.
+    let unknown_key = "sk_live_not_a_key_0000000000000000";
+    let basic = "Basic dXNlcjpwYXNzd29yZA==";
+    let bad_token = "tok_not_a_session_0000000000000000";
+    let cases = [
+        ("x-api-key", revoked.clone(), "refused-revoked"),
+        ("x-api-key", unknown_key.to_owned(), "refused-unknown"),
+        ("authorization", basic.to_owned(), "refused-basic"),
+        (
+            "authorization",
+            format!("Bearer {bad_token}"),
+            "refused-bearer",
+        ),
+    ];
+    for (header, value, id) in &cases {
+        let response = Client::new()
+            .delete(format!("{}/connection-profiles/{id}", app.base))
+            .header(*header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{id}: {body}");
+    }
+
+    let e = only_entry_of(app, "refused-revoked").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(401)));
+    assert_eq!(
+        (e.api_key_id.as_deref(), e.api_key_name.as_deref()),
+        (Some(revoked_id.as_str()), Some("retired-sync"))
+    );
+    assert_eq!(e.tenant_id.as_deref(), Some("acme"), "in its tenant's log");
+    assert_eq!(e.details.as_deref(), Some("revoked API key"));
+
+    let e = only_entry_of(app, "refused-unknown").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(401)));
+    assert_eq!(e.api_key_id.as_deref(), Some("sha256:4b00d88d932a"));
+    assert_eq!(
+        (e.actor_kind, e.tenant_id.as_deref()),
+        (ActorKind::ApiKey, None)
+    );
+    assert_eq!(e.details.as_deref(), Some("unknown API key"));
+
+    let e = only_entry_of(app, "refused-basic").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(401)));
+    assert_eq!(e.metadata["fingerprint"], "sha256:9c06d532edf0");
+    assert_eq!(e.details.as_deref(), Some("malformed Authorization header"));
+
+    let e = only_entry_of(app, "refused-bearer").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Denied, Some(401)));
+    assert_eq!(e.metadata["fingerprint"], "sha256:13374850e38e");
+    assert_eq!(
+        (e.actor_kind, e.tenant_id.as_deref()),
+        (ActorKind::Anonymous, None)
+    );
+    assert_eq!(
+        e.details.as_deref(),
+        Some("unknown or expired session token")
+    );
+
+    for (_, value, id) in &cases {
+        let row = stored_row(app, &only_entry_of(app, id).await).await;
+        for secret in [value.as_str(), &value[value.len() - 16..]] {
+            assert!(!row.contains(secret), "{secret} stored in {row}");
+        }
+    }
+}
+
+/// A failed login for an e-mail no account has belongs to no tenant: the operator sees it in
+/// the audit log, a tenant's administrator does not.
+async fn operator_sees_failed_logins_of_no_tenant(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let (status, _) = login(app, "nobody@nowhere.example", "guess-123").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let operator = &app.demo.operator;
+    let operator = user_session(app, &operator.email, &operator.password).await;
+    let path = "/admin/audit-log/entries?action=LoginFailed&limit=1000";
+    let tried = |page: &Value| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor_name"] == "nobody@nowhere.example")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (status, page) = operator.send(Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let seen = tried(&page);
+    assert_eq!(seen.len(), 1, "{page}");
+    assert_eq!(seen[0]["tenant_id"], Value::Null);
+    assert_eq!(seen[0]["outcome"], "denied");
+    // The operator reads every tenant's entries too.
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["tenant_id"] == "globex"),
+        "{page}"
+    );
+    let (status, page) = admin.send(Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(tried(&page).is_empty(), "{page}");
+    assert!(!page["items"].as_array().unwrap().is_empty(), "{page}");
+}
+
 /// Reads are answered, record nothing, and return no secret or its hash.
 async fn reads_record_nothing(a: &Acme) {
     let Acme { app, admin, .. } = a;
@@ -823,6 +979,8 @@ acme_cases!(
     a_members_refused_change_is_recorded_as_denied => member_refused,
     reads_are_answered_and_record_nothing => reads_record_nothing,
     a_method_a_route_does_not_take_is_recorded_with_its_entity => method_not_allowed,
+    refused_credentials_are_recorded_as_denied_with_their_fingerprint => refused_credentials,
+    the_operator_sees_failed_logins_of_no_tenant => operator_sees_failed_logins_of_no_tenant,
 );
 
 macro_rules! on_every_backend {
@@ -843,6 +1001,8 @@ on_every_backend!(
     a_members_refused_change_is_recorded_as_denied,
     reads_are_answered_and_record_nothing,
     a_method_a_route_does_not_take_is_recorded_with_its_entity,
+    refused_credentials_are_recorded_as_denied_with_their_fingerprint,
+    the_operator_sees_failed_logins_of_no_tenant,
     no_secret_reaches_the_audit_table,
     admins_see_only_their_own_tenant,
     the_log_verifies_and_an_edited_entry_breaks_it,

@@ -1,11 +1,20 @@
 //! Who is calling: bearer tokens for people, `x-api-key` for machines.
 //!
-//! This middleware runs *outside* the audit layer and puts the caller into the request
-//! extensions as an [`Actor`], a [`TenantRef`] and, for keys, an [`ApiKeyRef`] — the three types
-//! the layer reads with no configuration. Authorisation (roles) happens inside the handlers, so
-//! a refused change still reaches the layer and is recorded as `denied`.
+//! This middleware runs *inside* the audit layer, so a request it refuses (an unknown, revoked
+//! or malformed API key, a bad bearer token) is recorded as `denied` like any other. It puts
+//! the caller into the request extensions as an [`Actor`], a [`TenantRef`] and, for keys, an
+//! [`ApiKeyRef`] — the three types the layer reads with no configuration — for the handlers
+//! (the `AuditContext` extractor picks them up there), and into the response extensions, where
+//! the layer reads them when no handler did. Authorisation (roles) happens inside the handlers,
+//! so a refused change is recorded as `denied` too.
+//!
+//! What a refused request's entry says: an unknown key is the layer's fingerprint of it (the
+//! `x-api-key` header is the layer's default), a revoked key its id and name and its tenant, a
+//! bad bearer token or a malformed `Authorization` header a fingerprint of what was sent
+//! (metadata `fingerprint`). Never the key or the token.
 
 use audit_core::{Actor, ApiKeyRef, TenantRef};
+use audit_tower::AuditContext;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,13 +29,16 @@ use crate::model::{api_key, session, user};
 pub const ADMINISTRATOR: &str = "Administrator";
 /// The role that may change connection profiles, mapping configs and cursors.
 pub const MEMBER: &str = "Member";
+/// The platform operator: reads every tenant's audit log, and the entries of no tenant
+/// (failed logins for unknown e-mails, requests with unknown credentials).
+pub const OPERATOR: &str = "Operator";
 
 /// The authenticated caller, in the request extensions of every protected route.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The caller's tenant.
     pub tenant_id: String,
-    /// `Administrator` or `Member`; API keys act as `Member`.
+    /// `Administrator`, `Member` or `Operator`; API keys act as `Member`.
     pub role: String,
     /// The user's id, for people.
     pub user_id: Option<String>,
@@ -74,6 +86,59 @@ fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/health")
 }
 
+/// `sha256:` and the first 12 hex digits of the SHA-256 of `bytes`: how the audit layer
+/// records an unknown API key, and how this service records a credential it refused.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Why a request's credentials were refused.
+#[derive(Debug)]
+enum Refusal {
+    /// The `x-api-key` header is not a key: empty, too long, not text. The layer fingerprints it.
+    MalformedKey,
+    /// No key has this hash. The layer fingerprints it.
+    UnknownKey,
+    /// The key was revoked: it is named in the entry, with its tenant.
+    RevokedKey(api_key::Model),
+    /// The `Authorization` header is not `Bearer <token>`.
+    MalformedAuthorization(String),
+    /// No session (or demo token) has this token.
+    UnknownToken(String),
+}
+
+impl Refusal {
+    /// Tells the audit entry what was refused (never the credential itself), and what the
+    /// response's extensions carry for the layer.
+    fn describe(&self, audit: Option<&AuditContext>, response: &mut Response) {
+        let (details, fingerprint) = match self {
+            Refusal::MalformedKey => ("the x-api-key header is not an API key", None),
+            Refusal::UnknownKey => ("unknown API key", None),
+            Refusal::RevokedKey(key) => {
+                let extensions = response.extensions_mut();
+                extensions.insert(ApiKeyRef::new(key.id.clone(), key.name.clone()));
+                extensions.insert(TenantRef::new(key.tenant_id.clone()));
+                extensions.insert(Actor::api_key(key.id.clone(), key.name.clone()));
+                ("revoked API key", None)
+            }
+            Refusal::MalformedAuthorization(fingerprint) => {
+                ("malformed Authorization header", Some(fingerprint))
+            }
+            Refusal::UnknownToken(fingerprint) => {
+                ("unknown or expired session token", Some(fingerprint))
+            }
+        };
+        if let Some(audit) = audit {
+            audit.details(details);
+            if let Some(fingerprint) = fingerprint {
+                audit.metadata("fingerprint", fingerprint);
+            }
+        }
+    }
+}
+
 /// Authenticates the request or answers 401.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Headers only: a `&Request` held across an await would make this future not `Send`.
@@ -91,18 +156,48 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 }
                 (None, None) => Actor::anonymous(),
             };
+            let tenant = TenantRef::new(caller.tenant_id.clone());
             let extensions = req.extensions_mut();
+            extensions.insert(actor.clone());
+            extensions.insert(tenant.clone());
+            if let Some(key) = &key {
+                extensions.insert(key.clone());
+            }
+            extensions.insert(caller);
+            let mut response = next.run(req).await;
+            // For the audit layer outside, which reads the caller from the response when no
+            // handler took its `AuditContext` (a 405, an extractor's rejection).
+            let extensions = response.extensions_mut();
             extensions.insert(actor);
-            extensions.insert(TenantRef::new(caller.tenant_id.clone()));
+            extensions.insert(tenant);
             if let Some(key) = key {
                 extensions.insert(key);
             }
-            extensions.insert(caller);
-            next.run(req).await
+            response
         }
         Ok(None) if is_public(req.uri().path()) => next.run(req).await,
         Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(error) => error.into_response(),
+        Err(Refused::Credentials(refusal)) => {
+            let mut response = ApiError::Unauthorized.into_response();
+            refusal.describe(req.extensions().get::<AuditContext>(), &mut response);
+            response
+        }
+        Err(Refused::Error(error)) => error.into_response(),
+    }
+}
+
+/// Why [`identify`] named no caller.
+#[derive(Debug)]
+enum Refused {
+    /// The credentials are refused.
+    Credentials(Refusal),
+    /// Looking them up failed.
+    Error(ApiError),
+}
+
+impl From<sea_orm::DbErr> for Refused {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Refused::Error(ApiError::Database(error))
     }
 }
 
@@ -125,7 +220,8 @@ fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// The user `DEMO_ADMIN_TOKEN` acts as: the first demo tenant's administrator.
 const DEMO_ADMIN: &str = "u-acme-admin";
 
-async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, Refused> {
+    let unknown = || Refused::Credentials(Refusal::UnknownToken(fingerprint(token.as_bytes())));
     let hash = sha256_hex(token);
     let user_id = if state.demo_admin_token_hash.as_deref() == Some(hash.as_str()) {
         DEMO_ADMIN.to_owned()
@@ -133,13 +229,13 @@ async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiEr
         session::Entity::find_by_id(hash)
             .one(&state.db)
             .await?
-            .ok_or(ApiError::Unauthorized)?
+            .ok_or_else(unknown)?
             .user_id
     };
     let user = user::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or_else(unknown)?;
     Ok(Caller {
         tenant_id: user.tenant_id,
         role: user.role,
@@ -155,7 +251,7 @@ async fn identify(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     safe: bool,
-) -> Result<Option<(Caller, Option<ApiKeyRef>)>, ApiError> {
+) -> Result<Option<(Caller, Option<ApiKeyRef>)>, Refused> {
     if let Some(token) = session_cookie(headers).filter(|_| safe) {
         return caller_for_token(state, token)
             .await
@@ -167,7 +263,11 @@ async fn identify(
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or_else(|| {
+                Refused::Credentials(Refusal::MalformedAuthorization(fingerprint(
+                    value.as_bytes(),
+                )))
+            })?;
         return caller_for_token(state, token)
             .await
             .map(|caller| Some((caller, None)));
@@ -177,13 +277,15 @@ async fn identify(
             .to_str()
             .ok()
             .filter(|k| !k.is_empty() && k.len() <= 256)
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(Refused::Credentials(Refusal::MalformedKey))?;
         let key = api_key::Entity::find()
             .filter(api_key::Column::KeyHash.eq(sha256_hex(raw)))
-            .filter(api_key::Column::Revoked.eq(false))
             .one(&state.db)
             .await?
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(Refused::Credentials(Refusal::UnknownKey))?;
+        if key.revoked {
+            return Err(Refused::Credentials(Refusal::RevokedKey(key)));
+        }
         let caller = Caller {
             tenant_id: key.tenant_id.clone(),
             role: MEMBER.to_owned(),

@@ -140,8 +140,9 @@ async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response 
         .into_response()
 }
 
-/// The audit log viewer and API, for administrators of the caller's tenant; its reads are
-/// recorded by the same layer as every change.
+/// The audit log viewer and API, for administrators of the caller's tenant and for the
+/// platform operator (every tenant, and the entries of none); its reads are recorded by the
+/// same layer as every change.
 fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
     let mut admin = audit_tower::admin::router(state.store.clone())
         .recorded_by(audit)
@@ -155,6 +156,9 @@ fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
     admin
         .guard(
             |parts: &axum::http::request::Parts| match parts.extensions.get::<auth::Caller>() {
+                // Every tenant's entries and those of none (failed logins for unknown e-mails,
+                // unknown credentials).
+                Some(caller) if caller.role == auth::OPERATOR => Access::All,
                 Some(caller) if caller.role == auth::ADMINISTRATOR => {
                     Access::tenant(&caller.tenant_id)
                 }
@@ -380,21 +384,28 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
             get(get_cursor).delete(delete_cursor),
         )
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
-        // Administrators read their own tenant's log; everyone else is refused.
+        // Administrators read their own tenant's log, the operator every tenant's; everyone
+        // else is refused.
         .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
+        // Layers run from the last added (outermost) to the first: audit, then authentication,
+        // then the transaction, then the handler.
+        //
         // A transaction per request for the handlers that ask for one (connection profiles),
         // committed with the request's entry in it. Inside the audit layer, which it needs.
         .layer(TransactionLayer::new(SeaOrmTransactions::new(
             state.db.clone(),
         )))
-        // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
-        // store. Authentication runs outside it (the next layer) and hands it the caller.
-        .layer(audit)
+        // Authentication inside the audit layer: a request it refuses with 401 is recorded as
+        // `denied`. It names the caller in the request extensions (for the handlers) and in
+        // the response's (for the layer).
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
+        // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
+        // store, authenticated or not.
+        .layer(audit)
         .with_state(state)
 }
 

@@ -679,6 +679,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 println!("  API key {} ({})", t.api_key.0, t.api_key.1);
             }
+            let o = &demo.operator;
+            println!(
+                "  {:<24} {:<22} {} (every tenant's audit log)",
+                o.email, o.password, o.role
+            );
         }
         None => println!(
             "database already seeded; demo accounts are admin@acme.example / acme-admin-demo and friends"

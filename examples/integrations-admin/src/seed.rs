@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, PaginatorTrait};
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::{ADMINISTRATOR, MEMBER, password_hash, sha256_hex};
+use crate::auth::{ADMINISTRATOR, MEMBER, OPERATOR, password_hash, sha256_hex};
 use crate::model::{api_key, connection_profile, extraction_cursor, mapping_config, tenant, user};
 
 /// A demo account.
@@ -44,6 +44,8 @@ pub struct DemoTenant {
 pub struct Demo {
     /// `acme` and `globex`.
     pub tenants: Vec<DemoTenant>,
+    /// The platform operator, who reads every tenant's audit log.
+    pub operator: DemoUser,
 }
 
 /// Seeds the demo when the database has no tenant yet; returns what it made, or `None` when
@@ -183,7 +185,25 @@ async fn create(state: &AppState) -> Result<Demo, SeedError> {
             api_key: (key_secret, key_name),
         });
     }
-    Ok(Demo { tenants })
+    let operator = DemoUser {
+        email: "operator@platform.example".into(),
+        password: "platform-operator-demo".into(),
+        role: OPERATOR.into(),
+        id: "u-platform-operator".into(),
+    };
+    let salt = uuid::Uuid::new_v4().simple().to_string();
+    user::ActiveModel {
+        id: Set(operator.id.clone()),
+        // The operator belongs to no customer: its own actions are the platform's.
+        tenant_id: Set("platform".into()),
+        email: Set(operator.email.clone()),
+        role: Set(operator.role.clone()),
+        password_hash: Set(password_hash(&salt, &operator.password)),
+        salt: Set(salt),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(Demo { tenants, operator })
 }
 
 /// A few days of plausible history, deterministic so screenshots and tests agree.
