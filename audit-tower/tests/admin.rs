@@ -60,6 +60,15 @@ fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap()
 }
 
+/// The entity types of the seeded entries.
+const TYPES: [&str; 5] = [
+    "ConnectionProfile",
+    "ApiKey",
+    "MappingConfig",
+    "Tenant",
+    "ExtractionCursor",
+];
+
 /// 60 entries over two tenants and two teams, with every filterable field varied on its own
 /// period, so filters combine into non-trivial subsets.
 fn seed_entries() -> Vec<AuditEntry> {
@@ -71,13 +80,7 @@ fn seed_entries() -> Vec<AuditEntry> {
         Action::Login,
         Action::Custom("Approve".into()),
     ];
-    let types = [
-        "ConnectionProfile",
-        "ApiKey",
-        "MappingConfig",
-        "Tenant",
-        "ExtractionCursor",
-    ];
+    let types = TYPES;
     (0..60)
         .map(|i: i64| {
             let n = usize::try_from(i).unwrap();
@@ -131,6 +134,8 @@ async fn fixture() -> Fixture {
     store.record_batch(seeded.clone()).await.unwrap();
     let app = admin::router(store.clone())
         .guard(header_guard)
+        .actions(["Approve"])
+        .entity_types(TYPES)
         .into_router();
     Fixture { store, app, seeded }
 }
@@ -270,6 +275,28 @@ async fn every_filter_parameter_selects_what_the_reference_semantics_select() {
                 .to(at("2026-03-01T08:20:00Z")),
         ),
         ("q=salesforce", q().text("salesforce")),
+        // A configured entity type in any case or spelling; an action of the service's own
+        // in any case.
+        (
+            "entity_type=connection-profile",
+            q().entity_type("ConnectionProfile"),
+        ),
+        (
+            "entity_type=MAPPING_CONFIG&entity_type=apikey",
+            q().entity_type("MappingConfig").entity_type("ApiKey"),
+        ),
+        (
+            "action=APPROVE",
+            q().action(Action::Custom("Approve".into())),
+        ),
+        ("team=ops", q().team("ops")),
+        ("team=ops&team=sales", q().team("ops").team("sales")),
+        (
+            "team=sales&action=update&outcome=success",
+            q().team("sales")
+                .action(Action::Update)
+                .outcome(Outcome::Success),
+        ),
         ("q=%20CHANGE%2012%20", q().text("change 12")),
         ("q=user1%40example", q().text("user1@example")),
         ("order=asc", q().order(Order::Asc)),
@@ -326,7 +353,11 @@ async fn limit_defaults_to_100_and_the_cursor_pages_through_everything() {
     assert_eq!(first.ids().len(), 100);
     assert!(first.json()["next_cursor"].is_string());
 
-    let expected = oracle(&f.store, &AuditQuery::new(Scope::All).limit(1000)).await;
+    let expected = oracle(
+        &f.store,
+        &AuditQuery::new(Scope::All).hide_log_reads(true).limit(1000),
+    )
+    .await;
     let mut seen = Vec::new();
     let mut uri = "/entries?limit=7".to_owned();
     loop {
@@ -339,10 +370,9 @@ async fn limit_defaults_to_100_and_the_cursor_pages_through_everything() {
             None => break,
         }
     }
-    // Reads recorded while paging are newer than the first page, so they are not in it; the
-    // read of the first request above is.
+    // The reads recorded by the requests above are left out: every page is the log's changes.
     assert_eq!(seen, expected);
-    assert_eq!(seen.len(), 151);
+    assert_eq!(seen.len(), 150);
 }
 
 #[tokio::test]
@@ -915,9 +945,17 @@ async fn reads_and_exports_are_recorded_with_actor_tenant_and_filter() {
     assert_eq!(send(&f.app, head).await.status, StatusCode::OK);
     assert_eq!(audit_log_entries().await.len(), 5);
 
-    // The recorded reads are in the log like any entry, visible to their tenant.
-    let reply = get(&f.app, "tenant:acme", "/entries?entity_type=AuditLog").await;
+    // The recorded reads are in the log like any entry, visible to their tenant when asked
+    // for; by default only the export is listed.
+    let reply = get(
+        &f.app,
+        "tenant:acme",
+        "/entries?entity_type=AuditLog&reads=include",
+    )
+    .await;
     assert_eq!(reply.ids().len(), 4);
+    let reply = get(&f.app, "tenant:acme", "/entries?entity_type=AuditLog").await;
+    assert_eq!(reply.ids(), [recorded[3].id, recorded[2].id]);
 }
 
 #[tokio::test]
@@ -1297,6 +1335,7 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "from" => "2026-01-01T00:00:00Z".into(),
             "to" => "2027-01-01T00:00:00Z".into(),
             "order" => "desc".into(),
+            "reads" => "include".into(),
             "limit" => "1".into(),
             "cursor" => cursor.clone(),
             _ => "x".into(),
@@ -1305,7 +1344,7 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
     for path in ["/entries", "/export.csv", "/export.json", "/export.ndjson"] {
         let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
         let documented: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
-        let expected_len = if path == "/entries" { 13 } else { 11 };
+        let expected_len = if path == "/entries" { 15 } else { 13 };
         assert_eq!(documented.len(), expected_len, "{path}");
         for p in params {
             let name = p["name"].as_str().unwrap();
@@ -1386,10 +1425,13 @@ async fn a_memory_sink_serves_the_router_too() {
         .into_router();
     let reply = get(&app, "", "/entries?limit=1000").await;
     assert_eq!(reply.ids().len(), 15);
-    // The list just made was recorded in globex's log, so the export holds it too.
+    // The list just made was recorded in globex's log; the export holds it when asked to.
     let reply = get(&app, "", "/export.ndjson").await;
-    assert_eq!(export_ids("ndjson", &reply.body).len(), 16);
-    assert_eq!(sink.len(), 62);
+    assert_eq!(export_ids("ndjson", &reply.body).len(), 15);
+    // With the reads: the list's read and the first export's entry.
+    let reply = get(&app, "", "/export.ndjson?reads=include").await;
+    assert_eq!(export_ids("ndjson", &reply.body).len(), 17);
+    assert_eq!(sink.len(), 63);
 }
 
 /// A store whose backend is down.
@@ -1571,4 +1613,191 @@ async fn a_method_an_endpoint_does_not_take_is_a_json_405_naming_the_allowed_one
             "{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn closed_filters_refuse_unknown_values_with_the_valid_ones() {
+    let f = fixture().await;
+    for (uri, parameter, listed) in [
+        (
+            "/entries?action=Frobnicate",
+            "action",
+            "Create, Read, Update",
+        ),
+        ("/entries?action=Aprove", "action", ", Approve"),
+        ("/export.csv?action=frobnicate", "action", "Erase"),
+        (
+            "/entries?actor_kind=robot",
+            "actor_kind",
+            "user, api_key, system, anonymous",
+        ),
+        (
+            "/entries?outcome=maybe",
+            "outcome",
+            "success, failure, denied, unknown",
+        ),
+        ("/entries?order=newest", "order", "`desc` or `asc`"),
+        ("/export.json?reads=all", "reads", "hide, include"),
+    ] {
+        let reply = get(&f.app, "all", uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        let body = reply.json();
+        assert_eq!(body["parameter"], parameter, "{uri}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(listed), "{uri}: {message}");
+    }
+    // A custom action the router was not told of is refused even though entries have it: the
+    // router names the service's actions.
+    let unconfigured = admin::router(f.store.clone())
+        .guard(header_guard)
+        .into_router();
+    let reply = get(&unconfigured, "all", "/entries?action=Approve").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    // The entity type stays open: an unconfigured type (one the service retired, say) is
+    // searched as given, in its exact spelling.
+    let retired = AuditEntry::builder(Action::Delete)
+        .tenant("acme")
+        .entity("LegacyWidget", "w1")
+        .occurred_at(base_time() - Duration::days(400))
+        .build();
+    f.store.record(retired.clone()).await.unwrap();
+    let reply = get(&f.app, "all", "/entries?entity_type=LegacyWidget").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.ids(), [retired.id]);
+    let reply = get(&f.app, "all", "/entries?entity_type=legacy-widget").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.ids(), Vec::<Uuid>::new());
+}
+
+#[tokio::test]
+async fn the_team_filter_narrows_within_the_granted_scope() {
+    let f = fixture().await;
+    let window = "to=2026-03-02T00:00:00Z";
+    let teams_of = |reply: &Reply| -> Vec<(String, String)> {
+        let mut seen: Vec<(String, String)> = reply.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["tenant_id"].as_str().unwrap_or("").to_owned(),
+                    e["team_id"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let reply = get(
+        &f.app,
+        "tenant:acme",
+        &format!("/entries?team=ops&{window}"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(teams_of(&reply), [("acme".to_owned(), "ops".to_owned())]);
+    assert_eq!(
+        reply.ids(),
+        oracle(
+            &f.store,
+            &AuditQuery::new(Scope::tenant("acme"))
+                .team("ops")
+                .to(at("2026-03-02T00:00:00Z"))
+        )
+        .await
+    );
+    // An operator's team filter spans tenants; it never widens a tenant's scope.
+    let reply = get(&f.app, "all", &format!("/entries?team=sales&{window}")).await;
+    assert_eq!(
+        teams_of(&reply),
+        [
+            ("acme".to_owned(), "sales".to_owned()),
+            ("globex".to_owned(), "sales".to_owned())
+        ]
+    );
+    let reply = get(
+        &f.app,
+        "tenant:globex",
+        &format!("/export.ndjson?team=sales&{window}"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let exported = export_ids("ndjson", &reply.body);
+    assert!(!exported.is_empty());
+    assert!(exported.iter().all(|id| {
+        let e = f.seeded.iter().find(|e| e.id == *id).unwrap();
+        e.tenant_id.as_deref() == Some("globex") && e.team_id.as_deref() == Some("sales")
+    }));
+    // A team administrator may name their own team, and no other: a 403 naming it.
+    let reply = get(&f.app, "team:acme:ops", "/entries?team=ops").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.ids().is_empty());
+    for uri in ["/entries?team=sales", "/export.csv?team=ops&team=sales"] {
+        let reply = get(&f.app, "team:acme:ops", uri).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{uri}");
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("\"sales\""), "{uri}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn the_logs_own_reads_are_hidden_unless_asked_for() {
+    let f = fixture().await;
+    // Ten listings, an entry fetched, an export: eleven reads and one export in the log.
+    for _ in 0..10 {
+        assert_eq!(
+            get(&f.app, "all", "/entries?limit=1").await.status,
+            StatusCode::OK
+        );
+    }
+    let id = f.seeded[0].id;
+    assert_eq!(
+        get(&f.app, "all", &format!("/entries/{id}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&f.app, "all", "/export.csv").await.status,
+        StatusCode::OK
+    );
+    let log = |reply: &Reply| -> Vec<String> {
+        reply.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["entity_type"] == "AuditLog")
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The newest page is still full of the log's other entries: the reads are left out in
+    // the store's query, not after it.
+    let reply = get(&f.app, "all", "/entries?limit=5").await;
+    assert_eq!(reply.ids().len(), 5);
+    assert_eq!(log(&reply), ["Export"]);
+    let reply = get(&f.app, "all", "/entries?limit=1000&reads=include").await;
+    let actions = log(&reply);
+    assert_eq!(actions.iter().filter(|a| *a == "Read").count(), 12);
+    assert_eq!(reply.ids().len(), 60 + 13);
+    let reply = get(&f.app, "all", "/entries?limit=1000&reads=hide").await;
+    assert_eq!(reply.ids().len(), 61);
+    // Exports leave them out too, unless asked.
+    let csv = get(&f.app, "all", "/export.csv").await;
+    assert_eq!(export_ids("csv", &csv.body).len(), 61);
+    let csv = get(&f.app, "all", "/export.csv?reads=include").await;
+    assert_eq!(export_ids("csv", &csv.body).len(), 60 + 16);
+    // The filter of a read that asked for them says so.
+    let recorded: Vec<AuditEntry> = f
+        .store
+        .export(&AuditQuery::new(Scope::All).entity_type("AuditLog"))
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    let reads: Vec<&Value> = recorded
+        .iter()
+        .filter_map(|e| e.metadata.get("filter"))
+        .filter_map(|filter| filter.get("reads"))
+        .collect();
+    // `/entries?reads=include` and `/export.csv?reads=include`; `reads=hide` is the default
+    // and not written.
+    assert_eq!(reads, [&json!("include"), &json!("include")]);
 }

@@ -3,12 +3,20 @@
 //! One table, [`PARAMETERS`], says which parameters exist, which endpoints take them and
 //! whether they repeat; the parser and the OpenAPI document both read it, so they cannot
 //! disagree. Every refusal names the parameter.
+//!
+//! The filters of closed sets (`action`, `actor_kind`, `outcome`, `order`, `reads`) refuse a
+//! value outside the set with a message listing the set; an action is closed by the
+//! well-known actions and the service's own ([`Vocabulary`]). The entity type stays open: a
+//! configured type is matched in any spelling (`connection-profile` is `ConnectionProfile`),
+//! and any other is searched as given, so the entries of a type the service no longer has
+//! remain findable.
 
 use std::str::FromStr;
 
 use audit_core::store::{AuditQuery, Cursor, MAX_LIMIT, Order, Scope};
 use audit_core::{Action, ActorKind, Outcome};
 use chrono::{DateTime, SecondsFormat, Utc};
+use heck::ToUpperCamelCase;
 use serde_json::{Map, Value, json};
 
 use super::error::AdminError;
@@ -36,6 +44,81 @@ pub(crate) enum ValueType {
     Order,
     Limit,
     Cursor,
+    /// `hide` or `include`: the log's own reads.
+    Reads,
+}
+
+/// What the service calls things: the custom actions it records and the entity types it
+/// has, as configured on the router ([`AdminRouter::actions`](super::AdminRouter::actions),
+/// [`AdminRouter::entity_types`](super::AdminRouter::entity_types)). The filters read
+/// values against it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Vocabulary {
+    /// The service's custom actions, as it spells them.
+    pub actions: Vec<Action>,
+    /// The service's entity types, as it spells them.
+    pub entity_types: Vec<String>,
+}
+
+impl Vocabulary {
+    /// The vocabulary of `actions` (custom names; a well-known name is ignored, it is valid
+    /// anyway) and `entity_types`, each once.
+    pub(crate) fn new(actions: &[String], entity_types: &[String]) -> Self {
+        let mut custom: Vec<Action> = Vec::new();
+        for name in actions {
+            let action = Action::from_str(name).unwrap_or_else(|_| Action::Custom(name.clone()));
+            if matches!(action, Action::Custom(_)) && !custom.contains(&action) {
+                custom.push(action);
+            }
+        }
+        let mut types: Vec<String> = Vec::new();
+        for name in entity_types {
+            if !types.contains(name) {
+                types.push(name.clone());
+            }
+        }
+        Vocabulary {
+            actions: custom,
+            entity_types: types,
+        }
+    }
+
+    /// Every action a filter accepts: the well-known ones, then the service's.
+    pub(crate) fn valid_actions(&self) -> impl Iterator<Item = Action> + '_ {
+        Action::well_known().chain(self.actions.iter().cloned())
+    }
+
+    /// The action a filter value names, in any case: a well-known action or one of the
+    /// service's; anything else is refused with the list of valid names.
+    fn action(&self, value: &str) -> Result<Action, String> {
+        if let Some(known) = self
+            .valid_actions()
+            .find(|a| a.as_str().eq_ignore_ascii_case(value))
+        {
+            return Ok(known);
+        }
+        let names: Vec<String> = self
+            .valid_actions()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        Err(format!(
+            "unknown action {:?}; expected one of: {}",
+            cut(value),
+            names.join(", ")
+        ))
+    }
+
+    /// The entity type a filter value names: the configured type it spells in any case or
+    /// separator style (`connection-profile`, `connection_profile`, `CONNECTIONPROFILE` are
+    /// `ConnectionProfile`), else the value itself.
+    fn entity_type(&self, value: &str) -> String {
+        let camel = value.to_upper_camel_case();
+        self.entity_types
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(value) || t.eq_ignore_ascii_case(&camel))
+            .cloned()
+            .unwrap_or_else(|| value.to_owned())
+    }
 }
 
 /// One query parameter.
@@ -73,14 +156,14 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::Text,
         true,
         false,
-        "Entity type, e.g. `ConnectionProfile`. Repeat for several.",
+        "Entity type, e.g. `ConnectionProfile`; a type the service names is matched in any case or spelling (`connection-profile`). Repeat for several.",
     ),
     param(
         "action",
         ValueType::Action,
         true,
         false,
-        "Action, e.g. `Update` (well-known names in any case) or a custom name (exact). Repeat for several.",
+        "Action, in any case: a well-known action, e.g. `Update`, or one of the service's own. Repeat for several.",
     ),
     param(
         "actor_id",
@@ -116,6 +199,20 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         true,
         false,
         "Outcome, in any case. Repeat for several.",
+    ),
+    param(
+        "team",
+        ValueType::Text,
+        true,
+        false,
+        "Team id, within your scope (a team administrator may name their own team only). Repeat for several.",
+    ),
+    param(
+        "reads",
+        ValueType::Reads,
+        false,
+        false,
+        "`hide` (the default) leaves out the log's own reads (`Read` on `AuditLog`); `include` shows them. Exports of the log are always shown.",
     ),
     param(
         "from",
@@ -155,16 +252,20 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
     ),
 ];
 
-/// Reads a query string into a validated query for `scope`.
+/// Reads a query string into a validated query for `scope`, reading values against the
+/// service's `vocabulary`.
 ///
 /// Empty values (`?q=&from=`, as HTML forms send them) count as absent. Unknown parameters,
-/// a single-valued parameter given twice and every malformed value are a 400 naming it.
+/// a single-valued parameter given twice and every malformed value are a 400 naming it; a
+/// team administrator naming another team is a 403 naming it. The log's own reads are left
+/// out unless `reads=include`.
 pub(crate) fn parse(
     raw: Option<&str>,
     scope: Scope,
     endpoint: Endpoint,
+    vocabulary: &Vocabulary,
 ) -> Result<AuditQuery, AdminError> {
-    let mut query = AuditQuery::new(scope);
+    let mut query = AuditQuery::new(scope).hide_log_reads(true);
     let mut seen: Vec<&'static str> = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         let Some(parameter) = PARAMETERS.iter().find(|p| p.name == name) else {
@@ -185,7 +286,15 @@ pub(crate) fn parse(
             }
             seen.push(parameter.name);
         }
-        apply(&mut query, parameter.name, &value)?;
+        apply(&mut query, parameter.name, &value, vocabulary)?;
+    }
+    if let Scope::Team { team: own, .. } = &query.scope
+        && let Some(other) = query.teams.iter().find(|team| *team != own)
+    {
+        return Err(AdminError::AccessDenied(format!(
+            "you may read the entries of team {own:?} only, not of team {:?}",
+            cut(other)
+        )));
     }
     query.validate()?;
     Ok(query)
@@ -209,23 +318,32 @@ fn unknown(name: &str, endpoint: Endpoint) -> AdminError {
     )
 }
 
-/// The action a filter value names: a well-known action in any case (`update` is `Update`),
-/// else a custom action's exact name.
-fn action(value: &str) -> Result<Action, String> {
-    if let Some(known) = Action::well_known().find(|a| a.as_str().eq_ignore_ascii_case(value)) {
-        return Ok(known);
-    }
-    Action::from_str(value).map_err(|e| e.to_string())
-}
-
-fn apply(query: &mut AuditQuery, name: &'static str, value: &str) -> Result<(), AdminError> {
+fn apply(
+    query: &mut AuditQuery,
+    name: &'static str,
+    value: &str,
+    vocabulary: &Vocabulary,
+) -> Result<(), AdminError> {
     let bad = |message: String| AdminError::invalid(name, message);
     match name {
-        "entity_type" => query.entity_types.push(value.to_owned()),
+        "entity_type" => query.entity_types.push(vocabulary.entity_type(value)),
+        "team" => query.teams.push(value.to_owned()),
+        "reads" => {
+            query.hide_log_reads = if value.eq_ignore_ascii_case("hide") {
+                true
+            } else if value.eq_ignore_ascii_case("include") {
+                false
+            } else {
+                return Err(bad(format!(
+                    "expected one of: hide, include; got {:?}",
+                    cut(value)
+                )));
+            };
+        }
         "actor_id" => query.actor_ids.push(value.to_owned()),
         "api_key" => query.api_keys.push(value.to_owned()),
         "entity_id" => query.entity_ids.push(value.to_owned()),
-        "action" => query.actions.push(action(value).map_err(bad)?),
+        "action" => query.actions.push(vocabulary.action(value).map_err(bad)?),
         // Closed sets of lower-case names: any case is accepted.
         "actor_kind" => query.actor_kinds.push(
             ActorKind::from_str(&value.to_ascii_lowercase()).map_err(|e| bad(e.to_string()))?,
@@ -300,6 +418,7 @@ pub(crate) fn filter_json(query: &AuditQuery) -> Value {
     );
     list("api_key", query.api_keys.clone());
     list("entity_id", query.entity_ids.clone());
+    list("team", query.teams.clone());
     list(
         "outcome",
         query
@@ -319,6 +438,9 @@ pub(crate) fn filter_json(query: &AuditQuery) -> Value {
         filter.insert("q".to_owned(), json!(q));
     }
     filter.insert("order".to_owned(), json!(query.order.as_str()));
+    if !query.hide_log_reads {
+        filter.insert("reads".to_owned(), json!("include"));
+    }
     Value::Object(filter)
 }
 
@@ -340,6 +462,7 @@ mod tests {
             Some("action=Create&action=Revoke&entity_type=ApiKey&q=&from=&outcome=denied"),
             Scope::All,
             Endpoint::List,
+            &Vocabulary::default(),
         )
         .unwrap();
         assert_eq!(q.actions, [Action::Create, Action::Revoke]);
@@ -351,10 +474,12 @@ mod tests {
 
     #[test]
     fn known_names_match_in_any_case() {
+        let vocabulary = Vocabulary::new(&["Frobnicate".to_owned()], &[]);
         let q = parse(
-            Some("action=update&action=TOGGLEACTIVE&action=Frobnicate&outcome=Denied&actor_kind=API_KEY"),
+            Some("action=update&action=TOGGLEACTIVE&action=frobnicate&outcome=Denied&actor_kind=API_KEY"),
             Scope::All,
             Endpoint::List,
+            &vocabulary,
         )
         .unwrap();
         assert_eq!(
@@ -367,14 +492,27 @@ mod tests {
         );
         assert_eq!(q.outcomes, [Outcome::Denied]);
         assert_eq!(q.actor_kinds, [ActorKind::ApiKey]);
-        let refused = parse(Some("outcome=maybe"), Scope::All, Endpoint::List).unwrap_err();
+        let refused = parse(
+            Some("outcome=maybe"),
+            Scope::All,
+            Endpoint::List,
+            &Vocabulary::default(),
+        )
+        .unwrap_err();
         let text = format!("{refused:?}");
         assert!(text.contains("success, failure, denied, unknown"), "{text}");
     }
 
     #[test]
     fn refusals_name_the_parameter() {
-        let list = |raw: &str| parse(Some(raw), Scope::All, Endpoint::List);
+        let list = |raw: &str| {
+            parse(
+                Some(raw),
+                Scope::All,
+                Endpoint::List,
+                &Vocabulary::default(),
+            )
+        };
         assert_eq!(parameter_of(list("limit=0")), "limit");
         assert_eq!(parameter_of(list("limit=x")), "limit");
         assert_eq!(parameter_of(list("limit=1&limit=2")), "limit");
@@ -383,8 +521,73 @@ mod tests {
         assert_eq!(parameter_of(list("cursor=abc")), "cursor");
         assert_eq!(parameter_of(list("colour=red")), "colour");
         assert_eq!(
-            parameter_of(parse(Some("limit=5"), Scope::All, Endpoint::Export)),
+            parameter_of(parse(
+                Some("limit=5"),
+                Scope::All,
+                Endpoint::Export,
+                &Vocabulary::default()
+            )),
             "limit"
         );
+    }
+
+    #[test]
+    fn closed_filters_list_their_values_and_entity_types_take_any_spelling() {
+        let vocabulary = Vocabulary::new(
+            &["Approve".to_owned(), "Update".to_owned()],
+            &["ConnectionProfile".to_owned(), "ApiKey".to_owned()],
+        );
+        assert_eq!(vocabulary.actions, [Action::Custom("Approve".into())]);
+        let list = |raw: &str| parse(Some(raw), Scope::All, Endpoint::List, &vocabulary);
+        let message = |result: Result<AuditQuery, AdminError>| match result {
+            Err(AdminError::InvalidParameter { message, .. }) => message,
+            other => panic!("expected a bad parameter, got {other:?}"),
+        };
+        let refused = message(list("action=Frobnicate"));
+        assert!(refused.contains("Create, Read, Update"), "{refused}");
+        assert!(refused.ends_with(", Approve"), "{refused}");
+        assert_eq!(
+            list("action=APPROVE").unwrap().actions,
+            [Action::Custom("Approve".into())]
+        );
+        assert!(message(list("actor_kind=robot")).contains("user, api_key, system, anonymous"));
+        assert!(message(list("order=newest")).contains("`desc` or `asc`"));
+        assert!(message(list("reads=all")).contains("hide, include"));
+        let q = list(
+            "entity_type=connection-profile&entity_type=CONNECTION_PROFILE&entity_type=apikey&entity_type=RetiredThing",
+        )
+        .unwrap();
+        assert_eq!(
+            q.entity_types,
+            [
+                "ConnectionProfile",
+                "ConnectionProfile",
+                "ApiKey",
+                "RetiredThing"
+            ]
+        );
+        assert!(q.hide_log_reads);
+        assert!(!list("reads=include").unwrap().hide_log_reads);
+        assert!(list("reads=HIDE").unwrap().hide_log_reads);
+    }
+
+    #[test]
+    fn a_team_filter_stays_inside_a_team_scope() {
+        let none = Vocabulary::default();
+        let team = || Scope::team("acme", "ops");
+        let q = parse(Some("team=ops"), team(), Endpoint::List, &none).unwrap();
+        assert_eq!(q.teams, ["ops"]);
+        match parse(Some("team=ops&team=sales"), team(), Endpoint::List, &none) {
+            Err(AdminError::AccessDenied(message)) => assert!(message.contains("sales")),
+            other => panic!("expected a 403, got {other:?}"),
+        }
+        let q = parse(
+            Some("team=ops&team=sales"),
+            Scope::tenant("acme"),
+            Endpoint::Export,
+            &none,
+        )
+        .unwrap();
+        assert_eq!(q.teams, ["ops", "sales"]);
     }
 }
