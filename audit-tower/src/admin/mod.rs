@@ -16,6 +16,9 @@
 //! | `GET /retention` | how long the caller's tenant's entries are kept ([`AdminRouter::retention`]) and the legal hold on it, if any |
 //! | `POST /purge` | `{"tenant": …, "dry_run": …}` as JSON: what the retention policy no longer keeps of the tenant deleted, or counted (operators only; recorded as `Purge`) |
 //! | `POST /legal-hold` | `{"tenant": …, "hold": true, "reason": …}` as JSON: purges of the tenant suspended until `"hold": false` (operators only) |
+//! | `GET /summary` | entries per UTC day and per `by=action` (default), `actor` or `entity_type`, for the filters (default: the last 30 days): `{"by", "from", "to", "days": [{"day", "counts"}], "totals": [{"key", "label", "count"}]}` |
+//! | `GET /actors` | the actors seen, most recently first, `q` matching a part of their id, name or e-mail, `limit` 1 to 100 (default 20) |
+//! | `GET /facets` | what the viewer's pickers offer: entity types, actions, teams and API keys |
 //! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
 //!
 //! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,
@@ -79,6 +82,7 @@ mod openapi;
 mod params;
 mod response;
 mod retention;
+mod summary;
 mod viewer;
 
 use std::sync::Arc;
@@ -316,6 +320,9 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             .route("/retention", get(retention::retention::<S>))
             .route("/purge", post(retention::purge::<S>))
             .route("/legal-hold", post(retention::legal_hold::<S>))
+            .route("/summary", get(summary::summary::<S>))
+            .route("/actors", get(summary::actors::<S>))
+            .route("/facets", get(summary::facets::<S>))
             .method_not_allowed_fallback(handlers::method_not_allowed)
             .with_state(shared)
     }

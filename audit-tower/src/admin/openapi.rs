@@ -94,6 +94,7 @@ pub(crate) fn document() -> Bytes {
     let error_ref = Value::from(generator.subschema_for::<ErrorBody>());
     let health_ref = Value::from(generator.subschema_for::<Health>());
     let _ = generator.subschema_for::<Action>();
+    let grouped = super::summary::openapi_paths(&mut generator, &parameters(false), &error_ref);
     let schemas = generator.take_definitions(true);
     let error_response = |description: &str| {
         json!({
@@ -121,7 +122,7 @@ pub(crate) fn document() -> Bytes {
             }
         })
     };
-    let doc = json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "Audit log",
@@ -336,5 +337,8 @@ pub(crate) fn document() -> Bytes {
         },
         "components": {"schemas": schemas},
     });
+    if let (Some(paths), Value::Object(grouped)) = (doc["paths"].as_object_mut(), grouped) {
+        paths.extend(grouped);
+    }
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
