@@ -655,6 +655,145 @@ async fn operator_sees_failed_logins_of_no_tenant(a: &Acme) {
     assert!(!page["items"].as_array().unwrap().is_empty(), "{page}");
 }
 
+/// What a backend's columns would refuse (a 256-byte `host` on MySQL's `varchar(255)`, a NUL on
+/// PostgreSQL) is a 400 naming the field, and changes nothing; text up to the columns' size,
+/// in any script, is taken.
+async fn hostile_input(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let objects = [
+        "/connection-profiles/cp-acme-0",
+        "/mapping-configs/mc-acme-0",
+        "/tenants/acme",
+        "/extraction-cursors/ec-acme-0",
+        "/connection-profiles",
+        "/mapping-configs",
+        "/api-keys",
+    ];
+    let mut before = Vec::new();
+    for path in objects {
+        before.push(admin.send(Method::GET, path, None).await);
+    }
+    let long = "h".repeat(256);
+    let cases = [
+        (
+            Method::POST,
+            "/connection-profiles",
+            json!({"name": "Long host", "host": long}),
+            "host",
+        ),
+        (
+            Method::PUT,
+            "/connection-profiles/cp-acme-0",
+            json!({"host": long}),
+            "host",
+        ),
+        (
+            Method::PUT,
+            "/connection-profiles/cp-acme-0",
+            json!({"username": "a\u{0}b"}),
+            "username",
+        ),
+        (
+            Method::POST,
+            "/mapping-configs",
+            json!({"name": "Nul\u{0}name"}),
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/mapping-configs/mc-acme-0",
+            json!({"mapping": {"a\u{0}": "b"}}),
+            "mapping",
+        ),
+        (
+            Method::PUT,
+            "/mapping-configs/mc-acme-0",
+            json!({"mapping": {"a": "b\u{0}"}}),
+            "mapping",
+        ),
+        (
+            Method::PUT,
+            "/tenants/acme",
+            json!({"name": "Acme\u{0}"}),
+            "name",
+        ),
+        (Method::PUT, "/tenants/acme", json!({"plan": long}), "plan"),
+        (
+            Method::POST,
+            "/tenants",
+            json!({"name": "Initech", "plan": long}),
+            "plan",
+        ),
+        (
+            Method::POST,
+            "/api-keys",
+            json!({"name": "ci\u{0}"}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/extraction-cursors/ec-acme-0/reset",
+            json!({"position": "\u{0}"}),
+            "position",
+        ),
+        (
+            Method::POST,
+            "/login",
+            json!({"email": "admin@acme.example\u{0}", "password": "x"}),
+            "email",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, answer) = admin.send(method.clone(), path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_eq!(answer["error"], "invalid", "{method} {path}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("`{field}`")),
+            "{method} {path}: {answer}"
+        );
+    }
+    for (path, before) in objects.iter().zip(&before) {
+        assert_eq!(
+            &admin.send(Method::GET, path, None).await,
+            before,
+            "{path} changed"
+        );
+    }
+    // An id no column could hold is not looked up: a 404, not the database's error.
+    for path in [
+        "/connection-profiles/%00",
+        "/mapping-configs/a%00b",
+        "/api-keys/%00",
+    ] {
+        let (status, answer) = admin.send(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
+        let (status, answer) = admin.send(Method::DELETE, path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
+    }
+    // The limits are the columns': 255 bytes of host, and any script, are stored.
+    let host = "h".repeat(255);
+    let (status, created) = admin
+        .send(
+            Method::POST,
+            "/connection-profiles",
+            Some(json!({"name": "Zürich 東京 🚀", "host": host})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, read) = admin
+        .send(
+            Method::GET,
+            &format!("/connection-profiles/{}", created["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (&read["name"], &read["host"]),
+        (&json!("Zürich 東京 🚀"), &json!(host))
+    );
+}
+
 /// Reads are answered, record nothing, and return no secret or its hash.
 async fn reads_record_nothing(a: &Acme) {
     let Acme { app, admin, .. } = a;
@@ -981,6 +1120,7 @@ acme_cases!(
     a_method_a_route_does_not_take_is_recorded_with_its_entity => method_not_allowed,
     refused_credentials_are_recorded_as_denied_with_their_fingerprint => refused_credentials,
     the_operator_sees_failed_logins_of_no_tenant => operator_sees_failed_logins_of_no_tenant,
+    what_a_column_would_refuse_is_a_400_that_changes_nothing => hostile_input,
 );
 
 macro_rules! on_every_backend {
@@ -1003,6 +1143,7 @@ on_every_backend!(
     a_method_a_route_does_not_take_is_recorded_with_its_entity,
     refused_credentials_are_recorded_as_denied_with_their_fingerprint,
     the_operator_sees_failed_logins_of_no_tenant,
+    what_a_column_would_refuse_is_a_400_that_changes_nothing,
     no_secret_reaches_the_audit_table,
     admins_see_only_their_own_tenant,
     the_log_verifies_and_an_edited_entry_breaks_it,

@@ -28,13 +28,35 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The longest text a column of the service's tables holds on every backend: MySQL's
+/// `varchar(255)` counts characters, and a character is at least a byte.
+pub const MAX_COLUMN_BYTES: usize = 255;
+
+/// A required one-line text: 1 to `max` bytes, not blank, no control characters (PostgreSQL
+/// stores no NUL, and a line break in a name would forge lines in a log or a CSV cell).
 fn bounded(field: &'static str, value: &str, max: usize) -> ApiResult<()> {
-    if value.trim().is_empty() || value.len() > max {
+    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(ApiError::Invalid(format!(
-            "`{field}` must be 1 to {max} bytes"
+            "`{field}` must be 1 to {max} bytes of text without control characters"
         )));
     }
     Ok(())
+}
+
+/// An optional one-line text: at most `max` bytes, no control characters; may be empty.
+fn bounded_or_empty(field: &'static str, value: &str, max: usize) -> ApiResult<()> {
+    if value.len() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(format!(
+            "`{field}` must be at most {max} bytes of text without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `id`, from a path, can name a stored object: ids are short text, so anything else
+/// is a 404 without asking the database (which may refuse it: PostgreSQL takes no NUL).
+fn possible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_COLUMN_BYTES && !id.chars().any(char::is_control)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,6 +77,11 @@ pub async fn login(
     Json(body): Json<Login>,
 ) -> ApiResult<([(axum::http::HeaderName, String); 1], Json<Value>)> {
     audit.entity_type("User");
+    if body.email.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "`email` must be text without control characters".into(),
+        ));
+    }
     let email: String = body.email.chars().take(254).collect();
     let found = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
@@ -146,10 +173,12 @@ pub async fn create_tenant(
     caller.require_admin()?;
     let name = input.name.unwrap_or_default();
     bounded("name", &name, 200)?;
+    let plan = input.plan.unwrap_or_else(|| "starter".into());
+    bounded("plan", &plan, 50)?;
     let model = tenant::ActiveModel {
         id: Set(new_id()),
         name: Set(name),
-        plan: Set(input.plan.unwrap_or_else(|| "starter".into())),
+        plan: Set(plan),
         active: Set(true),
     }
     .insert(&state.db)
@@ -250,6 +279,28 @@ pub struct ProfileInput {
     client_secret: Option<String>,
 }
 
+impl ProfileInput {
+    /// Refuses what the `connection_profiles` table would not hold.
+    fn check(&self) -> ApiResult<()> {
+        if let Some(name) = &self.name {
+            bounded("name", name, 200)?;
+        }
+        if let Some(kind) = &self.kind {
+            bounded("kind", kind, 50)?;
+        }
+        for (field, value) in [
+            ("host", &self.host),
+            ("username", &self.username),
+            ("client_secret", &self.client_secret),
+        ] {
+            if let Some(value) = value {
+                bounded_or_empty(field, value, MAX_COLUMN_BYTES)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The values recorded in the audit log; `client_secret` is included on purpose: the layer's
 /// redactor replaces it by its name.
 fn profile_json(p: &connection_profile::Model) -> Value {
@@ -273,6 +324,9 @@ async fn find_profile(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<connection_profile::Model> {
+    if !possible_id(id) {
+        return Err(ApiError::NotFound("connection profile"));
+    }
     connection_profile::Entity::find_by_id(id)
         .filter(connection_profile::Column::TenantId.eq(caller.tenant_id.as_str()))
         .one(db)
@@ -298,8 +352,9 @@ pub async fn create_profile(
     audit: AuditContext,
     Json(input): Json<ProfileInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = input.name.unwrap_or_default();
+    let name = input.name.clone().unwrap_or_default();
     bounded("name", &name, 200)?;
+    input.check()?;
     let model = connection_profile::ActiveModel {
         id: Set(new_id()),
         tenant_id: Set(caller.tenant_id.clone()),
@@ -328,9 +383,9 @@ pub async fn update_profile(
 ) -> ApiResult<Json<Value>> {
     let before = find_profile(&*txn, &caller, &id).await?;
     audit.entity_name(&before.name);
+    input.check()?;
     let mut model = before.clone().into_active_model();
     if let Some(name) = input.name {
-        bounded("name", &name, 200)?;
         model.name = Set(name);
     }
     if let Some(kind) = input.kind {
@@ -398,6 +453,9 @@ async fn find_mapping<C: sea_orm::ConnectionTrait>(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<mapping_config::Model> {
+    if !possible_id(id) {
+        return Err(ApiError::NotFound("mapping config"));
+    }
     mapping_config::Entity::find_by_id(id)
         .filter(mapping_config::Column::TenantId.eq(caller.tenant_id.as_str()))
         .one(db)
@@ -423,7 +481,22 @@ fn check_mapping(mapping: &Value) -> ApiResult<()> {
     if mapping.to_string().len() > 64 * 1024 {
         return Err(ApiError::Invalid("`mapping` is limited to 64 KiB".into()));
     }
+    if has_nul(mapping) {
+        return Err(ApiError::Invalid(
+            "`mapping` must not contain NUL characters".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Whether a NUL is in any key or string of `value` (PostgreSQL's JSON types refuse `\u0000`).
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// `POST /mapping-configs`.
@@ -550,6 +623,9 @@ pub async fn create_key(
 }
 
 async fn find_key(state: &AppState, caller: &Caller, id: &str) -> ApiResult<api_key::Model> {
+    if !possible_id(id) {
+        return Err(ApiError::NotFound("API key"));
+    }
     api_key::Entity::find_by_id(id)
         .filter(api_key::Column::TenantId.eq(caller.tenant_id.as_str()))
         .one(&state.db)
@@ -628,6 +704,9 @@ async fn find_cursor(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<extraction_cursor::Model> {
+    if !possible_id(id) {
+        return Err(ApiError::NotFound("extraction cursor"));
+    }
     extraction_cursor::Entity::find_by_id(id)
         .filter(extraction_cursor::Column::TenantId.eq(caller.tenant_id.as_str()))
         .one(&state.db)
@@ -657,11 +736,7 @@ pub async fn reset_cursor(
     audit.entity_name(&before.name);
     let mut model = before.clone().into_active_model();
     let position = input.position.unwrap_or_default();
-    if position.len() > 200 {
-        return Err(ApiError::Invalid(
-            "`position` is limited to 200 bytes".into(),
-        ));
-    }
+    bounded_or_empty("position", &position, 200)?;
     model.position = Set(position);
     let after = model.update(&state.db).await?;
     audit
