@@ -22,10 +22,14 @@
 //! | `GET /openapi.json` | an OpenAPI 3 document of these endpoints |
 //!
 //! The list and export endpoints take the filters `entity_type`, `action`, `actor_id`,
-//! `actor_kind`, `api_key`, `entity_id`, `outcome` (each repeatable: values combine with OR),
-//! `from` and `to` (RFC 3339; the range is `[from, to)`), `q` (free text) and `order`
+//! `actor_kind`, `api_key`, `entity_id`, `outcome`, `team` (each repeatable: values combine
+//! with OR), `from` and `to` (RFC 3339; the range is `[from, to)`), `q` (free text), `reads`
+//! (`hide`, the default, leaves out the log's own reads; `include` shows them) and `order`
 //! (`desc`, the default, or `asc`); the list also takes `limit` (1 to 1000, default 100) and
-//! `cursor`. A bad or unknown parameter is a 400 whose JSON body names it.
+//! `cursor`. A bad or unknown parameter is a 400 whose JSON body names it; a value outside a
+//! closed set (an action neither well-known nor named with [`AdminRouter::actions`], an actor
+//! kind, outcome, order) is a 400 listing the valid values. A team administrator naming
+//! another team is a 403.
 //!
 //! # Access
 //!
@@ -115,6 +119,8 @@ pub struct AdminRouter<S> {
     audit: AuditLayer,
     entity_types: Vec<String>,
     actions: Vec<String>,
+    sign_in_url: Option<String>,
+    sign_out_url: Option<String>,
     health_parts: Vec<(String, handlers::HealthPart)>,
     retention: audit_core::retention::RetentionPolicy,
     checkpoints: Option<handlers::CheckpointSource>,
@@ -142,6 +148,8 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
             guard: Arc::new(DenyAll),
             entity_types: Vec::new(),
             actions: Vec::new(),
+            sign_in_url: None,
+            sign_out_url: None,
             health_parts: Vec::new(),
             retention: audit_core::retention::RetentionPolicy::default(),
             checkpoints: None,
@@ -264,6 +272,34 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
         self
     }
 
+    /// Where the viewer sends a visitor who is signed out: when the data endpoints answer
+    /// `401`, the page goes to `url` with `next=` its own address and query added (`?next=`,
+    /// or `&next=` when `url` has a query), so the sign-in page can come back to the same
+    /// filters. Without it the page says the visitor is signed out. Give a path on the same
+    /// site, such as `/login`; the sign-in page should check that `next` is a local path
+    /// before following it.
+    ///
+    /// ```
+    /// use audit_core::MemoryStore;
+    /// use audit_tower::admin;
+    ///
+    /// let audit_log = admin::router(MemoryStore::new())
+    ///     .sign_in_url("/login")
+    ///     .sign_out_url("/logout")
+    ///     .into_router::<()>();
+    /// # let _ = audit_log;
+    /// ```
+    pub fn sign_in_url(mut self, url: impl Into<String>) -> Self {
+        self.sign_in_url = Some(url.into());
+        self
+    }
+
+    /// Where the viewer's "Sign out" link leads; without it the page shows none.
+    pub fn sign_out_url(mut self, url: impl Into<String>) -> Self {
+        self.sign_out_url = Some(url.into());
+        self
+    }
+
     /// Adds a part of the pipeline to `GET /health`: `report` is called on each request and
     /// its result shown under `name`; a degraded part makes the status `degraded`.
     /// `audit_nats::RunningForwarder::health` gives one for a JetStream forwarder.
@@ -295,9 +331,15 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     where
         T: Clone + Send + Sync + 'static,
     {
+        let vocabulary = params::Vocabulary::new(&self.actions, &self.entity_types);
         let shared = Arc::new(handlers::AdminState {
-            viewer: viewer::ViewerPage::new(&self.entity_types),
-            vocabulary: params::Vocabulary::new(&self.actions, &self.entity_types),
+            viewer: viewer::ViewerPage::new(&viewer::ViewerSettings {
+                entity_types: &self.entity_types,
+                vocabulary: Some(&vocabulary),
+                sign_in_url: self.sign_in_url.as_deref(),
+                sign_out_url: self.sign_out_url.as_deref(),
+            }),
+            vocabulary,
             openapi: openapi::document(),
             store: self.store,
             guard: self.guard,

@@ -1,13 +1,16 @@
 //! `GET /`: the viewer page, one static HTML file with its CSS and script inline.
 //!
-//! The page holds no data: it fetches `entries`, `entries/{id}` and links the exports relative
-//! to its own address, so it works under any mount prefix. Every value from the log is put into
+//! The page holds no data: it fetches `entries`, `entries/{id}`, `summary`, `actors`, `facets`
+//! and `retention` and links the exports relative to its own address, so it works under any
+//! mount prefix. Signed out (the data endpoints answer 401) it goes to the configured sign-in
+//! page with `?next=` its own address; denied (403) it shows the guard's message instead of
+//! the log. Every value from the log is put into
 //! the page with `textContent`, never parsed as HTML; as a second line of defence the
 //! `Content-Security-Policy` allows only this page's own script and style (by hash) and
 //! requests to its own origin.
 
+use audit_core::AuditSink;
 use audit_core::store::{AuditStore, MAX_TEXT_CHARS};
-use audit_core::{Action, AuditSink};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
@@ -19,12 +22,26 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::handlers::AppState;
+use super::params::Vocabulary;
 use super::response::common_headers;
 
 const TEMPLATE: &str = include_str!("viewer.html");
 const CONFIG_SLOT: &str = "{{CONFIG}}";
 /// Where the page takes the longest free text the store accepts.
 const MAX_TEXT_SLOT: &str = "{{MAX_TEXT_CHARS}}";
+
+/// What the page is told when it is rendered.
+#[derive(Debug, Default)]
+pub(crate) struct ViewerSettings<'a> {
+    /// The entity types the service names.
+    pub entity_types: &'a [String],
+    /// The actions the filter accepts.
+    pub vocabulary: Option<&'a Vocabulary>,
+    /// Where a signed-out visitor signs in (`?next=` is added).
+    pub sign_in_url: Option<&'a str>,
+    /// Where the sign-out control leads.
+    pub sign_out_url: Option<&'a str>,
+}
 
 /// The rendered page and its security policy.
 pub(crate) struct ViewerPage {
@@ -33,10 +50,18 @@ pub(crate) struct ViewerPage {
 }
 
 impl ViewerPage {
-    pub(crate) fn new(entity_types: &[String]) -> Self {
+    pub(crate) fn new(settings: &ViewerSettings<'_>) -> Self {
+        let actions: Vec<String> = settings
+            .vocabulary
+            .map_or_else(Vocabulary::default, Clone::clone)
+            .valid_actions()
+            .map(|a| a.as_str().to_owned())
+            .collect();
         let config = json!({
-            "actions": Action::well_known().map(|a| a.as_str().to_owned()).collect::<Vec<_>>(),
-            "entity_types": entity_types,
+            "actions": actions,
+            "entity_types": settings.entity_types,
+            "sign_in_url": settings.sign_in_url,
+            "sign_out_url": settings.sign_out_url,
         });
         // Inside a <script type="application/json"> block only `</script` could end it early;
         // escaping every `<` rules that out whatever the entity types say.
@@ -88,6 +113,7 @@ pub(crate) async fn page<S: AuditStore + AuditSink>(State(shared): AppState<S>) 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -107,7 +133,7 @@ mod tests {
         }
         assert!(TEMPLATE.contains(CONFIG_SLOT));
         assert!(TEMPLATE.contains(MAX_TEXT_SLOT));
-        let page = ViewerPage::new(&[]);
+        let page = ViewerPage::new(&ViewerSettings::default());
         assert!(
             page.html
                 .contains(&format!("maxlength=\"{MAX_TEXT_CHARS}\""))
@@ -126,7 +152,34 @@ mod tests {
 
     #[test]
     fn config_cannot_close_its_script_block() {
-        let page = ViewerPage::new(&["</script><script>alert(1)</script>".to_owned()]);
+        let types = ["</script><script>alert(1)</script>".to_owned()];
+        let page = ViewerPage::new(&ViewerSettings {
+            entity_types: &types,
+            sign_in_url: Some("/login</script>"),
+            ..ViewerSettings::default()
+        });
         assert_eq!(page.html.matches("</script>").count(), 2);
+    }
+
+    #[test]
+    fn the_page_is_told_the_actions_and_where_to_sign_in_and_out() {
+        let vocabulary = Vocabulary::new(&["Approve".to_owned()], &[]);
+        let page = ViewerPage::new(&ViewerSettings {
+            vocabulary: Some(&vocabulary),
+            sign_in_url: Some("/login"),
+            sign_out_url: Some("/logout"),
+            ..ViewerSettings::default()
+        });
+        let config = element_body(
+            &page.html,
+            "<script type=\"application/json\" id=\"audit-config\">",
+            "</script>",
+        );
+        let config: serde_json::Value = serde_json::from_str(config).unwrap();
+        assert_eq!(config["sign_in_url"], "/login");
+        assert_eq!(config["sign_out_url"], "/logout");
+        let actions = config["actions"].as_array().unwrap();
+        assert!(actions.contains(&json!("ToggleActive")));
+        assert_eq!(actions.last(), Some(&json!("Approve")));
     }
 }
