@@ -59,7 +59,9 @@ fn schema(kind: ValueType) -> Value {
             "default": DEFAULT_LIMIT,
         }),
         ValueType::Cursor => json!({"$ref": "#/components/schemas/Cursor"}),
-        ValueType::Reads => json!({"type": "string", "enum": ["hide", "include"], "default": "hide"}),
+        ValueType::Reads => {
+            json!({"type": "string", "enum": ["hide", "include"], "default": "hide"})
+        }
     }
 }
 
