@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 use audit_core::{AuditEntry, SinkError, Transactions};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 
 use crate::error::{sink_error, store_error};
 use crate::write::insert_entry;
@@ -51,9 +54,16 @@ impl SeaOrmTransactions {
 impl Transactions for SeaOrmTransactions {
     type Transaction = DatabaseTransaction;
 
+    /// On SQLite the transaction begins `IMMEDIATE`: it will write (the entry, at least), and a
+    /// deferred one that reads first cannot take the write lock once another connection has
+    /// written since its read; SQLite answers "database is locked" at once, without waiting.
+    /// An immediate one waits for the lock up front, in the busy timeout.
     async fn begin(&self) -> Result<DatabaseTransaction, SinkError> {
         self.db
-            .begin()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
             .await
             .map_err(|e| sink_error(store_error(e)))
     }

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, ModelTrait, QueryFilter, TransactionTrait,
+    IntoActiveModel, ModelTrait, QueryFilter, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -526,7 +527,9 @@ pub async fn create_mapping(
 }
 
 /// `PUT /mapping-configs/{id}`: the change and its audit entry are written in one transaction,
-/// so they commit or roll back together.
+/// so they commit or roll back together. On SQLite it begins `IMMEDIATE`, holding the write
+/// lock from the start: a deferred transaction that reads, then writes, fails with "database is
+/// locked" when another connection wrote in between, without waiting.
 pub async fn update_mapping(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -534,7 +537,13 @@ pub async fn update_mapping(
     Path(id): Path<String>,
     Json(input): Json<MappingInput>,
 ) -> ApiResult<Json<Value>> {
-    let txn = state.db.begin().await?;
+    let txn = state
+        .db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
     let before = find_mapping(&txn, &caller, &id).await?;
     let mut model = before.clone().into_active_model();
     if let Some(name) = input.name {
