@@ -381,6 +381,7 @@ pub(crate) async fn erase_actor<C: ConnectionTrait>(
     actor_id: &str,
     batch: u64,
 ) -> Result<u64, StoreError> {
+    use crate::migration::m20261206_000009_search_text as search_text;
     use entity::Column;
     let mut erased = 0;
     loop {
@@ -392,20 +393,30 @@ pub(crate) async fn erase_actor<C: ConnectionTrait>(
             .add(Column::Ip.is_not_null())
             .add(Column::UserAgent.is_null())
             .add(Column::UserAgent.ne(ERASED));
-        let ids: Vec<Uuid> = entity::Entity::find()
-            .select_only()
-            .column(Column::Id)
+        let rows = entity::Entity::find()
             .filter(Column::ActorId.eq(actor_id))
             .filter(pending)
             .limit(batch)
-            .into_tuple()
             .all(db)
             .await
             .map_err(store_error)?;
-        if ids.is_empty() {
+        if rows.is_empty() {
             return Ok(erased);
         }
-        erased += ids.len() as u64;
+        erased += rows.len() as u64;
+        // What free text finds goes with the erased fields.
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut texts = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            row.actor_name = Some(ERASED.to_owned());
+            row.ip = None;
+            row.user_agent = Some(ERASED.to_owned());
+            ids.push(row.id);
+            texts.push((row.id, search_text::row_search_text(row)));
+        }
+        search_text::set_search_texts(db, texts)
+            .await
+            .map_err(store_error)?;
         entity::Entity::update_many()
             .col_expr(Column::ActorName, Expr::value(ERASED))
             .col_expr(Column::Ip, Expr::value(Option::<String>::None))

@@ -9,11 +9,11 @@
 
 use std::str::FromStr;
 
-use audit_core::store::StoreError;
+use audit_core::store::{AuditQuery, StoreError};
 use audit_core::{Action, AuditEntry, TRUNCATION_MARKER};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{ColumnType, StringLen};
-use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue, ColumnTrait, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -69,6 +69,20 @@ pub(crate) fn to_row(entry: &AuditEntry) -> Result<Row, StoreError> {
     model.actor_bucket = ActiveValue::Set(bucket_of(&model.actor_id));
     model.entity_bucket = ActiveValue::Set(bucket_of(&model.entity_id));
     bytes += 8 + 32 + 32 + 16 + 2 + 2;
+    // What free text searches, from the entry as it reads back: the same as the entry's
+    // unless storing changed it.
+    model.search_text = ActiveValue::Set(None);
+    let text = if changed {
+        let stored = model
+            .clone()
+            .try_into_model()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        AuditQuery::search_text(&from_model(stored)?)
+    } else {
+        AuditQuery::search_text(entry)
+    };
+    bytes += text.len();
+    model.search_text = ActiveValue::Set(Some(text));
     Ok(Row {
         model,
         bytes,

@@ -11,6 +11,10 @@
 //! inserts at a bounded number of places (see
 //! [`m20261204_000007_bucketed_lookup_indexes`](crate::migration::m20261204_000007_bucketed_lookup_indexes)).
 //!
+//! `search_text` is not a field either: it is the text free text searches, derived from the
+//! entry when the row is written (see
+//! [`m20261206_000009_search_text`](crate::migration::m20261206_000009_search_text)).
+//!
 //! Adding a field to the entry means adding its column here and in a new migration; entries
 //! become rows through the serialised form, and `convert::from_model`, which builds the entry
 //! field by field, stops compiling until it reads the new one. The table is created by
@@ -110,6 +114,11 @@ pub struct Model {
     /// [`bucket`] of `entity_id` (`NULL` without one): the lookup index's second column.
     #[sea_orm(column_type = "SmallInteger", nullable)]
     pub entity_bucket: Option<i16>,
+    /// What free text searches: [`AuditQuery::search_text`](audit_core::store::AuditQuery::search_text)
+    /// of the entry as stored (lower-cased, redacted like the entry, bounded). `NULL` only in a
+    /// row written by a store that predates it and after migration 9 ran.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub search_text: Option<String>,
 }
 
 /// `audit_log` has no relations.

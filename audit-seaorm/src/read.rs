@@ -1,14 +1,14 @@
 //! Reading entries: an [`AuditQuery`] as one indexed `SELECT`, keyset paging and export. Every
 //! value is bound by
-//! the query builder; the free text is matched with `LIKE … ESCAPE '!'` after escaping `!`,
-//! `%` and `_`, so it is always a literal substring. The escape is `!` rather than `\`, which
+//! the query builder; the free text is matched in the row's `search_text` with
+//! `LIKE … ESCAPE '!'` after escaping `!`, `%` and `_`, so it is always a literal substring. The escape is `!` rather than `\`, which
 //! MySQL reads differently under `NO_BACKSLASH_ESCAPES`.
 
 use audit_core::chain::ChainLink;
 use audit_core::store::{AUDIT_LOG_ENTITY, AuditQuery, Cursor, Order, Page, Scope, StoreError};
 use audit_core::{Action, AuditEntry};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, UnionType};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query, UnionType};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
@@ -21,15 +21,6 @@ use crate::error::store_error;
 
 /// How many rows an export reads per round trip.
 pub(crate) const EXPORT_CHUNK: u32 = 1000;
-
-/// The columns free text searches.
-const TEXT_COLUMNS: [Column; 5] = [
-    Column::EntityName,
-    Column::Details,
-    Column::ActorName,
-    Column::EntityId,
-    Column::ApiKeyName,
-];
 
 /// The condition a scope imposes.
 pub(crate) fn scope_condition(scope: &Scope) -> Condition {
@@ -74,7 +65,7 @@ fn buckets(ids: &[String]) -> Vec<i16> {
 }
 
 /// Everything in `query` but the cursor, as one condition.
-pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condition {
+pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condition {
     let mut cond = scope_condition(&query.scope);
     let texts = |values: &[String]| values.to_vec();
     for part in [
@@ -139,52 +130,28 @@ pub(crate) fn filter_condition(query: &AuditQuery, backend: DbBackend) -> Condit
     if let Some(to) = query.to {
         cond = cond.add(Column::OccurredAt.lt(to));
     }
-    if let Some(text) = query.trimmed_text() {
-        let lower_once = backend == DbBackend::Postgres && pg_covered(query);
-        cond = cond.add(free_text_condition(text, backend, lower_once));
+    if let Some(term) = query.search_term() {
+        cond = cond.add(free_text_condition(&term));
     }
     cond
 }
 
-/// Free text: `text` as a literal, case-insensitive substring of any of [`TEXT_COLUMNS`].
-///
-/// With `lower_once` (PostgreSQL), the pattern is lowered in a sub-select, which PostgreSQL
-/// evaluates once per query: in a generic plan (a prepared statement run more than five times)
-/// `LOWER($n)` would otherwise be computed again for every row and column, which doubled the
-/// cost of a scan of the covering index.
-fn free_text_condition(text: &str, backend: DbBackend, lower_once: bool) -> Condition {
-    let pattern = contains_pattern(text);
-    let mut any = Condition::any();
-    for column in TEXT_COLUMNS {
-        let lowered = || {
-            if lower_once {
-                Expr::cust_with_values("(SELECT LOWER($1))", [pattern.clone()])
-            } else {
-                Func::lower(Expr::val(pattern.clone())).into()
-            }
-        };
-        any = any.add(match backend {
-            // SQLite's LIKE already ignores ASCII case, and skipping LOWER saves a string per
-            // column and row on a scan. Its LOWER folds only ASCII too, so the result is the
-            // same: `é` and `É` differ there.
-            DbBackend::Sqlite => {
-                Expr::col((Entity, column)).like(LikeExpr::new(pattern.clone()).escape(LIKE_ESCAPE))
-            }
-            // PostgreSQL compares case-sensitively, and so does MySQL under the table's
-            // binary collation. Both sides go through the database's own LOWER, so a text
-            // always matches itself whatever the locale folds.
-            _ => Func::lower(Expr::col((Entity, column))).binary(
-                BinOper::Like,
-                lowered().binary(BinOper::Escape, Expr::Constant(LIKE_ESCAPE.into())),
-            ),
-        });
-    }
-    Condition::all().add(any)
+/// Free text: `term` (already lower-cased, [`AuditQuery::search_term`]) as a literal substring
+/// of the row's `search_text`, which holds every searched field lower-cased
+/// ([`AuditQuery::search_text`]). Both sides are lowered by the same Rust function, so the match
+/// is the same on every backend and in `MemoryStore`, and needs no `LOWER` in SQL: a plain,
+/// byte-wise `LIKE` on PostgreSQL and on MySQL's binary collation; on SQLite its `LIKE` also
+/// folds ASCII, which changes nothing on lower-cased text.
+fn free_text_condition(term: &str) -> Condition {
+    Condition::all().add(
+        Expr::col((Entity, Column::SearchText))
+            .like(LikeExpr::new(contains_pattern(term)).escape(LIKE_ESCAPE)),
+    )
 }
 
 /// The predicates of PostgreSQL's two free-text indexes, as the migration states them: a query
 /// must repeat them word for word for PostgreSQL to use those indexes.
-use crate::migration::m20261122_000002_free_text_index::{
+use crate::migration::m20261206_000009_search_text::{
     LONG_TEXT as PG_LONG_TEXT, SHORT_TEXT as PG_SHORT_TEXT,
 };
 
@@ -425,12 +392,8 @@ mod tests {
     #[test]
     fn free_text_is_bound_and_escaped_on_every_backend() {
         use sea_orm::QueryTrait;
-        let query = AuditQuery::new(Scope::tenant("acme")).text("50%_off");
-        for (backend, lower) in [
-            (DbBackend::Sqlite, false),
-            (DbBackend::Postgres, true),
-            (DbBackend::MySql, true),
-        ] {
+        let query = AuditQuery::new(Scope::tenant("acme")).text(" 50%_OFF ");
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
             let statement = Entity::find()
                 .filter(filter_condition(&query, backend))
                 .build(backend);
@@ -439,8 +402,11 @@ mod tests {
                 !sql.contains("50"),
                 "{backend:?}: the text is not inlined: {sql}"
             );
-            assert_eq!(sql.matches("ESCAPE").count(), 5, "{sql}");
-            assert_eq!(sql.contains("LOWER("), lower, "{sql}");
+            // One LIKE, on the derived column, with the pattern lowered before it is bound.
+            assert_eq!(sql.matches("ESCAPE").count(), 1, "{sql}");
+            let (_, condition) = sql.split_once(" WHERE ").unwrap();
+            assert_eq!(condition.matches("search_text").count(), 1, "{sql}");
+            assert!(!sql.contains("LOWER("), "{sql}");
             let values = statement.values.map(|v| v.0).unwrap_or_default();
             assert!(
                 values.contains(&sea_orm::Value::from("%50!%!_off%".to_owned())),
@@ -471,11 +437,7 @@ mod tests {
             assert!(sql.contains(&format!("AND ({PG_SHORT_TEXT})")), "{sql}");
             assert!(sql.contains(&format!("AND ({PG_LONG_TEXT})")), "{sql}");
             assert!(sql.contains("UNION ALL"), "{sql}");
-            assert_eq!(
-                sql.matches("LIKE ((SELECT LOWER($").count(),
-                10,
-                "the pattern is lowered once per query: {sql}"
-            );
+            assert_eq!(sql.matches("LIKE $").count(), 2, "{sql}");
         }
         // Other filters, no text or no tenant: one plain query.
         for query in [

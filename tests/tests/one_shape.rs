@@ -120,8 +120,8 @@ async fn the_openapi_schema_names_every_field_and_requires_them() {
 #[test]
 fn the_table_has_one_column_per_field_in_order() {
     let columns: Vec<&str> = entity::Column::iter().map(|c| c.as_str()).collect();
-    // The entry's fields, then the store's own: its link in the hash chain and the lookup
-    // buckets of its actor and object ids.
+    // The entry's fields, then the store's own: its link in the hash chain, the lookup
+    // buckets of its actor and object ids, and the text free text searches.
     let (fields, store) = columns.split_at(FIELDS.len());
     assert_eq!(fields, FIELDS);
     assert_eq!(
@@ -132,7 +132,8 @@ fn the_table_has_one_column_per_field_in_order() {
             "chain_personal",
             "chain_salt",
             "actor_bucket",
-            "entity_bucket"
+            "entity_bucket",
+            "search_text"
         ]
     );
     assert_eq!(entity::Entity.table_name(), "audit_log");

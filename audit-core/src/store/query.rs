@@ -193,10 +193,14 @@ pub struct AuditQuery {
     pub from: Option<DateTime<Utc>>,
     /// Only entries that occurred strictly before this instant.
     pub to: Option<DateTime<Utc>>,
-    /// Free text, matched case-insensitively and literally (no wildcards) as a substring of the
-    /// entity name, details, actor name, entity id or API key name. Surrounding whitespace is
-    /// ignored ([`trimmed_text`](Self::trimmed_text)); a blank text matches everything. The
-    /// admin API calls it `q`.
+    /// Free text, matched case-insensitively and literally (no wildcards) as a substring of one
+    /// of the entry's searched fields: action, entity type, entity id, entity name, actor id,
+    /// actor name, API key name, client address, request id, details, and each change's field
+    /// name, old value and new value (as redacted when the entry was made), within the first
+    /// [`SEARCH_TEXT_BYTES`](Self::SEARCH_TEXT_BYTES) of
+    /// [`search_text`](Self::search_text). A match never spans two fields. Surrounding
+    /// whitespace is ignored ([`trimmed_text`](Self::trimmed_text)); a blank text matches
+    /// everything. The admin API calls it `q`.
     pub text: Option<String>,
     /// Newest first (default) or oldest first.
     pub order: Order,
@@ -459,23 +463,88 @@ impl AuditQuery {
         {
             return false;
         }
-        if let Some(q) = self.trimmed_text() {
-            let q = q.to_lowercase();
-            let hit = [
-                &entry.entity_name,
-                &entry.details,
-                &entry.actor_name,
-                &entry.entity_id,
-                &entry.api_key_name,
-            ]
-            .into_iter()
-            .flatten()
-            .any(|field| field.to_lowercase().contains(&q));
-            if !hit {
-                return false;
-            }
+        if let Some(q) = self.search_term()
+            && !Self::search_text(entry).contains(&q)
+        {
+            return false;
         }
         true
+    }
+
+    /// The most bytes [`search_text`](Self::search_text) keeps: what a database's bounded text
+    /// column (MySQL's `TEXT`) holds.
+    pub const SEARCH_TEXT_BYTES: usize = 65_535;
+
+    /// What free text searches in `entry`: its searched fields (see the
+    /// [`text`](#structfield.text) field), each lower-cased, one a line, cut to
+    /// [`SEARCH_TEXT_BYTES`](Self::SEARCH_TEXT_BYTES) at a character boundary. A string value of a
+    /// change is its text; another value its JSON; `null` is left out. Fields are separated by
+    /// a line break, which a search term cannot contain (it may hold no control character), so
+    /// a term never matches across two fields.
+    ///
+    /// Stores that cannot search every field at once keep this text with each entry; it is
+    /// derived from the entry as made, so it holds only what the entry shows: a redacted
+    /// secret appears as `[REDACTED]`.
+    ///
+    /// ```
+    /// use audit_core::{Action, AuditEntry, Change, store::AuditQuery};
+    /// use serde_json::json;
+    ///
+    /// let entry = AuditEntry::builder(Action::Update)
+    ///     .entity("ApiKey", "k9")
+    ///     .changes(vec![Change::new("Label", json!("Old"), json!(7))])
+    ///     .build();
+    /// assert_eq!(AuditQuery::search_text(&entry), "update\napikey\nk9\nlabel\nold\n7");
+    /// ```
+    pub fn search_text(entry: &AuditEntry) -> String {
+        let mut text = String::with_capacity(256);
+        let mut push = |field: &str| {
+            if text.len() >= Self::SEARCH_TEXT_BYTES {
+                return;
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&field.to_lowercase());
+        };
+        push(entry.action.as_str());
+        let ip = entry.ip.map(|ip| ip.to_string());
+        for field in [
+            &entry.entity_type,
+            &entry.entity_id,
+            &entry.entity_name,
+            &entry.actor_id,
+            &entry.actor_name,
+            &entry.api_key_name,
+            &ip,
+            &entry.request_id,
+            &entry.details,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            push(field);
+        }
+        for change in &entry.changes {
+            push(&change.field);
+            for value in [&change.old, &change.new] {
+                match value {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(value) => push(value),
+                    other => push(&other.to_string()),
+                }
+            }
+        }
+        if text.len() > Self::SEARCH_TEXT_BYTES {
+            text.truncate(text.floor_char_boundary(Self::SEARCH_TEXT_BYTES));
+        }
+        text
+    }
+
+    /// The free text as [`search_text`](Self::search_text) holds it: trimmed and lower-cased;
+    /// `None` when blank.
+    pub fn search_term(&self) -> Option<String> {
+        self.trimmed_text().map(str::to_lowercase)
     }
 
     /// A stable 32-bit digest of everything that selects entries (all but limit and cursor),
@@ -731,5 +800,61 @@ mod tests {
         assert_ne!(q.digest(), shown.digest());
         assert_ne!(shown.clone().team("a").digest(), shown.digest());
         assert_eq!(invalid_parameter(shown.team("a\0b").validate()), "team");
+    }
+
+    #[test]
+    fn free_text_searches_every_field_but_never_across_two() {
+        let mut e = AuditEntry::builder(Action::Custom("Rotate".into()))
+            .tenant("acme")
+            .actor(crate::Actor::user("u-417", "Ann"))
+            .entity("SigningKey", "k9")
+            .ip("192.0.2.77".parse().unwrap())
+            .changes(vec![
+                crate::Change::new(
+                    "Label",
+                    serde_json::json!("Blue Moon"),
+                    serde_json::json!(42),
+                ),
+                crate::Change::new(
+                    "password",
+                    serde_json::json!("hunter2"),
+                    serde_json::json!(null),
+                ),
+            ])
+            .build();
+        e.request_id = Some("req-5d1f".into());
+        let q = |text: &str| AuditQuery::new(Scope::tenant("acme")).text(text);
+        for hit in [
+            "ROTATE",
+            "signingkey",
+            "u-417",
+            "192.0.2.7",
+            "REQ-5D1F",
+            "label",
+            "blue moon",
+            "42",
+            "password",
+            "[redacted]",
+        ] {
+            assert!(q(hit).matches(&e), "{hit}");
+        }
+        for miss in [
+            "hunter2",
+            "k9 u-417",
+            "k9u-417",
+            "rotate signingkey",
+            "null",
+        ] {
+            assert!(!q(miss).matches(&e), "{miss}");
+        }
+        let mut long = e.clone();
+        long.details = Some("x".repeat(AuditQuery::SEARCH_TEXT_BYTES));
+        long.request_id = Some("the end".into());
+        assert!(AuditQuery::search_text(&long).len() <= AuditQuery::SEARCH_TEXT_BYTES);
+        assert!(q("the end").matches(&long));
+        long.details = None;
+        long.changes[0].new = serde_json::json!("é".repeat(AuditQuery::SEARCH_TEXT_BYTES));
+        long.changes[1].field = "after the cut".into();
+        assert!(!q("after the cut").matches(&long));
     }
 }

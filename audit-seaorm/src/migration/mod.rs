@@ -5,8 +5,10 @@
 //! created otherwise; nothing elsewhere), [`m20261201_000004_create_audit_intent`] (the
 //! intents of requests in flight), [`m20261203_000005_create_audit_chain`] (the hash
 //! chain's links and heads), [`m20261204_000006_create_audit_retention`] (where purged
-//! chains start, and legal holds) and [`m20261204_000007_bucketed_lookup_indexes`] (the actor
-//! and object lookups by bucket).
+//! chains start, and legal holds), [`m20261204_000007_bucketed_lookup_indexes`] (the actor
+//! and object lookups by bucket), [`m20261205_000008_sqlite_covering_tenant_index`] (SQLite's
+//! one covering index per tenant) and [`m20261206_000009_search_text`] (the text free text
+//! searches, filled for stored rows; PostgreSQL's free-text indexes over it).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -28,6 +30,8 @@
 //!             Box::new(audit_seaorm::migration::m20261203_000005_create_audit_chain::Migration),
 //!             Box::new(audit_seaorm::migration::m20261204_000006_create_audit_retention::Migration),
 //!             Box::new(audit_seaorm::migration::m20261204_000007_bucketed_lookup_indexes::Migration),
+//!             Box::new(audit_seaorm::migration::m20261205_000008_sqlite_covering_tenant_index::Migration),
+//!             Box::new(audit_seaorm::migration::m20261206_000009_search_text::Migration),
 //!         ]
 //!     }
 //! }
@@ -55,6 +59,7 @@ pub mod m20261203_000005_create_audit_chain;
 pub mod m20261204_000006_create_audit_retention;
 pub mod m20261204_000007_bucketed_lookup_indexes;
 pub mod m20261205_000008_sqlite_covering_tenant_index;
+pub mod m20261206_000009_search_text;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_create_audit_retention::Migration),
             Box::new(m20261204_000007_bucketed_lookup_indexes::Migration),
             Box::new(m20261205_000008_sqlite_covering_tenant_index::Migration),
+            Box::new(m20261206_000009_search_text::Migration),
         ]
     }
 

@@ -784,3 +784,133 @@ pub async fn entries_stored_before_the_buckets_are_found_after_migrating(b: &Bac
     .await;
     assert_eq!(both.len(), 2, "{}", b.name);
 }
+
+/// The ids of the entries of `tenant` whose free text matches `term`.
+async fn found(b: &Backend, tenant: &str, term: &str) -> Vec<uuid::Uuid> {
+    let page = b
+        .store
+        .query(&AuditQuery::new(Scope::tenant(tenant)).text(term))
+        .await
+        .unwrap();
+    let mut found = ids(&page.items);
+    found.sort();
+    found
+}
+
+/// Free text finds an entry by every searched field, in any case and literally, never by a
+/// redacted secret's real value, and no longer by an erased actor's name or address.
+pub async fn free_text_finds_every_searched_field(b: &Backend) {
+    let t = tenant();
+    let mut key = AuditEntry::builder(Action::Custom("RotateSecret".into()))
+        .tenant(&t)
+        .actor(audit_core::Actor::user("u-4711", "Zoë Quill"))
+        .api_key(audit_core::ApiKeyRef::new("k-1", "CI deployer"))
+        .entity("SigningKey", "sk-93")
+        .entity_name("Release signing")
+        .details("rotated after the audit")
+        .changes(vec![
+            Change::new("expiresAt", json!("2026-01-31"), json!("2027-01-31")),
+            Change::new("password", json!("hunter2-secret"), json!("s3cr3t-new")),
+            Change::new("weight", json!(17), json!(1234)),
+        ])
+        .build();
+    key.ip = Some("198.51.100.23".parse().unwrap());
+    key.request_id = Some("req-7f3a9c".into());
+    // A second entry, so that a search that matched everything would show.
+    let mut other = AuditEntry::builder(Action::Update)
+        .tenant(&t)
+        .actor(audit_core::Actor::user("u-1", "Bob"))
+        .entity("Invoice", "inv-1")
+        .entity_name("50%_off and 100% sure")
+        .build();
+    other.ip = Some("192.0.2.1".parse().unwrap());
+    b.store
+        .record_batch(vec![key.clone(), other.clone()])
+        .await
+        .unwrap();
+    for term in [
+        "rotatesecret",    // action
+        "SIGNINGKEY",      // entity type
+        "sk-93",           // entity id
+        "release SIGN",    // entity name
+        "u-4711",          // actor id
+        "zoë quill",       // actor name
+        "ci deployer",     // API key name
+        "198.51.100.23",   // client address
+        "REQ-7F3A",        // request id
+        "after the audit", // details
+        "expiresat",       // a changed field's name
+        "2026-01-31",      // an old value
+        "2027-01",         // a new value
+        "1234",            // a new value that is not a string
+        "password",        // a redacted field's name
+        "[redacted]",      // what it shows
+    ] {
+        assert_eq!(found(b, &t, term).await, vec![key.id], "{}: {term}", b.name);
+    }
+    for term in ["hunter2", "s3cr3t", "u-4711 zoë", "sk-93 release", "null"] {
+        assert!(found(b, &t, term).await.is_empty(), "{}: {term}", b.name);
+    }
+    // Surrounding whitespace, any kind, is ignored.
+    assert_eq!(found(b, &t, " sk-93\u{a0}").await, vec![key.id], "{}", b.name);
+    // Non-ASCII letters fold on every backend.
+    assert_eq!(found(b, &t, "ZOË").await, vec![key.id], "{}", b.name);
+    // `%` and `_` are literal.
+    assert_eq!(found(b, &t, "50%_off").await, vec![other.id], "{}", b.name);
+    assert_eq!(found(b, &t, "100%").await, vec![other.id], "{}", b.name);
+    assert!(found(b, &t, "50_").await.is_empty(), "{}", b.name);
+    assert!(found(b, &t, "r%t").await.is_empty(), "{}", b.name);
+    // An erased actor's name and address are found no more; the id still is.
+    b.store.erase_actor("u-4711").await.unwrap();
+    assert!(found(b, &t, "zoë").await.is_empty(), "{}", b.name);
+    assert!(found(b, &t, "198.51.100").await.is_empty(), "{}", b.name);
+    assert_eq!(found(b, &t, "u-4711").await, vec![key.id], "{}", b.name);
+    assert_eq!(verified(b, &t).await.broken, None, "{}", b.name);
+}
+
+/// Entries stored before `search_text` existed get theirs from the migration, and free text
+/// then finds them like any other.
+pub async fn entries_stored_before_the_search_text_are_found_after_migrating(b: &Backend) {
+    use audit_seaorm::migration::m20261206_000009_search_text::Migration;
+    use audit_seaorm::sea_orm::sea_query::Expr;
+    use sea_orm_migration::{MigrationTrait, SchemaManager};
+    let t = tenant();
+    let entries: Vec<AuditEntry> = (0..7)
+        .map(|n| {
+            AuditEntry::builder(Action::Update)
+                .tenant(&t)
+                .entity("ConnectionProfile", format!("p-{n}"))
+                .changes(vec![Change::new(
+                    "host",
+                    json!(format!("db-{n}.internal")),
+                    json!(null),
+                )])
+                .build()
+        })
+        .collect();
+    b.store.record_batch(entries.clone()).await.unwrap();
+    let db = b.store.connection();
+    // As an older version stored them.
+    entity::Entity::update_many()
+        .col_expr(
+            entity::Column::SearchText,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(entity::Column::TenantId.eq(&t))
+        .exec(db)
+        .await
+        .unwrap();
+    assert!(found(b, &t, "db-3.internal").await.is_empty(), "{}", b.name);
+    Migration.up(&SchemaManager::new(db)).await.unwrap();
+    for (n, entry) in entries.iter().enumerate() {
+        let by_change = found(b, &t, &format!("DB-{n}.internal")).await;
+        assert_eq!(by_change, vec![entry.id], "{}: db-{n}", b.name);
+    }
+    assert_eq!(
+        found(b, &t, "connectionprofile").await.len(),
+        7,
+        "{}",
+        b.name
+    );
+    assert_eq!(verified(b, &t).await.broken, None, "{}", b.name);
+}

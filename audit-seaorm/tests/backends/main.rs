@@ -87,6 +87,8 @@ suite!(
     an_erased_actor_leaves_the_chain_verifiable,
     a_purged_chain_verifies_from_its_start_and_a_forged_start_does_not,
     entries_stored_before_the_buckets_are_found_after_migrating,
+    free_text_finds_every_searched_field,
+    entries_stored_before_the_search_text_are_found_after_migrating,
 );
 
 /// One integer pragma read through `db`.

@@ -1,0 +1,314 @@
+//! Free text across every searched field through one derived column, `search_text`, on every
+//! backend.
+//!
+//! Free text matches a term in any of a dozen fields, among them each change's name and values
+//! (see [`AuditQuery::search_text`]). Rather than a `LIKE` per column (and, for changes, a walk
+//! of JSON no index can carry), each row keeps those fields lower-cased, one a line, in
+//! `search_text`, written with the row, and a search is one `LIKE` on it.
+//!
+//! This migration:
+//!
+//! 1. adds the column (`TEXT`, nullable);
+//! 2. fills it for every row stored before, [`BACKFILL_BATCH`] rows a statement in id order,
+//!    each derived from the row as it reads back, exactly as a new row's is;
+//! 3. on PostgreSQL, replaces the covering free-text index pair of
+//!    [`m20261122_000002_free_text_index`](super::m20261122_000002_free_text_index) (which carried
+//!    the five columns searched before) with the same pair over `search_text`:
+//!    [`COVERING`] (`tenant_id`, `occurred_at`, `id`)
+//!    `INCLUDE (team_id, entity_type, action, search_text)`, partial on rows whose carried
+//!    texts total at most 2,000 bytes, and [`LONG`] for the others. The entity type and action
+//!    are carried so that a search that leaves out the log's own reads stays in the index.
+//!
+//! SQLite and MySQL search through the tenant's existing index in keyset order and read
+//! `search_text` from the row (`docs/decisions/0055`).
+//!
+//! The fill rewrites every row once: on a large log, expect it to take about as long as
+//! loading the log did, under the migration lock (writes wait). Each statement commits on its
+//! own, so an interrupted run resumes where it stopped. Rows written after this migration by
+//! a store that predates it have no `search_text`, and free text does not find them: upgrade
+//! every writer before running it. Idempotent: each step checks first.
+
+use audit_core::store::AuditQuery;
+use sea_orm::sea_query::{CaseStatement, Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use sea_orm_migration::prelude::*;
+use uuid::Uuid;
+
+use super::m20261122_000002_free_text_index as old_text;
+use crate::entity::{self, Column};
+
+/// The migration that adds and fills `search_text` and indexes it on PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, DeriveMigrationName)]
+pub struct Migration;
+
+const LOG: &str = "audit_log";
+/// The column's name.
+const SEARCH_TEXT: &str = "search_text";
+
+/// Rows filled per statement.
+pub(crate) const BACKFILL_BATCH: u64 = 500;
+
+/// PostgreSQL's covering index for rows whose carried texts are short.
+pub(crate) const COVERING: &str = "audit_log_tenant_search";
+/// PostgreSQL's index of the other rows, whose `search_text` is read from the table.
+pub(crate) const LONG: &str = "audit_log_tenant_long_search";
+
+/// The predicate of [`COVERING`]: the texts it carries total at most 2,000 bytes, well under a
+/// B-tree entry's limit (2,704 bytes). A query must state it exactly so for PostgreSQL to use
+/// the index.
+pub(crate) const SHORT_TEXT: &str = "octet_length(COALESCE(tenant_id, '')) \
+    + octet_length(COALESCE(team_id, '')) + octet_length(COALESCE(entity_type, '')) \
+    + octet_length(action) + octet_length(COALESCE(search_text, '')) <= 2000";
+
+/// The predicate of [`LONG`]: the complement of [`SHORT_TEXT`].
+pub(crate) const LONG_TEXT: &str = "octet_length(COALESCE(tenant_id, '')) \
+    + octet_length(COALESCE(team_id, '')) + octet_length(COALESCE(entity_type, '')) \
+    + octet_length(action) + octet_length(COALESCE(search_text, '')) > 2000";
+
+/// The `CREATE INDEX IF NOT EXISTS` statements of PostgreSQL's two indexes, by name. To add them
+/// to a large log without stopping writes, create them beforehand with
+/// `CREATE INDEX CONCURRENTLY` and these definitions: the migration then finds them in place.
+pub fn index_statements() -> [(&'static str, String); 2] {
+    [
+        (
+            COVERING,
+            format!(
+                "CREATE INDEX IF NOT EXISTS {COVERING} ON {LOG} (tenant_id, occurred_at, id) \
+                 INCLUDE (team_id, entity_type, action, search_text) WHERE {SHORT_TEXT}"
+            ),
+        ),
+        (
+            LONG,
+            format!(
+                "CREATE INDEX IF NOT EXISTS {LONG} ON {LOG} (tenant_id, occurred_at, id) \
+                 WHERE {LONG_TEXT}"
+            ),
+        ),
+    ]
+}
+
+/// The search text of a stored row: that of the entry it reads back as; empty for a row no
+/// entry can be read from (which every listing reports anyway).
+pub(crate) fn row_search_text(row: entity::Model) -> String {
+    crate::convert::from_model(row)
+        .map(|entry| AuditQuery::search_text(&entry))
+        .unwrap_or_default()
+}
+
+/// Sets `search_text` of each row in `texts` (id, text), in one statement.
+pub(crate) async fn set_search_texts<C: ConnectionTrait>(
+    db: &C,
+    texts: Vec<(Uuid, String)>,
+) -> Result<(), DbErr> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = texts.iter().map(|(id, _)| *id).collect();
+    let mut case = CaseStatement::new();
+    for (id, text) in texts {
+        case = case.case(Column::Id.eq(id), Expr::val(text));
+    }
+    entity::Entity::update_many()
+        .col_expr(Column::SearchText, case.into())
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Fills `search_text` of every row without one, in id order.
+async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut select = entity::Entity::find().filter(Column::SearchText.is_null());
+        if let Some(after) = after {
+            select = select.filter(Column::Id.gt(after));
+        }
+        let rows = select
+            .order_by_asc(Column::Id)
+            .limit(BACKFILL_BATCH)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last().map(|row| row.id) else {
+            return Ok(());
+        };
+        after = Some(last);
+        let texts = rows
+            .into_iter()
+            .map(|row| (row.id, row_search_text(row)))
+            .collect();
+        set_search_texts(db, texts).await?;
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if !manager.has_column(LOG, SEARCH_TEXT).await? {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new(LOG))
+                        .add_column(ColumnDef::new(Alias::new(SEARCH_TEXT)).text().null())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        backfill(db).await?;
+        if manager.get_database_backend() == DbBackend::Postgres {
+            for (name, statement) in index_statements() {
+                if !manager.has_index(LOG, name).await? {
+                    db.execute_unprepared(&statement).await?;
+                }
+            }
+            for name in [old_text::COVERING, old_text::LONG] {
+                db.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}"))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if manager.get_database_backend() == DbBackend::Postgres {
+            for (name, statement) in old_text::index_statements() {
+                if !manager.has_index(LOG, name).await? {
+                    db.execute_unprepared(&statement).await?;
+                }
+            }
+            for name in [COVERING, LONG] {
+                db.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}"))
+                    .await?;
+            }
+        }
+        if manager.has_column(LOG, SEARCH_TEXT).await? {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new(LOG))
+                        .drop_column(Alias::new(SEARCH_TEXT))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::migration::Migrator;
+    use audit_core::store::{AuditStore, Scope};
+    use audit_core::{Action, AuditEntry, AuditSink, Change};
+    use sea_orm::{ActiveValue, Statement};
+    use serde_json::json;
+
+    #[test]
+    fn the_predicates_are_complements() {
+        assert_eq!(
+            SHORT_TEXT.replace("<= 2000", "> 2000"),
+            LONG_TEXT,
+            "the two partial indexes must hold every row exactly once"
+        );
+    }
+
+    /// Rows stored before the column existed are found by free text once the migration ran, by
+    /// every field it searches.
+    #[tokio::test]
+    async fn the_migration_fills_the_rows_stored_before_it() {
+        let store = crate::SeaOrmStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let db = store.connection();
+        Migrator::down(db, Some(1)).await.unwrap();
+        assert!(
+            !SchemaManager::new(db)
+                .has_column(LOG, SEARCH_TEXT)
+                .await
+                .unwrap()
+        );
+        // Rows written as a store without the column wrote them: every column but that one.
+        let entries: Vec<AuditEntry> = (0..(BACKFILL_BATCH + 7))
+            .map(|i| {
+                AuditEntry::builder(Action::Update)
+                    .tenant("acme")
+                    .entity("Invoice", format!("inv-{i}"))
+                    .changes(vec![Change::new(
+                        "Total",
+                        json!(format!("old-{i}")),
+                        json!(i),
+                    )])
+                    .build()
+            })
+            .collect();
+        for entry in &entries {
+            let mut model = crate::convert::to_row(entry).unwrap().model;
+            model.search_text = ActiveValue::NotSet;
+            let insert = sea_orm::sea_query::Query::insert()
+                .into_table(entity::Entity)
+                .columns(
+                    <entity::Column as sea_orm::Iterable>::iter()
+                        .filter(|c| !matches!(c, Column::SearchText)),
+                )
+                .values_panic(
+                    <entity::Column as sea_orm::Iterable>::iter()
+                        .filter(|c| !matches!(c, Column::SearchText))
+                        .map(|c| {
+                            let value = sea_orm::ActiveModelTrait::get(&model, c);
+                            Expr::val(value.into_value().unwrap())
+                        }),
+                )
+                .to_owned();
+            db.execute(&insert).await.unwrap();
+        }
+        Migrator::up(db, None).await.unwrap();
+        let nulls = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM audit_log WHERE search_text IS NULL",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        assert_eq!(nulls, 0);
+        for (text, id) in [
+            ("INV-3", "inv-3"),
+            ("old-506", "inv-506"),
+            ("total", "inv-0"),
+        ] {
+            let page = store
+                .query(
+                    &AuditQuery::new(Scope::tenant("acme"))
+                        .text(text)
+                        .limit(1000),
+                )
+                .await
+                .unwrap();
+            assert!(
+                page.items
+                    .iter()
+                    .any(|e| e.entity_id.as_deref() == Some(id)),
+                "{text}"
+            );
+        }
+        // New rows get theirs from the store.
+        let new = AuditEntry::builder(Action::Create)
+            .tenant("acme")
+            .entity("Invoice", "fresh-1")
+            .build();
+        store.record(new).await.unwrap();
+        let page = store
+            .query(&AuditQuery::new(Scope::tenant("acme")).text("FRESH-1"))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+    }
+}
