@@ -41,6 +41,7 @@ mod options;
 mod read;
 mod retention;
 mod store;
+mod summary;
 mod transactions;
 mod write;
 

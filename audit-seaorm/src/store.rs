@@ -618,4 +618,32 @@ impl AuditStore for SeaOrmStore {
             .await
             .map(|()| true)
     }
+
+    async fn summary(
+        &self,
+        query: &AuditQuery,
+        by: audit_core::store::SummaryBy,
+    ) -> Result<audit_core::store::Summary, StoreError> {
+        query.validate()?;
+        crate::summary::summary(&self.db, query, by).await
+    }
+
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<audit_core::store::ActorSeen>, StoreError> {
+        audit_core::store::validate_actors(query, text, limit)?;
+        crate::summary::actors(&self.db, query, text, limit).await
+    }
+
+    async fn facets(
+        &self,
+        query: &AuditQuery,
+        limit: u32,
+    ) -> Result<audit_core::store::Facets, StoreError> {
+        audit_core::store::validate_facets(query, limit)?;
+        crate::summary::facets(&self.db, query, limit).await
+    }
 }

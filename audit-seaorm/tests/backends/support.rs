@@ -145,6 +145,31 @@ impl AuditStore for Backend {
     fn export(&self, query: &AuditQuery) -> BoxStream<'static, Result<AuditEntry, StoreError>> {
         self.store.export(query)
     }
+
+    async fn summary(
+        &self,
+        query: &AuditQuery,
+        by: audit_core::store::SummaryBy,
+    ) -> Result<audit_core::store::Summary, StoreError> {
+        self.store.summary(query, by).await
+    }
+
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<audit_core::store::ActorSeen>, StoreError> {
+        self.store.actors(query, text, limit).await
+    }
+
+    async fn facets(
+        &self,
+        query: &AuditQuery,
+        limit: u32,
+    ) -> Result<audit_core::store::Facets, StoreError> {
+        self.store.facets(query, limit).await
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,339 @@
+//! Grouped questions as grouped SQL: a summary is one `GROUP BY day, key`, an actor list one
+//! `GROUP BY actor_id` and one look-up of each listed actor's latest entry, facets one
+//! `GROUP BY` per list. The filters are the listing's ([`read::filter_condition`]), so the
+//! scope is applied inside every statement, and the semantics are `audit_core`'s reference
+//! `tally` functions, which the store suite holds every backend to.
+//!
+//! `occurred_at` is a `timestamptz` on PostgreSQL, a `DATETIME(6)` holding UTC on MySQL and
+//! MariaDB, and RFC 3339 text with a `+00:00` offset on SQLite (how SQLx writes a UTC time),
+//! so the UTC day is `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+//! `DATE_FORMAT(occurred_at, '%Y-%m-%d')` and its first ten characters. Ties in an order and
+//! the greatest of several names compare bytewise, as the reference does: the binary
+//! collation on MySQL and SQLite, `COLLATE "C"` on PostgreSQL.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use audit_core::store::{
+    ActorSeen, ApiKeyFacet, AuditQuery, DayCount, Facets, StoreError, Summary, SummaryBy,
+    sort_actors,
+};
+use audit_core::{Action, ActorKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryResult,
+};
+
+use crate::entity::{Column, Entity};
+use crate::error::store_error;
+use crate::read::{contains_pattern, filter_condition};
+
+/// The escape character of [`contains_pattern`]'s patterns.
+const LIKE_ESCAPE: char = '!';
+
+/// The UTC day of `occurred_at`, as `YYYY-MM-DD` text.
+fn day_expr(backend: DbBackend) -> Expr {
+    Expr::cust(match backend {
+        DbBackend::Postgres => "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        DbBackend::MySql => "DATE_FORMAT(occurred_at, '%Y-%m-%d')",
+        _ => "substr(occurred_at, 1, 10)",
+    })
+}
+
+/// `column` for an `ORDER BY` or `MAX` that must compare bytewise.
+fn bytewise(column: Column, backend: DbBackend) -> Expr {
+    let name = match column {
+        Column::ActorId => "actor_id",
+        Column::EntityType => "entity_type",
+        Column::Action => "action",
+        Column::TeamId => "team_id",
+        Column::ApiKeyId => "api_key_id",
+        _ => "api_key_name",
+    };
+    if backend == DbBackend::Postgres {
+        Expr::cust(format!("{name} COLLATE \"C\""))
+    } else {
+        Expr::col(column)
+    }
+}
+
+fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        id: what.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T, StoreError> {
+    row.try_get::<T>("", column)
+        .map_err(|e| corrupt(column, format!("unreadable grouped column: {e}")))
+}
+
+fn count(row: &QueryResult) -> Result<u64, StoreError> {
+    let n: i64 = get(row, "n")?;
+    u64::try_from(n).map_err(|_| corrupt("n", format!("a negative count {n}")))
+}
+
+/// Entries per UTC day and key of an already validated query.
+pub(crate) async fn summary(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+    by: SummaryBy,
+) -> Result<Summary, StoreError> {
+    let backend = db.get_database_backend();
+    let key = match by {
+        SummaryBy::Action => Column::Action,
+        SummaryBy::Actor => Column::ActorId,
+        SummaryBy::EntityType => Column::EntityType,
+    };
+    let select = Query::select()
+        .expr_as(day_expr(backend), Alias::new("day"))
+        .expr_as(Expr::col(key), Alias::new("k"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(Entity)
+        .cond_where(filter_condition(query, backend))
+        .add_group_by([Expr::cust("1"), Expr::cust("2")])
+        .to_owned();
+    let rows = db.query_all(&select).await.map_err(store_error)?;
+    let mut counts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let day: String = get(row, "day")?;
+        counts.push(DayCount {
+            day: NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map_err(|e| corrupt("day", format!("{day:?}: {e}")))?,
+            key: get(row, "k")?,
+            count: count(row)?,
+        });
+    }
+    Ok(Summary::new(by, counts))
+}
+
+/// `text` as a literal, case-insensitive substring of the actor id or name.
+fn actor_text_condition(text: &str, backend: DbBackend) -> Condition {
+    let pattern = contains_pattern(&text.to_lowercase());
+    let mut any = Condition::any();
+    for column in [Column::ActorId, Column::ActorName] {
+        let like = LikeExpr::new(pattern.clone()).escape(LIKE_ESCAPE);
+        any = any.add(match backend {
+            // SQLite's LIKE ignores ASCII case already, as its LOWER folds only ASCII.
+            DbBackend::Sqlite => Expr::col((Entity, column)).like(like),
+            _ => Expr::expr(Func::lower(Expr::col((Entity, column)))).like(like),
+        });
+    }
+    any
+}
+
+/// The condition of an actor list: the query's filters, an actor, and the text.
+fn actors_condition(query: &AuditQuery, text: Option<&str>, backend: DbBackend) -> Condition {
+    let mut cond = filter_condition(query, backend).add(Column::ActorId.is_not_null());
+    if let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) {
+        cond = cond.add(actor_text_condition(text, backend));
+    }
+    cond
+}
+
+/// The actors of an already validated query (and checked text and limit).
+pub(crate) async fn actors(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+    text: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ActorSeen>, StoreError> {
+    let backend = db.get_database_backend();
+    let cond = actors_condition(query, text, backend);
+    let select = Query::select()
+        .expr_as(Expr::col(Column::ActorId), Alias::new("actor_id"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(Expr::cust("MAX(occurred_at)"), Alias::new("last_seen"))
+        .from(Entity)
+        .cond_where(cond.clone())
+        .group_by_col(Column::ActorId)
+        .order_by_expr(Expr::cust("MAX(occurred_at)"), sea_orm::Order::Desc)
+        .order_by_expr(bytewise(Column::ActorId, backend), sea_orm::Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned();
+    let rows = db.query_all(&select).await.map_err(store_error)?;
+    let mut groups: Vec<(String, u64, DateTime<Utc>)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        groups.push((get(row, "actor_id")?, count(row)?, last_seen(row, backend)?));
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each actor's latest entry: the rows at their latest instant (usually one each).
+    let mut latest_of = Condition::any();
+    for (actor_id, _, at) in &groups {
+        latest_of = latest_of.add(
+            Condition::all()
+                .add(Column::ActorId.eq(actor_id.as_str()))
+                .add(Column::OccurredAt.eq(*at)),
+        );
+    }
+    let latest = Entity::find()
+        .filter(cond.add(latest_of))
+        .all(db)
+        .await
+        .map_err(store_error)?;
+    let mut names: HashMap<&str, (uuid::Uuid, Option<String>, String)> = HashMap::new();
+    for row in &latest {
+        let Some(actor_id) = row.actor_id.as_deref() else {
+            continue;
+        };
+        let newer = names.get(actor_id).is_none_or(|(id, _, _)| row.id > *id);
+        if newer {
+            names.insert(
+                actor_id,
+                (row.id, row.actor_name.clone(), row.actor_kind.clone()),
+            );
+        }
+    }
+    let mut actors = Vec::with_capacity(groups.len());
+    for (actor_id, count, last_seen) in groups {
+        let (actor_name, kind) = match names.get(actor_id.as_str()) {
+            Some((_, name, kind)) => (
+                name.clone(),
+                ActorKind::from_str(kind).map_err(|e| corrupt("actor_kind", e))?,
+            ),
+            None => return Err(corrupt(&actor_id, "the actor's latest entry vanished")),
+        };
+        actors.push(ActorSeen {
+            actor_id,
+            actor_name,
+            actor_kind: kind,
+            count,
+            last_seen,
+        });
+    }
+    sort_actors(&mut actors);
+    Ok(actors)
+}
+
+/// `MAX(occurred_at)` as an instant: SQLite gives the stored text back.
+fn last_seen(row: &QueryResult, backend: DbBackend) -> Result<DateTime<Utc>, StoreError> {
+    if backend == DbBackend::Sqlite {
+        let text: String = get(row, "last_seen")?;
+        return DateTime::parse_from_rfc3339(&text)
+            .or_else(|_| DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%:z"))
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| corrupt("last_seen", format!("{text:?}: {e}")));
+    }
+    get(row, "last_seen")
+}
+
+/// One facet: the values of `column` with the most entries, at most `limit`, sorted.
+fn facet_select(
+    column: Column,
+    query: &AuditQuery,
+    backend: DbBackend,
+    limit: u32,
+) -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .expr_as(Expr::col(column), Alias::new("v"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(Entity)
+        .cond_where(filter_condition(query, backend).add(column.is_not_null()))
+        .group_by_col(column)
+        .order_by_expr(Expr::cust("COUNT(*)"), sea_orm::Order::Desc)
+        .order_by_expr(bytewise(column, backend), sea_orm::Order::Asc)
+        .limit(u64::from(limit));
+    if matches!(column, Column::ApiKeyId) {
+        select.expr_as(
+            Expr::cust(match backend {
+                DbBackend::Postgres => "MAX(api_key_name COLLATE \"C\")",
+                _ => "MAX(api_key_name)",
+            }),
+            Alias::new("name"),
+        );
+    }
+    select
+}
+
+/// The facets of an already validated query (and checked limit).
+pub(crate) async fn facets(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+    limit: u32,
+) -> Result<Facets, StoreError> {
+    let backend = db.get_database_backend();
+    let mut lists: Vec<Vec<String>> = Vec::with_capacity(3);
+    for column in [Column::EntityType, Column::Action, Column::TeamId] {
+        let rows = db
+            .query_all(&facet_select(column, query, backend, limit))
+            .await
+            .map_err(store_error)?;
+        let mut values = rows
+            .iter()
+            .map(|row| get::<String>(row, "v"))
+            .collect::<Result<Vec<_>, _>>()?;
+        values.sort();
+        lists.push(values);
+    }
+    let rows = db
+        .query_all(&facet_select(Column::ApiKeyId, query, backend, limit))
+        .await
+        .map_err(store_error)?;
+    let mut api_keys = rows
+        .iter()
+        .map(|row| {
+            Ok(ApiKeyFacet {
+                id: get(row, "v")?,
+                name: get(row, "name")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    api_keys.sort();
+    let teams = lists.pop().unwrap_or_default();
+    let actions = lists.pop().unwrap_or_default();
+    let entity_types = lists.pop().unwrap_or_default();
+    Ok(Facets {
+        entity_types,
+        actions: actions
+            .into_iter()
+            .map(|a| Action::from_str(&a).unwrap_or(Action::Custom(a)))
+            .collect(),
+        teams,
+        api_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_escape_is_the_patterns() {
+        assert_eq!(
+            contains_pattern("!"),
+            format!("%{LIKE_ESCAPE}{LIKE_ESCAPE}%")
+        );
+    }
+
+    #[test]
+    fn every_backend_groups_by_the_utc_day() {
+        use sea_orm::sea_query::{MysqlQueryBuilder, PostgresQueryBuilder, SqliteQueryBuilder};
+        let select = |backend| {
+            Query::select()
+                .expr(day_expr(backend))
+                .from(Entity)
+                .to_owned()
+        };
+        assert!(
+            select(DbBackend::Postgres)
+                .to_string(PostgresQueryBuilder)
+                .contains("AT TIME ZONE 'UTC'")
+        );
+        assert!(
+            select(DbBackend::MySql)
+                .to_string(MysqlQueryBuilder)
+                .contains("DATE_FORMAT")
+        );
+        assert!(
+            select(DbBackend::Sqlite)
+                .to_string(SqliteQueryBuilder)
+                .contains("substr(occurred_at, 1, 10)")
+        );
+    }
+}
