@@ -659,7 +659,7 @@ async fn operator_sees_failed_logins_of_no_tenant(a: &Acme) {
 /// PostgreSQL) is a 400 naming the field, and changes nothing; text up to the columns' size,
 /// in any script, is taken.
 async fn hostile_input(a: &Acme) {
-    let Acme { app, admin, .. } = a;
+    let Acme { admin, .. } = a;
     let objects = [
         "/connection-profiles/cp-acme-0",
         "/mapping-configs/mc-acme-0",
@@ -1147,6 +1147,124 @@ async fn concurrent_transactional_updates_on_sqlite_all_succeed_with_their_entri
             .collect();
         sent.sort();
         assert_eq!(named, sent, "{entity_id}: one entry for every change");
+    }
+}
+
+/// Every error the example answers, axum's rejections and the router's included, is JSON
+/// `{"error": code, "message": text}` with `Content-Type: application/json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json_with_a_code_and_a_message() {
+    let app = start_example(Backend::Sqlite).await.unwrap();
+    let admin = &app.demo.tenants[0].admin;
+    let auth = user_session(&app, &admin.email, &admin.password).await.auth;
+    let http = Client::new();
+    let url = |path: &str| format!("{}{path}", app.base);
+    let json_body = |text: &str| {
+        http.post(url("/mapping-configs"))
+            .header(auth.0, &auth.1)
+            .header("content-type", "application/json")
+            .body(text.to_owned())
+    };
+    let cases = [
+        (
+            "a body that is not JSON",
+            json_body("{\"name\": "),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "a field out of bounds",
+            json_body(&json!({"name": "x".repeat(201)}).to_string()),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "a path segment that is not UTF-8",
+            http.get(url("/connection-profiles/%FF"))
+                .header(auth.0, &auth.1),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "no credentials",
+            http.post(url("/mapping-configs"))
+                .json(&json!({"name": "x"})),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "a member's admin-only change",
+            http.post(url("/api-keys/k-acme-ci/revoke"))
+                .header("x-api-key", &app.demo.tenants[0].api_key.0),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "an unknown route",
+            http.get(url("/no-such-thing")).header(auth.0, &auth.1),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an unknown object",
+            http.get(url("/mapping-configs/nope"))
+                .header(auth.0, &auth.1),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "a method the route does not take",
+            http.patch(url("/tenants")).header(auth.0, &auth.1),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "a body past the limit",
+            json_body(&json!({"name": "x", "mapping": {"a": "b".repeat(300 * 1024)}}).to_string()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "a body that is not declared JSON",
+            http.post(url("/mapping-configs"))
+                .header(auth.0, &auth.1)
+                .header("content-type", "text/plain")
+                .body("{\"name\": \"x\"}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "JSON of the wrong shape",
+            json_body("{\"name\": 5}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "a required field missing",
+            http.post(url("/api-keys"))
+                .header(auth.0, &auth.1)
+                .json(&json!({"title": "x"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{case}");
+        let allow = response.headers().get("allow").cloned();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{case}"
+        );
+        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], code, "{case}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{case}: {body}");
+        assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(allow.is_some(), "{case}: the Allow header is kept");
+        }
     }
 }
 

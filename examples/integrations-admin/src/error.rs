@@ -1,7 +1,11 @@
-//! The service's errors and their JSON bodies: `{"error": code, "message": text}`.
+//! The service's errors and their JSON bodies: `{"error": code, "message": text}`, for every
+//! error the service answers (see [`json_errors`] for those its handlers do not make).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -57,3 +61,87 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+/// Whether `response` already has a JSON body (the service's own errors, the admin router's).
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().ends_with("json"))
+}
+
+/// The most of a rejection's text that is kept as its message; axum's are a line or two.
+const MAX_REJECTION_TEXT: usize = 4 * 1024;
+
+/// Middleware giving every error the service answers its one shape, `{"error": code,
+/// "message": text}` as `application/json`: the handlers' [`ApiError`]s have it already; axum's
+/// rejections (a body that is not JSON, `415` without a JSON content type, `422` for JSON of
+/// the wrong shape, `413` past the body limit, a path segment that is not text), the router's
+/// `404` and `405` and the audit layer's `503` get it here. The status and the other headers
+/// (`Allow`, `Retry-After`) are kept; a `5xx`'s text is not passed on.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REJECTION_TEXT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let given = |fallback: String| {
+        if text.is_empty() {
+            fallback
+        } else {
+            text.clone()
+        }
+    };
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("invalid", given("the request is malformed".into())),
+        StatusCode::UNAUTHORIZED => ("unauthorized", ApiError::Unauthorized.to_string()),
+        StatusCode::FORBIDDEN => ("forbidden", given("not allowed".into())),
+        StatusCode::NOT_FOUND => ("not_found", format!("no route for {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!(
+                "{method} is not allowed on {path}; the Allow header lists the methods that are"
+            ),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!("the body is larger than the {MAX_BODY_BYTES} bytes a request may send"),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            given("send the body as JSON, with `Content-Type: application/json`".into()),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "invalid",
+            given("the JSON body does not have the fields this route takes".into()),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "unavailable",
+            "the service cannot take this request now; retry shortly".to_owned(),
+        ),
+        status if status.is_server_error() => ("internal", "internal error".to_owned()),
+        status => (
+            "error",
+            given(status.canonical_reason().unwrap_or("error").to_owned()),
+        ),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({"error": code, "message": message}).to_string();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The largest request body the service reads (a mapping is at most 64 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;

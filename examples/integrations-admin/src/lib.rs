@@ -19,6 +19,7 @@ use audit_seaorm::{SeaOrmStore, SeaOrmTransactions};
 use audit_tower::admin::Access;
 use audit_tower::{AuditLayer, TransactionLayer};
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Schema};
@@ -388,8 +389,8 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         // else is refused.
         .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
-        // Layers run from the last added (outermost) to the first: audit, then authentication,
-        // then the transaction, then the handler.
+        // Layers run from the last added (outermost) to the first: the error format, the body
+        // limit, audit, authentication, the transaction, then the handler.
         //
         // A transaction per request for the handlers that ask for one (connection profiles),
         // committed with the request's entry in it. Inside the audit layer, which it needs.
@@ -406,6 +407,11 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store, authenticated or not.
         .layer(audit)
+        // Bodies past 256 KiB are refused with 413 before a handler reads them.
+        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+        // Every error the service answers is `{"error", "message"}` JSON, axum's rejections,
+        // 404 and 405 included.
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

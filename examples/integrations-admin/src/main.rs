@@ -640,6 +640,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::Purge(tenant, dry_run) => return purge(&database_url, tenant, dry_run).await,
         Command::Hold(tenant, reason) => return hold(&database_url, &tenant, reason).await,
     };
+    // The address first: a port in use is said before the database is created or migrated.
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            eprintln!("{addr} is in use; pass --addr or ADDR");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("cannot listen on {addr}: {e}; pass --addr or ADDR");
+            std::process::exit(1);
+        }
+    };
     let default_period = integrations_admin::retention::default_period_from_env()?;
     let purge_every = integrations_admin::retention::schedule_from_env()?;
     let audit_url = std::env::var("AUDIT_DATABASE_URL")
@@ -660,7 +672,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     state.retention.set_default(default_period);
     integrations_admin::retention::load_plans(&state).await?;
     let shutdown = shutdown_signal();
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
 
     println!("integrations-admin listening on http://{local}");

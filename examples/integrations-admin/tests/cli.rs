@@ -88,6 +88,34 @@ fn a_bad_address_is_a_clear_error() {
     assert!(stderr.contains("not an address"), "{stderr}");
 }
 
+/// A port another process listens on: a clear message and a non-zero exit, before the
+/// database is created.
+#[test]
+fn a_busy_port_is_a_clear_error_before_the_database_is_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-admin"))
+        .args(["--addr", &addr])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("ADDR")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{addr} is in use; pass --addr or ADDR")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("integrations-admin.db").exists(),
+        "the database was created before the address was checked"
+    );
+    drop(taken);
+}
+
 /// A fresh SQLite log in a temporary directory, seeded with the demo data: the directory,
 /// its URL, a runtime and the service's state on it.
 fn seeded() -> (
