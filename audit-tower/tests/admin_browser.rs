@@ -1,12 +1,15 @@
 //! The viewer page in a real browser: headless Chromium driven through chromedriver against the
 //! admin router served over TCP, on a seeded `MemoryStore`.
 //!
-//! It loads the viewer, checks that hostile text renders literally, applies filters, follows
-//! "load more", checks that the export links carry the filters (and that the linked file holds
-//! what the filter selects), opens an entry's details and checks the old and new values and
-//! their colours, copies the entry, reloads with the filters kept in the address, loads 1,000
-//! rows to check that the page stays responsive, and sees the access-denied message from a
-//! router without a guard.
+//! It loads the viewer, checks that hostile text renders literally, that times show the date,
+//! seconds and zone (the browser runs in `Europe/Berlin`), that names read as words, applies
+//! filters, follows "load more", checks that the export links carry the filters (and that the
+//! linked file holds what the filter selects), opens an entry's details and checks the old and
+//! new values and their colours, copies the entry, reloads with the filters kept in the
+//! address, loads 1,000 rows to check that the page stays responsive, picks an actor by
+//! e-mail, draws the chart of entries per day, checks that every column stays on screen at
+//! 800 px, shows the API's message for a bad parameter in the address, goes to the sign-in
+//! page when signed out, and shows the access-denied page of a router without a guard.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without
 //! chromedriver the test prints a notice and passes, except under `CI=true`, where it fails.
@@ -57,9 +60,15 @@ fn chrome_binary() -> Option<String> {
         .map(str::to_owned)
 }
 
+/// When the newest entry occurred: 08:07:09 UTC, 09:07:09 in Berlin.
+fn newest() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 3, 8, 7, 9).unwrap()
+}
+
 /// Seeds tenant `acme` (and a little of `globex`, which must never show):
-/// 1,000 `MappingConfig` creations (oldest), 130 `ConnectionProfile` updates with changes,
-/// 20 `ApiKey` revocations, and, newest, a `Tenant` whose name is hostile markup.
+/// 1,000 `MappingConfig` creations (oldest) by bulk@acme.example, 130 `ConnectionProfile`
+/// updates with changes by ada@acme.example, 20 `ApiKey` revocations, and, newest (at
+/// [`newest`]), a `Tenant` whose name is hostile markup.
 async fn seed(store: &MemoryStore) {
     let base = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
     let mut entries = Vec::new();
@@ -122,10 +131,27 @@ async fn seed(store: &MemoryStore) {
             .entity("Tenant", "acme")
             .entity_name(XSS_NAME)
             .details("<b>bold?</b>")
-            .occurred_at(at())
+            .occurred_at(newest())
             .build(),
     );
     store.record_batch(entries).await.unwrap();
+}
+
+/// Answers 401 for everything but the viewer page, as authentication in front of the router
+/// does for a visitor without a session.
+async fn signed_out(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.uri().path() == "/" || request.uri().path().is_empty() {
+        return next.run(request).await;
+    }
+    (
+        http::StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "unauthenticated", "message": "sign in first"})),
+    )
+        .into_response()
 }
 
 /// chromedriver on a free port, killed when dropped.
@@ -143,6 +169,9 @@ impl Driver {
             .port();
         let child = tokio::process::Command::new(path)
             .arg(format!("--port={port}"))
+            // Times are shown in the browser's zone: a fixed one, an hour east of UTC in
+            // winter, so the test knows what to expect.
+            .env("TZ", "Europe/Berlin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -231,9 +260,11 @@ fn rgb(css: &str) -> (u32, u32, u32) {
 
 const ROWS: &str = "document.querySelectorAll('#rows tr').length";
 const READY: &str = "document.body.dataset.state === 'ready'";
-/// Whether every row shown is a connection profile (the filter of the steps from step 2 on).
+/// Whether every row shown is a connection profile (the filter of the steps from step 2 on),
+/// named in words.
 const ONLY_PROFILES: &str = "Array.from(document.querySelectorAll('#rows td.entity-type'))\
-                             .every(td => td.textContent === 'ConnectionProfile')";
+                             .every(td => td.dataset.value === 'ConnectionProfile' \
+                             && td.textContent === 'Connection profile')";
 
 /// First page: newest first, 100 rows, hostile text shown as text.
 async fn the_first_page_shows_the_newest_100_rows_and_hostile_text_as_text(
@@ -496,7 +527,7 @@ async fn a_thousand_rows_stay_responsive(client: &Client) {
         .await
         .unwrap();
     let only_mappings = "Array.from(document.querySelectorAll('#rows td.entity-type'))\
-                         .every(td => td.textContent === 'MappingConfig')";
+                         .every(td => td.textContent === 'Mapping config')";
     wait_until(
         client,
         "the mapping configs",
@@ -535,35 +566,361 @@ async fn a_thousand_rows_stay_responsive(client: &Client) {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// A router without a guard: the page says access is denied, with the reason.
-async fn a_router_without_a_guard_shows_why_access_is_denied(client: &Client, base: &str) {
+/// A router without a guard: an access-denied page with the guard's message and a sign-in
+/// link, and neither filters nor table.
+async fn a_router_without_a_guard_shows_the_access_denied_page(client: &Client, base: &str) {
     client
         .goto(&format!("{base}/locked/audit-log"))
         .await
         .unwrap();
     wait_until(
         client,
-        "the access-denied message",
-        "document.body.dataset.state === 'error'",
+        "the access-denied page",
+        "document.body.dataset.state === 'denied'",
     )
     .await;
-    let message = client.find(Locator::Id("message")).await.unwrap();
-    assert!(message.is_displayed().await.unwrap());
-    let text = message.text().await.unwrap();
-    assert!(text.starts_with("Access denied."), "{text}");
+    screenshot(client, "denied").await;
+    let gate = client.find(Locator::Id("gate")).await.unwrap();
+    assert!(gate.is_displayed().await.unwrap());
+    let text = gate.text().await.unwrap();
+    assert!(text.starts_with("Access denied"), "{text}");
     assert!(text.contains(NO_GUARD_MESSAGE), "{text}");
+    let link = client.find(Locator::Id("gate-link")).await.unwrap();
+    let href = link.prop("href").await.unwrap().unwrap();
+    assert_eq!(
+        href,
+        format!("{base}/login?next=%2Flocked%2Faudit-log"),
+        "a sign-in link back to the page"
+    );
+    for hidden in ["filters", "log", "overview"] {
+        let element = client.find(Locator::Id(hidden)).await.unwrap();
+        assert!(!element.is_displayed().await.unwrap(), "#{hidden} is shown");
+    }
     assert_eq!(eval(client, &format!("return {ROWS};")).await, json!(0));
+}
+
+/// Signed out (the data endpoints answer 401): the page goes to the sign-in page, which is
+/// told where to come back to, filters included.
+async fn signed_out_the_page_goes_to_the_sign_in_page(client: &Client, base: &str) {
+    client
+        .goto(&format!(
+            "{base}/signed-out/audit-log?action=Update&q=a%20b"
+        ))
+        .await
+        .unwrap();
+    wait_until(client, "the sign-in page", "location.pathname === '/login'").await;
+    let next = eval(
+        client,
+        "return new URLSearchParams(location.search).get('next');",
+    )
+    .await;
+    // The page wrote its filters back to the address as a form would (a space as `+`).
+    assert_eq!(next, json!("/signed-out/audit-log?action=Update&q=a+b"));
+}
+
+/// Times are the full local date and time with seconds and the zone, never cut; names read as
+/// words in the table and the pickers; the sign-out link is there.
+async fn times_are_whole_and_names_read_as_words(client: &Client, base: &str) {
+    let berlin = newest().with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap());
+    let expected = format!("{} UTC+1", berlin.format("%Y-%m-%d %H:%M:%S"));
+    assert_eq!(expected, "2026-02-03 09:07:09 UTC+1");
+    assert_eq!(
+        eval(
+            client,
+            "return document.querySelector('#rows tr td.time').textContent;"
+        )
+        .await,
+        json!(expected)
+    );
+    let times = eval(
+        client,
+        "return Array.from(document.querySelectorAll('#rows td.time')).map(td => \
+         [td.textContent, td.scrollWidth <= td.clientWidth + 1 && td.scrollHeight <= td.clientHeight + 1]);",
+    )
+    .await;
+    let pattern = regex_lite(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\+1$");
+    for time in times.as_array().unwrap() {
+        let text = time[0].as_str().unwrap();
+        assert!(pattern(text), "a time without seconds or zone: {text}");
+        assert_eq!(time[1], json!(true), "a time cut off: {text}");
+    }
+    let labels = eval(
+        client,
+        "return [\
+           document.querySelector('#f-entity-type option[value=ConnectionProfile]').textContent, \
+           document.querySelector('#f-action option[value=ToggleActive]').textContent, \
+           document.querySelector('#f-action option[value=LoginFailed]').textContent, \
+           document.querySelector('#rows tr td.entity-type').textContent, \
+           document.querySelector('#rows tr td.action').dataset.value];",
+    )
+    .await;
+    assert_eq!(
+        labels,
+        json!([
+            "Connection profile",
+            "Toggle active",
+            "Login failed",
+            "Tenant",
+            "Update"
+        ])
+    );
+    let sign_out = client.find(Locator::Id("sign-out")).await.unwrap();
+    assert!(sign_out.is_displayed().await.unwrap());
+    assert_eq!(
+        sign_out.prop("href").await.unwrap().unwrap(),
+        format!("{base}/logout")
+    );
+}
+
+/// A tiny matcher for the one pattern of the time column (the tests carry no regex crate):
+/// digits where the pattern has `\d`, the rest literally.
+fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool + '_ {
+    move |text: &str| {
+        let shape = pattern
+            .trim_start_matches('^')
+            .trim_end_matches('$')
+            .replace("\\d{4}", "9999")
+            .replace("\\d{2}", "99")
+            .replace("\\+", "+");
+        shape.len() == text.len()
+            && shape.chars().zip(text.chars()).all(|(p, t)| match p {
+                '9' => t.is_ascii_digit(),
+                _ => p == t,
+            })
+    }
+}
+
+/// The actor picker lists an actor found by e-mail and filters by their id.
+async fn the_actor_picker_finds_an_actor_by_e_mail(client: &Client) {
+    // The step before left an entry's details open.
+    client
+        .find(Locator::Id("close-details"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("reset-filters"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the reset list",
+        &format!("{READY} && {ROWS} === 100"),
+    )
+    .await;
+    client
+        .find(Locator::Id("f-actor"))
+        .await
+        .unwrap()
+        .send_keys("ada@acme")
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the actor's option",
+        "!document.getElementById('actor-options').hidden && \
+         document.querySelector('#actor-options li[data-actor-id=u1]') !== null",
+    )
+    .await;
+    let option = client
+        .find(Locator::Css("#actor-options li[data-actor-id=u1]"))
+        .await
+        .unwrap();
+    assert!(option.text().await.unwrap().starts_with("ada@acme.example"));
+    option.click().await.unwrap();
+    wait_until(
+        client,
+        "the actor's chip",
+        "document.querySelector('#actor-chips .chip[data-actor-id=u1]') !== null && \
+         document.getElementById('f-actor').value === ''",
+    )
+    .await;
+    client
+        .find(Locator::Id("apply-filters"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "ada's entries",
+        &format!(
+            "{READY} && {ROWS} === 100 && Array.from(document.querySelectorAll('#rows td.actor'))\
+             .every(td => td.textContent === 'ada@acme.example') && \
+             new URLSearchParams(location.search).getAll('actor_id').join() === 'u1'"
+        ),
+    )
+    .await;
+}
+
+/// The chart: bars per UTC day stacked by action, and the most active actors, for the range
+/// of the filters.
+async fn the_chart_draws_entries_per_day_by_action(client: &Client) {
+    client
+        .execute("document.getElementById('reset-filters').click();", vec![])
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the reset list",
+        &format!("{READY} && {ROWS} === 100"),
+    )
+    .await;
+    client
+        .execute(
+            "document.getElementById('f-from').value = '2026-02-01'; \
+             document.getElementById('f-to').value = '2026-02-03'; \
+             document.getElementById('apply-filters').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the bars",
+        "document.querySelectorAll('#chart rect.bar').length > 0 && \
+         document.querySelectorAll('#top-actors li').length > 0",
+    )
+    .await;
+    screenshot(client, "chart").await;
+    let bars = eval(
+        client,
+        "return Array.from(document.querySelectorAll('#chart rect.bar'))\
+           .map(r => [r.dataset.day, r.dataset.key, r.getBBox().height > 0]);",
+    )
+    .await;
+    let bars = bars.as_array().unwrap();
+    let has = |day: &str, key: &str| {
+        bars.iter()
+            .any(|b| b[0] == json!(day) && b[1] == json!(key) && b[2] == json!(true))
+    };
+    assert!(has("2026-02-01", "Create"), "{bars:?}");
+    assert!(
+        has("2026-02-02", "Create") && has("2026-02-02", "Update"),
+        "{bars:?}"
+    );
+    assert!(
+        has("2026-02-02", "Revoke") && has("2026-02-03", "Update"),
+        "{bars:?}"
+    );
+    assert!(
+        !bars.iter().any(|b| b[1] == json!("Delete")),
+        "globex's deletions"
+    );
+    let legend = eval(
+        client,
+        "return Array.from(document.querySelectorAll('#legend li')).map(li => li.textContent);",
+    )
+    .await;
+    assert_eq!(legend, json!(["Create 1000", "Update 131", "Revoke 20"]));
+    let top = eval(
+        client,
+        "return Array.from(document.querySelectorAll('#top-actors li')).map(li => li.textContent);",
+    )
+    .await;
+    assert_eq!(top[0], json!("bulk@acme.example1000"));
+    assert_eq!(top[1], json!("ada@acme.example130"));
+}
+
+/// At 800 px every column stays on screen.
+async fn every_column_stays_on_screen_at_800_px(client: &Client) {
+    client.set_window_size(800, 900).await.unwrap();
+    wait_until(
+        client,
+        "the narrow window",
+        "document.documentElement.clientWidth <= 800",
+    )
+    .await;
+    screenshot(client, "narrow").await;
+    let columns = eval(
+        client,
+        "const width = document.documentElement.clientWidth; \
+         return Array.from(document.querySelectorAll('#log thead th')).map(th => { \
+           const r = th.getBoundingClientRect(); \
+           return [th.textContent, r.left >= 0 && r.right <= width + 0.5 && r.width >= 40]; });",
+    )
+    .await;
+    for column in columns.as_array().unwrap() {
+        assert_eq!(column[1], json!(true), "column {} is off screen", column[0]);
+    }
+    let cut = eval(
+        client,
+        "return Array.from(document.querySelectorAll('#rows td.time'))\
+           .filter(td => td.scrollWidth > td.clientWidth + 1).length;",
+    )
+    .await;
+    assert_eq!(cut, json!(0), "times cut at 800 px");
+    assert_eq!(
+        eval(
+            client,
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth;"
+        )
+        .await,
+        json!(true),
+        "the page scrolls sideways"
+    );
+    client.set_window_size(1400, 1000).await.unwrap();
+}
+
+/// A bad parameter in the address is answered with the API's message, shown on the page.
+async fn a_bad_parameter_in_the_address_shows_the_apis_message(client: &Client, base: &str) {
+    for (query, expected, listed) in [
+        (
+            "order=newest",
+            "Invalid filter order: ",
+            "expected `desc` or `asc`",
+        ),
+        (
+            "action=Frobnicate",
+            "Invalid filter action: unknown action",
+            "Create, Read, Update",
+        ),
+        (
+            "colour=red",
+            "Invalid filter colour: unknown parameter",
+            "entity_type, action",
+        ),
+    ] {
+        client
+            .goto(&format!("{base}/admin/audit-log?{query}"))
+            .await
+            .unwrap();
+        wait_until(
+            client,
+            "the API's message",
+            "document.body.dataset.state === 'error'",
+        )
+        .await;
+        let message = client.find(Locator::Id("message")).await.unwrap();
+        assert!(message.is_displayed().await.unwrap(), "{query}");
+        let text = message.text().await.unwrap();
+        assert!(text.starts_with(expected), "{query}: {text}");
+        assert!(text.contains(listed), "{query}: {text}");
+        assert_eq!(eval(client, &format!("return {ROWS};")).await, json!(0));
+    }
 }
 
 /// The steps run in order in one browser: each starts where the one before left the page.
 async fn the_viewer_flow(client: &Client, base: &str) {
     the_first_page_shows_the_newest_100_rows_and_hostile_text_as_text(client, base).await;
+    times_are_whole_and_names_read_as_words(client, base).await;
     filters_apply_with_the_button(client).await;
     export_links_carry_the_filters(client, base).await;
     load_more_follows_the_cursor(client).await;
     details_show_old_values_in_red_and_new_in_green_and_the_address_keeps_the_filters(client).await;
     a_thousand_rows_stay_responsive(client).await;
-    a_router_without_a_guard_shows_why_access_is_denied(client, base).await;
+    the_actor_picker_finds_an_actor_by_e_mail(client).await;
+    the_chart_draws_entries_per_day_by_action(client).await;
+    every_column_stays_on_screen_at_800_px(client).await;
+    a_bad_parameter_in_the_address_shows_the_apis_message(client, base).await;
+    signed_out_the_page_goes_to_the_sign_in_page(client, base).await;
+    a_router_without_a_guard_shows_the_access_denied_page(client, base).await;
 }
 
 async fn run(driver_path: &Path) {
@@ -581,9 +938,30 @@ async fn run(driver_path: &Path) {
                     policy.set_tenant("acme", Period::Days(90));
                     policy
                 })
+                .sign_in_url("/login")
+                .sign_out_url("/logout")
                 .into_router(),
         )
-        .nest("/locked/audit-log", admin::router(store).into_router());
+        .nest(
+            "/locked/audit-log",
+            admin::router(store.clone())
+                .sign_in_url("/login")
+                .into_router(),
+        )
+        // What a service's authentication in front of the router does to a visitor without a
+        // session: the page is served, every data endpoint answers 401.
+        .nest(
+            "/signed-out/audit-log",
+            admin::router(store)
+                .guard(|_: &Parts| Access::tenant("acme"))
+                .sign_in_url("/login")
+                .into_router()
+                .layer(axum::middleware::from_fn(signed_out)),
+        )
+        .route(
+            "/login",
+            axum::routing::get(|| async { axum::response::Html("<h1>Sign in</h1>") }),
+        );
     let (addr, server) = audit_test_support::serve(app).await;
 
     let driver = Driver::start(driver_path).await;
