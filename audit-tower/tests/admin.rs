@@ -1301,17 +1301,20 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
         names,
         [
             "/",
+            "/actors",
             "/entries",
             "/entries/{id}",
             "/erase",
             "/export.csv",
             "/export.json",
             "/export.ndjson",
+            "/facets",
             "/health",
             "/legal-hold",
             "/openapi.json",
             "/purge",
             "/retention",
+            "/summary",
             "/verify"
         ]
     );
