@@ -7,7 +7,8 @@
 //! linked file holds what the filter selects), opens an entry's details and checks the old and
 //! new values and their colours, copies the entry, reloads with the filters kept in the
 //! address, loads 1,000 rows to check that the page stays responsive, picks an actor by
-//! e-mail, draws the chart of entries per day, checks that every column stays on screen at
+//! e-mail, draws the chart of entries per day, shows and hides the log's own reads with the
+//! toggle, checks that every column stays on screen at
 //! 800 px, shows the API's message for a bad parameter in the address, goes to the sign-in
 //! page when signed out, and shows the access-denied page of a router without a guard.
 //!
@@ -828,6 +829,64 @@ async fn the_chart_draws_entries_per_day_by_action(client: &Client) {
     assert_eq!(top[1], json!("ada@acme.example130"));
 }
 
+/// The log's own reads are hidden until the toggle shows them; the exports follow; the team
+/// picker is not offered where no entry has a team.
+async fn the_reads_toggle_shows_the_logs_own_reads(client: &Client) {
+    let reads = "Array.from(document.querySelectorAll('#rows tr')).filter(tr => \
+                 tr.querySelector('td.entity-type').dataset.value === 'AuditLog' && \
+                 tr.querySelector('td.action').dataset.value === 'Read').length";
+    assert_eq!(eval(client, &format!("return {reads};")).await, json!(0));
+    assert_eq!(
+        eval(
+            client,
+            "return getComputedStyle(document.getElementById('team-field')).display;"
+        )
+        .await,
+        json!("none")
+    );
+    client
+        .execute(
+            "document.getElementById('f-from').value = ''; \
+             document.getElementById('f-to').value = ''; \
+             document.getElementById('f-reads').click(); \
+             document.getElementById('apply-filters').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the log's own reads",
+        &format!(
+            "{READY} && {reads} > 0 && \
+             new URLSearchParams(location.search).get('reads') === 'include' && \
+             document.getElementById('export-csv').href.includes('reads=include')"
+        ),
+    )
+    .await;
+    let first = eval(
+        client,
+        "return [document.querySelector('#rows tr td.action').textContent, \
+                 document.querySelector('#rows tr td.entity-type').textContent];",
+    )
+    .await;
+    assert_eq!(first, json!(["Read", "Audit log"]));
+    client
+        .execute(
+            "document.getElementById('f-reads').click(); \
+             document.getElementById('apply-filters').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the reads hidden again",
+        &format!("{READY} && {reads} === 0 && !location.search.includes('reads')"),
+    )
+    .await;
+}
+
 /// At 800 px every column stays on screen.
 async fn every_column_stays_on_screen_at_800_px(client: &Client) {
     client.set_window_size(800, 900).await.unwrap();
@@ -917,6 +976,7 @@ async fn the_viewer_flow(client: &Client, base: &str) {
     a_thousand_rows_stay_responsive(client).await;
     the_actor_picker_finds_an_actor_by_e_mail(client).await;
     the_chart_draws_entries_per_day_by_action(client).await;
+    the_reads_toggle_shows_the_logs_own_reads(client).await;
     every_column_stays_on_screen_at_800_px(client).await;
     a_bad_parameter_in_the_address_shows_the_apis_message(client, base).await;
     signed_out_the_page_goes_to_the_sign_in_page(client, base).await;
