@@ -617,6 +617,32 @@ async fn signed_out_the_page_goes_to_the_sign_in_page(client: &Client, base: &st
     .await;
     // The page wrote its filters back to the address as a form would (a space as `+`).
     assert_eq!(next, json!("/signed-out/audit-log?action=Update&q=a+b"));
+
+    // A router not told where to sign in says so, with a link back, and shows no log.
+    client
+        .goto(&format!("{base}/signed-out-plain/audit-log"))
+        .await
+        .unwrap();
+    wait_until(
+        client,
+        "the signed-out page",
+        "document.body.dataset.state === 'signed-out'",
+    )
+    .await;
+    let gate = client.find(Locator::Id("gate")).await.unwrap();
+    let text = gate.text().await.unwrap();
+    assert!(text.starts_with("You are signed out"), "{text}");
+    let href = client
+        .find(Locator::Id("gate-link"))
+        .await
+        .unwrap()
+        .prop("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(href, format!("{base}/signed-out-plain/audit-log"));
+    let filters = client.find(Locator::Id("filters")).await.unwrap();
+    assert!(!filters.is_displayed().await.unwrap());
 }
 
 /// Times are the full local date and time with seconds and the zone, never cut; names read as
@@ -1015,6 +1041,13 @@ async fn run(driver_path: &Path) {
             admin::router(store)
                 .guard(|_: &Parts| Access::tenant("acme"))
                 .sign_in_url("/login")
+                .into_router()
+                .layer(axum::middleware::from_fn(signed_out)),
+        )
+        .nest(
+            "/signed-out-plain/audit-log",
+            admin::router(MemoryStore::new())
+                .guard(|_: &Parts| Access::tenant("acme"))
                 .into_router()
                 .layer(axum::middleware::from_fn(signed_out)),
         )
