@@ -471,6 +471,59 @@ async fn member_refused(a: &Acme) {
     );
 }
 
+/// A refused or failed change's entry says why: the error's code and message, as the client
+/// got them, in `details`, whether the handler refused it, axum refused the body, or the
+/// request's transaction was rolled back.
+async fn failures_say_why(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let acme = &app.demo.tenants[0];
+    let member = user_session(app, &acme.member.email, &acme.member.password).await;
+    member
+        .send(Method::POST, "/api-keys/k-acme-ci/revoke", None)
+        .await;
+    let e = newest(app, "acme", Action::Revoke, "ApiKey").await;
+    assert_eq!(
+        e.details.as_deref(),
+        Some("forbidden: this change needs the Administrator role")
+    );
+
+    // JSON of the wrong shape: axum's 422, in the service's format and in the entry.
+    let (status, body) = admin
+        .send(
+            Method::PUT,
+            "/mapping-configs/mc-acme-0",
+            Some(json!({"name": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let e = newest(app, "acme", Action::Update, "MappingConfig").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Failure, Some(422)));
+    let details = e.details.clone().unwrap_or_default();
+    assert!(details.starts_with("invalid: "), "{details}");
+    assert_eq!(
+        details["invalid: ".len()..],
+        body["message"].as_str().unwrap()[..],
+        "{details}"
+    );
+
+    // Refused inside the request's transaction, which is rolled back.
+    let (status, body) = admin
+        .send(
+            Method::PUT,
+            "/connection-profiles/cp-acme-1",
+            Some(json!({"host": "h".repeat(300)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let e = newest(app, "acme", Action::Update, "ConnectionProfile").await;
+    assert_eq!((e.outcome, e.status), (Outcome::Failure, Some(400)));
+    assert_eq!(
+        e.details.as_deref(),
+        Some(format!("invalid: {}", body["message"].as_str().unwrap()).as_str())
+    );
+    assert!(e.details.as_deref().unwrap().contains("host"));
+}
+
 /// A method a known route does not take is a 405, recorded with the route's entity type.
 async fn method_not_allowed(a: &Acme) {
     let Acme { app, admin, .. } = a;
@@ -1317,6 +1370,7 @@ acme_cases!(
     api_keys_are_recorded_without_their_secret => api_key_changes,
     extraction_cursor_resets_and_deletes_are_recorded => cursor_changes,
     a_members_refused_change_is_recorded_as_denied => member_refused,
+    a_failures_entry_says_why => failures_say_why,
     reads_are_answered_and_record_nothing => reads_record_nothing,
     a_method_a_route_does_not_take_is_recorded_with_its_entity => method_not_allowed,
     refused_credentials_are_recorded_as_denied_with_their_fingerprint => refused_credentials,
@@ -1340,6 +1394,7 @@ on_every_backend!(
     api_keys_are_recorded_without_their_secret,
     extraction_cursor_resets_and_deletes_are_recorded,
     a_members_refused_change_is_recorded_as_denied,
+    a_failures_entry_says_why,
     reads_are_answered_and_record_nothing,
     a_method_a_route_does_not_take_is_recorded_with_its_entity,
     refused_credentials_are_recorded_as_denied_with_their_fingerprint,

@@ -1,6 +1,7 @@
 //! The service's errors and their JSON bodies: `{"error": code, "message": text}`, for every
 //! error the service answers (see [`json_errors`] for those its handlers do not make).
 
+use audit_tower::FailureReason;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::Request;
@@ -54,11 +55,14 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        (
-            status,
-            Json(json!({"error": code, "message": self.to_string()})),
-        )
-            .into_response()
+        let message = self.to_string();
+        let mut response =
+            (status, Json(json!({"error": code, "message": message}))).into_response();
+        // The audit layer writes the reason into the entry's `details`.
+        response
+            .extensions_mut()
+            .insert(FailureReason::new(code, message));
+        response
     }
 }
 
@@ -80,7 +84,9 @@ const MAX_REJECTION_TEXT: usize = 4 * 1024;
 /// rejections (a body that is not JSON, `415` without a JSON content type, `422` for JSON of
 /// the wrong shape, `413` past the body limit, a path segment that is not text), the router's
 /// `404` and `405` and the audit layer's `503` get it here. The status and the other headers
-/// (`Allow`, `Retry-After`) are kept; a `5xx`'s text is not passed on.
+/// (`Allow`, `Retry-After`) are kept; a `5xx`'s text is not passed on. The code and message
+/// also go into the response's [`FailureReason`], for the audit entry's `details`; the router
+/// runs this inside the audit layer as well as outside it, so the layer sees them.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -140,6 +146,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     let body = json!({"error": code, "message": message}).to_string();
+    parts.extensions.insert(FailureReason::new(code, message));
     Response::from_parts(parts, Body::from(body))
 }
 

@@ -390,7 +390,8 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
         // Layers run from the last added (outermost) to the first: the error format, the body
-        // limit, audit, authentication, the transaction, then the handler.
+        // limit, audit, the error format again (for what the layer records), authentication,
+        // the transaction, then the handler.
         //
         // A transaction per request for the handlers that ask for one (connection profiles),
         // committed with the request's entry in it. Inside the audit layer, which it needs.
@@ -404,6 +405,9 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // axum's rejections (a body that is not JSON, 413, 415, 422) in the service's error
+        // format, with the reason the audit layer writes into the entry's `details`.
+        .layer(middleware::from_fn(error::json_errors))
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store, authenticated or not.
         .layer(audit)
