@@ -441,6 +441,7 @@ async fn bench_queries(
         let (p50, p99, n) = time_query(store, query, samples).await;
         println!("| {label} | {n} | {} | {} |", ms(p50), ms(p99));
     }
+    bench_grouped(store, tenant, samples).await;
     // Deep pages: walk to them once by cursor, then time the page itself.
     for (label, limit, page_number) in [
         ("first page at limit 20", 20u32, 1usize),
@@ -466,6 +467,78 @@ async fn bench_queries(
             ms(p99)
         );
     }
+}
+
+/// p50, p99 and the size of the answer of `run`, timed `samples` times after warm-up.
+async fn time_answer<F, Fut>(samples: usize, mut run: F) -> (Duration, Duration, usize)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let mut size = 0;
+    for _ in 0..samples.min(10) {
+        size = run().await;
+    }
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        size = run().await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99), size)
+}
+
+/// The grouped questions of the admin API on one tenant, as the admin router asks them (the
+/// log's own reads left out): a summary of 30 days (the default range) by action, actor and
+/// entity type, the actor list with and without text, and the facets, over the whole log.
+async fn bench_grouped(store: &SeaOrmStore, tenant: &str, samples: usize) {
+    use audit_core::store::{MAX_FACET_VALUES, SummaryBy};
+    let base = || AuditQuery::new(Scope::tenant(tenant)).hide_log_reads(true);
+    let from = start() + ChronoDuration::days(180);
+    let month = base().from(from).to(from + ChronoDuration::days(30));
+    println!();
+    println!("| grouped query | rows in the answer | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|");
+    for by in SummaryBy::ALL {
+        let (p50, p99, n) = time_answer(samples, || async {
+            store
+                .summary(&month, by)
+                .await
+                .expect("summary")
+                .counts
+                .len()
+        })
+        .await;
+        println!(
+            "| summary, 30 days, by {by} (day × key counts) | {n} | {} | {} |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+    for (label, text) in [
+        ("actors, whole log, latest 20", None),
+        ("actors, whole log, text \"user-1\"", Some("user-1")),
+    ] {
+        let (p50, p99, n) = time_answer(samples, || async {
+            store.actors(&base(), text, 20).await.expect("actors").len()
+        })
+        .await;
+        println!("| {label} | {n} | {} | {} |", ms(p50), ms(p99));
+    }
+    let (p50, p99, n) = time_answer(samples, || async {
+        let facets = store
+            .facets(&base(), MAX_FACET_VALUES)
+            .await
+            .expect("facets");
+        facets.entity_types.len()
+            + facets.actions.len()
+            + facets.teams.len()
+            + facets.api_keys.len()
+    })
+    .await;
+    println!("| facets, whole log | {n} | {} | {} |", ms(p50), ms(p99));
+    println!();
 }
 
 /// The table's and each index's size on disk, in MiB (PostgreSQL and MySQL from their
