@@ -1,12 +1,12 @@
 //! Who is calling: bearer tokens for people, `x-api-key` for machines.
 //!
-//! This middleware runs *inside* the audit layer, so a request it refuses (an unknown, revoked
-//! or malformed API key, a bad bearer token) is recorded as `denied` like any other. It puts
-//! the caller into the request extensions as an [`Actor`], a [`TenantRef`] and, for keys, an
-//! [`ApiKeyRef`] — the three types the layer reads with no configuration — for the handlers
-//! (the `AuditContext` extractor picks them up there), and into the response extensions, where
-//! the layer reads them when no handler did. Authorisation (roles) happens inside the handlers,
-//! so a refused change is recorded as `denied` too.
+//! Two middlewares, on either side of the audit layer. [`identify`], outside it, looks the
+//! credentials up and names the caller in the request extensions as an [`Actor`], a
+//! [`TenantRef`] and, for keys, an [`ApiKeyRef`] — the three types the layer reads with no
+//! configuration — so the layer's capture, and an intent it stores before the handler runs,
+//! know who acts. [`authenticate`], inside it, refuses a request without a caller with 401, so
+//! the layer records the refusal as `denied` like any other. Authorisation (roles) happens in
+//! the handlers, so a change refused for its role is recorded as `denied` too.
 //!
 //! What a refused request's entry says: an unknown key is the layer's fingerprint of it (the
 //! `x-api-key` header is the layer's default), a revoked key its id and name and its tenant, a
@@ -95,7 +95,7 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 }
 
 /// Why a request's credentials were refused.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Refusal {
     /// The `x-api-key` header is not a key: empty, too long, not text. The layer fingerprints it.
     MalformedKey,
@@ -139,15 +139,34 @@ impl Refusal {
     }
 }
 
-/// Authenticates the request or answers 401.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    // Headers only: a `&Request` held across an await would make this future not `Send`.
-    let safe = matches!(
+/// What a request's credentials came to, as [`identify`] leaves it in the request extensions
+/// for [`authenticate`].
+#[derive(Debug, Clone)]
+enum Identified {
+    /// A caller, named in the extensions.
+    Caller,
+    /// No credentials.
+    Nobody,
+    /// Credentials refused.
+    Refused(Refusal),
+    /// Looking them up failed (logged): the database's error.
+    Failed(String),
+}
+
+/// Whether the request's method is safe (the session cookie counts only then).
+fn is_safe(req: &Request) -> bool {
+    matches!(
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
-    );
-    let identified = identify(&state, req.headers(), safe).await;
-    match identified {
+    )
+}
+
+/// Looks the request's credentials up and, for a caller, names it in `req`'s extensions as an
+/// [`Actor`], a [`TenantRef`], an [`ApiKeyRef`] for a key, and a [`Caller`].
+async fn look_up(state: &AppState, req: &mut Request) -> Identified {
+    // Headers only: a `&Request` held across an await would make this future not `Send`.
+    let found = lookup(state, req.headers(), is_safe(req)).await;
+    match found {
         Ok(Some((caller, key))) => {
             let actor = match (&caller.user_id, &key) {
                 (Some(id), _) => Actor::user(id.clone(), caller.name.clone()),
@@ -156,37 +175,57 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 }
                 (None, None) => Actor::anonymous(),
             };
-            let tenant = TenantRef::new(caller.tenant_id.clone());
             let extensions = req.extensions_mut();
-            extensions.insert(actor.clone());
-            extensions.insert(tenant.clone());
-            if let Some(key) = &key {
-                extensions.insert(key.clone());
-            }
-            extensions.insert(caller);
-            let mut response = next.run(req).await;
-            // For the audit layer outside, which reads the caller from the response when no
-            // handler took its `AuditContext` (a 405, an extractor's rejection).
-            let extensions = response.extensions_mut();
             extensions.insert(actor);
-            extensions.insert(tenant);
+            extensions.insert(TenantRef::new(caller.tenant_id.clone()));
             if let Some(key) = key {
                 extensions.insert(key);
             }
-            response
+            extensions.insert(caller);
+            Identified::Caller
         }
-        Ok(None) if is_public(req.uri().path()) => next.run(req).await,
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(Refused::Credentials(refusal)) => {
+        Ok(None) => Identified::Nobody,
+        Err(Refused::Credentials(refusal)) => Identified::Refused(refusal),
+        Err(Refused::Error(error)) => {
+            tracing::error!(%error, "looking up a request's credentials failed");
+            Identified::Failed(error.to_string())
+        }
+    }
+}
+
+/// Middleware *outside* the audit layer: finds who is calling and names them in the request
+/// extensions, refusing nothing, so the layer's capture (and an intent it stores before the
+/// handler runs) has the actor and tenant. [`authenticate`], inside the layer, refuses.
+pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let identified = look_up(&state, &mut req).await;
+    req.extensions_mut().insert(identified);
+    next.run(req).await
+}
+
+/// Middleware *inside* the audit layer: answers 401 unless [`identify`] (or, without it, this
+/// middleware itself) found a caller, so the layer records the refusal as `denied`; routes
+/// anyone may call (`/login`, `/health`) pass without credentials.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let identified = match req.extensions_mut().remove::<Identified>() {
+        Some(identified) => identified,
+        None => look_up(&state, &mut req).await,
+    };
+    match identified {
+        Identified::Caller => next.run(req).await,
+        Identified::Nobody if is_public(req.uri().path()) => next.run(req).await,
+        Identified::Nobody => ApiError::Unauthorized.into_response(),
+        Identified::Refused(refusal) => {
             let mut response = ApiError::Unauthorized.into_response();
             refusal.describe(req.extensions().get::<AuditContext>(), &mut response);
             response
         }
-        Err(Refused::Error(error)) => error.into_response(),
+        Identified::Failed(error) => {
+            ApiError::Database(sea_orm::DbErr::Custom(error)).into_response()
+        }
     }
 }
 
-/// Why [`identify`] named no caller.
+/// Why [`lookup`] named no caller.
 #[derive(Debug)]
 enum Refused {
     /// The credentials are refused.
@@ -247,7 +286,7 @@ async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, Refus
 /// Finds the caller. The session cookie counts only on safe methods (the viewer's reads):
 /// changes need an `Authorization` or `x-api-key` header, which another site cannot make a
 /// browser send, so cookies open no cross-site request forgery.
-async fn identify(
+async fn lookup(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     safe: bool,

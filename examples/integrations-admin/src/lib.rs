@@ -390,8 +390,8 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         .nest("/admin/audit-log", admin_router(&state, &audit))
         .route("/admin/audit-log/", get(viewer_without_slash))
         // Layers run from the last added (outermost) to the first: the error format, the body
-        // limit, audit, the error format again (for what the layer records), authentication,
-        // the transaction, then the handler.
+        // limit, identification, audit, the error format again (for what the layer records),
+        // authentication, the transaction, then the handler.
         //
         // A transaction per request for the handlers that ask for one (connection profiles),
         // committed with the request's entry in it. Inside the audit layer, which it needs.
@@ -399,8 +399,7 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
             state.db.clone(),
         )))
         // Authentication inside the audit layer: a request it refuses with 401 is recorded as
-        // `denied`. It names the caller in the request extensions (for the handlers) and in
-        // the response's (for the layer).
+        // `denied`.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -411,6 +410,13 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         // The whole audit wiring: every POST/PUT/PATCH/DELETE above leaves one entry in the
         // store, authenticated or not.
         .layer(audit)
+        // Identification outside it, refusing nothing: the caller found from the credentials
+        // is in the request extensions when the layer captures the request (and stores a new
+        // tenant's intent, before the handler runs).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
         // Bodies past 256 KiB are refused with 413 before a handler reads them.
         .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         // Every error the service answers is `{"error", "message"}` JSON, axum's rejections,

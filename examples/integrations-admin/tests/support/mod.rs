@@ -365,7 +365,8 @@ pub async fn health(base: &str) -> serde_json::Value {
 
 /// Checks the database after a load: every object created has exactly one `Create` entry
 /// (found by the request id, which is the object's name, so entries made from an intent count
-/// too), every `201` is a stored object, no entry id repeats, and no object
+/// too), every entry names its actor and tenant (one made from an intent too), every `201` is
+/// a stored object, no entry id repeats, and no object
 /// exists that no `201` accounts for beyond the requests that got no answer (a `503` changed
 /// nothing). Returns the entries' outcomes, counted.
 pub async fn verify(url: &str, target: Target, tally: &Tally) -> HashMap<Outcome, usize> {
@@ -420,6 +421,12 @@ async fn check(
     let mut outcomes = HashMap::new();
     for entry in &entries {
         assert!(ids.insert(entry.id), "entry {} is stored twice", entry.id);
+        // An entry made from an intent too: the caller was known when the intent was stored.
+        assert!(
+            entry.actor_id.is_some() && entry.tenant_id.is_some(),
+            "an entry ({:?}) names no actor or tenant: {entry:?}",
+            entry.outcome
+        );
         if let Some(request) = entry.request_id.as_deref() {
             *per_request.entry(request).or_default() += 1;
         }
