@@ -216,6 +216,24 @@ impl Routes {
         self.cache = Arc::default();
     }
 
+    /// The custom actions the configuration names: verbs added with
+    /// [`AuditLayer::verb`](crate::AuditLayer::verb) and rules' actions.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub fn custom_actions(&self) -> Vec<Action> {
+        let mut actions: Vec<Action> = Vec::new();
+        let named = self
+            .verbs
+            .iter()
+            .map(|(_, a)| a)
+            .chain(self.rules.iter().filter_map(|r| r.action.as_ref()));
+        for action in named {
+            if !action.is_well_known() && !actions.contains(action) {
+                actions.push(action.clone());
+            }
+        }
+        actions
+    }
+
     /// Whether any rule could make a safe-method request recorded.
     pub fn has_safe_method_rules(&self) -> bool {
         self.rules

@@ -1649,13 +1649,47 @@ async fn closed_filters_refuse_unknown_values_with_the_valid_ones() {
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(listed), "{uri}: {message}");
     }
-    // A custom action the router was not told of is refused even though entries have it: the
-    // router names the service's actions.
+    // A custom action the router was not told of is valid where the log holds it (one a
+    // route derived), and finds its entries; one it does not hold is refused, with the custom
+    // actions it does hold among the valid ones.
     let unconfigured = admin::router(f.store.clone())
         .guard(header_guard)
         .into_router();
     let reply = get(&unconfigured, "all", "/entries?action=Approve").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let approve = AuditQuery::new(Scope::All).action(Action::Custom("Approve".into()));
+    assert_eq!(reply.ids(), oracle(&f.store, &approve).await);
+    assert!(!reply.ids().is_empty());
+    let reply = get(&unconfigured, "all", "/entries?action=Aprove").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.ends_with(", Approve"), "{message}");
+    // Within a scope whose log does not hold it, it is refused: no other tenant's actions
+    // leak into the list either.
+    f.store
+        .record(
+            AuditEntry::builder(Action::Custom("Archive".into()))
+                .tenant("globex")
+                .build(),
+        )
+        .await
+        .unwrap();
+    let reply = get(&unconfigured, "tenant:acme", "/summary?action=Archive").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    let (_, valid) = message.split_once("expected one of: ").unwrap();
+    assert!(!valid.contains("Archive"), "{message}");
+    let reply = get(&unconfigured, "tenant:globex", "/summary?action=Archive").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The verbs and rules of the layer that records the router's reads are its actions.
+    let layer = AuditLayer::new(f.store.clone())
+        .verb("publish-draft", Action::Custom("PublishDraft".into()));
+    let told = admin::router(f.store.clone())
+        .guard(header_guard)
+        .recorded_by(&layer)
+        .into_router();
+    let reply = get(&told, "all", "/export.csv?action=publishdraft").await;
+    assert_eq!(reply.status, StatusCode::OK);
     // The entity type stays open: an unconfigured type (one the service retired, say) is
     // searched as given, in its exact spelling.
     let retired = AuditEntry::builder(Action::Delete)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use audit_core::chain::ChainReport;
 use audit_core::store::StoreError;
-use audit_core::store::{AuditStore, Scope};
+use audit_core::store::{AuditQuery, AuditStore, Scope};
 use audit_core::{Action, AuditSink, PartHealth, TenantRef};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -397,6 +397,34 @@ fn verify_json(report: &ChainReport) -> Value {
     })
 }
 
+/// Refuses a filter by a custom action that is neither configured nor in the log within
+/// `query`'s scope: such a filter can only be a typo, and an empty page would say "nothing
+/// happened". An action the log holds (one a route derived, not configured) is kept.
+pub(crate) async fn confirm_actions<S: AuditStore>(
+    shared: &AdminState<S>,
+    query: &AuditQuery,
+) -> Result<(), AdminError> {
+    for action in shared.vocabulary.unconfirmed(query) {
+        let probe = AuditQuery::new(query.scope.clone())
+            .action(action.clone())
+            .limit(1);
+        if !shared.store.query(&probe).await?.items.is_empty() {
+            continue;
+        }
+        let present = shared
+            .store
+            .facets(&AuditQuery::new(query.scope.clone()), 200)
+            .await?
+            .actions;
+        let custom: Vec<Action> = present.into_iter().filter(|a| !a.is_well_known()).collect();
+        return Err(AdminError::invalid(
+            "action",
+            shared.vocabulary.unknown_action(action.as_str(), &custom),
+        ));
+    }
+    Ok(())
+}
+
 /// `GET /entries`
 pub(crate) async fn list<S: AuditStore + AuditSink>(
     State(shared): AppState<S>,
@@ -409,6 +437,7 @@ pub(crate) async fn list<S: AuditStore + AuditSink>(
         Endpoint::List,
         &shared.vocabulary,
     )?;
+    confirm_actions(&shared, &query).await?;
     let page = shared.store.query(&query).await?;
     let read = shared.read(&parts, Action::Read);
     read.details(format!("listed {} audit entries", page.items.len()))
@@ -488,6 +517,7 @@ async fn export<S: AuditStore + AuditSink>(
         Endpoint::Export,
         &shared.vocabulary,
     )?;
+    confirm_actions(&shared, &query).await?;
     let filter = params::filter_json(&query);
     // An export with no end ends when it starts: otherwise, oldest first, it would go on to
     // read what is written while it streams (its own `Export` entry among them), and on a

@@ -184,6 +184,12 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     /// ```
     pub fn recorded_by(mut self, layer: &AuditLayer) -> Self {
         self.audit = layer.clone();
+        // The custom actions the layer's verbs and rules record are valid filter values.
+        for action in layer.config().routes.custom_actions() {
+            if !self.actions.iter().any(|a| a == action.as_str()) {
+                self.actions.push(action.as_str().to_owned());
+            }
+        }
         self
     }
 
@@ -251,8 +257,11 @@ impl<S: AuditStore + AuditSink> AdminRouter<S> {
     }
 
     /// The service's own (custom) actions, as it records them: with the well-known actions,
-    /// the values the `action` filter accepts (in any case) and the viewer offers. Any other
-    /// value is a 400 listing the valid ones, so a misspelt action is not an empty result.
+    /// the values the `action` filter accepts (in any case) and the viewer offers. The verbs
+    /// and rules of the layer given to [`recorded_by`](Self::recorded_by) are added. Any
+    /// other value is taken only where the caller's log holds it (an action a route derived,
+    /// `POST /flows/{id}/archive`); otherwise it is a 400 listing the valid ones, so a
+    /// misspelt action is not an empty result.
     ///
     /// ```
     /// use audit_core::MemoryStore;

@@ -89,7 +89,9 @@ impl Vocabulary {
     }
 
     /// The action a filter value names, in any case: a well-known action or one of the
-    /// service's; anything else is refused with the list of valid names.
+    /// service's. Another valid action name is taken as given, to be confirmed against the
+    /// log ([`unconfirmed`](Self::unconfirmed)); text no action could have is refused with
+    /// the list of valid names.
     fn action(&self, value: &str) -> Result<Action, String> {
         if let Some(known) = self
             .valid_actions()
@@ -97,15 +99,39 @@ impl Vocabulary {
         {
             return Ok(known);
         }
-        let names: Vec<String> = self
+        match Action::from_str(value) {
+            Ok(action) => Ok(action),
+            Err(_) => Err(self.unknown_action(value, &[])),
+        }
+    }
+
+    /// The actions of `query` that are neither well-known nor the service's: each is valid
+    /// only if the log holds it (an action a route derived, `POST /flows/{id}/archive`).
+    pub(crate) fn unconfirmed<'q>(&self, query: &'q AuditQuery) -> Vec<&'q Action> {
+        query
+            .actions
+            .iter()
+            .filter(|a| !self.valid_actions().any(|v| v == **a))
+            .collect()
+    }
+
+    /// The refusal of an action `value`: the valid names, with the custom actions `present`
+    /// in the log.
+    pub(crate) fn unknown_action(&self, value: &str, present: &[Action]) -> String {
+        let mut names: Vec<String> = self
             .valid_actions()
             .map(|a| a.as_str().to_owned())
             .collect();
-        Err(format!(
+        for action in present {
+            if !names.iter().any(|n| n == action.as_str()) {
+                names.push(action.as_str().to_owned());
+            }
+        }
+        format!(
             "unknown action {:?}; expected one of: {}",
             cut(value),
             names.join(", ")
-        ))
+        )
     }
 
     /// The entity type a filter value names: the configured type it spells in any case or
@@ -233,7 +259,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::FreeText,
         false,
         false,
-        "Free text, case-insensitive, matched literally in the entity name, details, actor name, entity id and API key name.",
+        "Free text, case-insensitive, matched literally in any one of: action, entity type, entity id, entity name, actor id, actor name, API key name, client IP, request id, details, and each change's field name, old value and new value.",
     ),
     param(
         "order",
@@ -543,9 +569,16 @@ mod tests {
             Err(AdminError::InvalidParameter { message, .. }) => message,
             other => panic!("expected a bad parameter, got {other:?}"),
         };
-        let refused = message(list("action=Frobnicate"));
+        // Text no action could have is refused here; a valid name outside the lists is left
+        // for the log to confirm (`handlers::confirm_actions`).
+        let refused = message(list("action=Frob%20nicate"));
         assert!(refused.contains("Create, Read, Update"), "{refused}");
         assert!(refused.ends_with(", Approve"), "{refused}");
+        let pending = list("action=Frobnicate&action=update").unwrap();
+        assert_eq!(
+            vocabulary.unconfirmed(&pending),
+            [&Action::Custom("Frobnicate".into())]
+        );
         assert_eq!(
             list("action=APPROVE").unwrap().actions,
             [Action::Custom("Approve".into())]

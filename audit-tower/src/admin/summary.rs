@@ -205,7 +205,7 @@ pub(crate) async fn summary<S: AuditStore + AuditSink>(
 ) -> Result<Response, AdminError> {
     let scope = shared.scope(&parts).await?;
     let (by, filters) = split_summary_query(parts.uri.query())?;
-    let mut query = parse(&shared, Some(&filters), scope.clone())?;
+    let mut query = parse(&shared, Some(&filters), scope.clone()).await?;
     let (from, to) = window(&query, Utc::now());
     query.from = Some(from);
     query.to = Some(to);
@@ -346,7 +346,7 @@ pub(crate) async fn actors<S: AuditStore + AuditSink>(
         }
     }
     let limit = limit.unwrap_or(DEFAULT_ACTORS);
-    let query = parse(&shared, None, scope.clone())?;
+    let query = parse(&shared, None, scope.clone()).await?;
     let text = text.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let actors = shared.store.actors(&query, text, limit).await?;
     let read = shared.read(&parts, Action::Read);
@@ -392,7 +392,7 @@ pub(crate) async fn facets<S: AuditStore + AuditSink>(
             "unknown parameter; `/facets` takes none",
         ));
     }
-    let query = parse(&shared, None, scope.clone())?;
+    let query = parse(&shared, None, scope.clone()).await?;
     let present = shared.store.facets(&query, MAX_FACET_VALUES).await?;
     let vocabulary = &shared.vocabulary;
     let mut entity_types: Vec<String> = vocabulary.entity_types.clone();
@@ -430,12 +430,14 @@ pub(crate) async fn facets<S: AuditStore + AuditSink>(
 
 /// The list endpoints' parser over `raw` (filters only), with the router's vocabulary: the
 /// same filters, the same refusals, the log's own reads left out unless `reads=include`.
-fn parse<S>(
+async fn parse<S: AuditStore>(
     shared: &AdminState<S>,
     raw: Option<&str>,
     scope: Scope,
 ) -> Result<AuditQuery, AdminError> {
-    params::parse(raw, scope, Endpoint::Export, &shared.vocabulary)
+    let query = params::parse(raw, scope, Endpoint::Export, &shared.vocabulary)?;
+    super::handlers::confirm_actions(shared, &query).await?;
+    Ok(query)
 }
 
 /// The OpenAPI paths of the three endpoints: `filters` are the list's filter parameters (each
