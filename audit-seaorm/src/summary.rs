@@ -76,26 +76,30 @@ fn count(row: &QueryResult) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| corrupt("n", format!("a negative count {n}")))
 }
 
-/// Entries per UTC day and key of an already validated query.
-pub(crate) async fn summary(
-    db: &DatabaseConnection,
-    query: &AuditQuery,
-    by: SummaryBy,
-) -> Result<Summary, StoreError> {
-    let backend = db.get_database_backend();
+/// The statement of a summary: `(day, k, n)` rows.
+fn summary_select(query: &AuditQuery, by: SummaryBy, backend: DbBackend) -> SelectStatement {
     let key = match by {
         SummaryBy::Action => Column::Action,
         SummaryBy::Actor => Column::ActorId,
         SummaryBy::EntityType => Column::EntityType,
     };
-    let select = Query::select()
+    Query::select()
         .expr_as(day_expr(backend), Alias::new("day"))
         .expr_as(Expr::col(key), Alias::new("k"))
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
         .from(Entity)
         .cond_where(filter_condition(query, backend))
         .add_group_by([Expr::cust("1"), Expr::cust("2")])
-        .to_owned();
+        .to_owned()
+}
+
+/// Entries per UTC day and key of an already validated query.
+pub(crate) async fn summary(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+    by: SummaryBy,
+) -> Result<Summary, StoreError> {
+    let select = summary_select(query, by, db.get_database_backend());
     let rows = db.query_all(&select).await.map_err(store_error)?;
     let mut counts = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -134,6 +138,21 @@ fn actors_condition(query: &AuditQuery, text: Option<&str>, backend: DbBackend) 
     cond
 }
 
+/// The statement of an actor list: `(actor_id, n, last_seen)` rows, most recent first.
+fn actors_select(cond: Condition, backend: DbBackend, limit: u32) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(Column::ActorId), Alias::new("actor_id"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(Expr::cust("MAX(occurred_at)"), Alias::new("last_seen"))
+        .from(Entity)
+        .cond_where(cond)
+        .group_by_col(Column::ActorId)
+        .order_by_expr(Expr::cust("MAX(occurred_at)"), sea_orm::Order::Desc)
+        .order_by_expr(bytewise(Column::ActorId, backend), sea_orm::Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned()
+}
+
 /// The actors of an already validated query (and checked text and limit).
 pub(crate) async fn actors(
     db: &DatabaseConnection,
@@ -143,17 +162,7 @@ pub(crate) async fn actors(
 ) -> Result<Vec<ActorSeen>, StoreError> {
     let backend = db.get_database_backend();
     let cond = actors_condition(query, text, backend);
-    let select = Query::select()
-        .expr_as(Expr::col(Column::ActorId), Alias::new("actor_id"))
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .expr_as(Expr::cust("MAX(occurred_at)"), Alias::new("last_seen"))
-        .from(Entity)
-        .cond_where(cond.clone())
-        .group_by_col(Column::ActorId)
-        .order_by_expr(Expr::cust("MAX(occurred_at)"), sea_orm::Order::Desc)
-        .order_by_expr(bytewise(Column::ActorId, backend), sea_orm::Order::Asc)
-        .limit(u64::from(limit))
-        .to_owned();
+    let select = actors_select(cond.clone(), backend, limit);
     let rows = db.query_all(&select).await.map_err(store_error)?;
     let mut groups: Vec<(String, u64, DateTime<Utc>)> = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -309,6 +318,76 @@ mod tests {
             contains_pattern("!"),
             format!("%{LIKE_ESCAPE}{LIKE_ESCAPE}%")
         );
+    }
+
+    /// Every grouped statement on a tenant searches the tenant's entries in an index, never
+    /// the whole table; those that need no name (which the covering tenant index does not
+    /// hold) read that index alone: the summary a time range of it, actors and facets the
+    /// tenant's slice.
+    #[tokio::test]
+    async fn sqlite_groups_a_tenant_from_its_covering_index() {
+        use audit_core::store::Scope;
+        use sea_orm::Statement;
+        let store = crate::SeaOrmStore::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        let db = store.connection();
+        let plan = |select: SelectStatement| async move {
+            let (sql, values) = select.build(sea_orm::sea_query::SqliteQueryBuilder);
+            let explain = Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {sql}"),
+                values,
+            );
+            let rows = db.query_all_raw(explain).await.expect("explain");
+            rows.iter()
+                .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let at = chrono::Utc::now();
+        let month = AuditQuery::new(Scope::tenant("acme"))
+            .hide_log_reads(true)
+            .from(at - chrono::Duration::days(30))
+            .to(at);
+        let tenant = AuditQuery::new(Scope::tenant("acme")).hide_log_reads(true);
+        // (plan, whether the index alone answers: names are not in it)
+        let mut plans = Vec::new();
+        for by in SummaryBy::ALL {
+            plans.push((
+                plan(summary_select(&month, by, DbBackend::Sqlite)).await,
+                true,
+            ));
+        }
+        for (text, alone) in [(None, true), (Some("ada"), false)] {
+            let cond = actors_condition(&tenant, text, DbBackend::Sqlite);
+            plans.push((
+                plan(actors_select(cond, DbBackend::Sqlite, 20)).await,
+                alone,
+            ));
+        }
+        for column in [
+            Column::EntityType,
+            Column::Action,
+            Column::TeamId,
+            Column::ApiKeyId,
+        ] {
+            let alone = !matches!(column, Column::ApiKeyId);
+            plans.push((
+                plan(facet_select(column, &tenant, DbBackend::Sqlite, 200)).await,
+                alone,
+            ));
+        }
+        for (plan, alone) in plans {
+            // Never a scan of the table: a search of the tenant's entries in an index.
+            assert!(plan.starts_with("SEARCH audit_log USING"), "{plan}");
+            assert!(plan.contains("(tenant_id=?"), "{plan}");
+            assert_eq!(
+                plan.contains("COVERING INDEX audit_log_tenant_covering"),
+                alone,
+                "{plan}"
+            );
+        }
     }
 
     #[test]
