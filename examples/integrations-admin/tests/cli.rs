@@ -35,6 +35,10 @@ fn starts_seeds_serves_and_stops_on_ctrl_c() {
         "{banner}"
     );
     assert!(
+        banner.contains("operator@platform.example") && banner.contains("platform-operator-demo"),
+        "the operator, who reads every tenant's log, is among the accounts: {banner}"
+    );
+    assert!(
         dir.path().join("integrations-admin.db").exists(),
         "the SQLite file is created in the working directory"
     );
