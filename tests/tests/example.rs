@@ -1350,6 +1350,96 @@ async fn the_viewer_with_a_trailing_slash_keeps_its_filters() {
     }
 }
 
+/// Signed out, the viewer's page is served (it holds no data) and tells the browser where to
+/// sign in, while its data answers 401; signing out ends the session, is recorded, and sends
+/// the browser back to the sign-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_signs_in_and_out_through_the_services_pages() {
+    let app = start_example(Backend::Sqlite).await.unwrap();
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/admin/audit-log", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#""sign_in_url":"/login""#), "{html}");
+    assert!(html.contains(r#""sign_out_url":"/logout""#));
+    assert!(html.contains("Connection profile") || html.contains("ConnectionProfile"));
+    let data = client
+        .get(format!("{}/admin/audit-log/entries", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data.status(), StatusCode::UNAUTHORIZED);
+    let login = client
+        .get(format!(
+            "{}/login?next=/admin/audit-log%3Faction%3DRevoke",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains("get(\"next\")"),
+        "the sign-in page follows ?next="
+    );
+
+    let admin = &app.demo.tenants[0].admin;
+    let session = user_session(&app, &admin.email, &admin.password).await;
+    let token = session.auth.1.trim_start_matches("Bearer ").to_owned();
+    let cookie = format!("ia_session={token}");
+    let viewer_data = || {
+        client
+            .get(format!("{}/admin/audit-log/entries?limit=1", app.base))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(viewer_data().await.unwrap().status(), StatusCode::OK);
+    let out = client
+        .get(format!("{}/logout", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(out.headers()["location"], "/login");
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        viewer_data().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let e = newest(&app, "acme", Action::Logout, "User").await;
+    assert_eq!(
+        (e.outcome, e.entity_id.as_deref(), e.actor_name.as_deref()),
+        (
+            Outcome::Success,
+            Some(admin.id.as_str()),
+            Some(admin.email.as_str())
+        )
+    );
+    // Signing out twice, or signed out, changes nothing and records nothing more.
+    let again = client
+        .get(format!("{}/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(newest(&app, "acme", Action::Logout, "User").await.id, e.id);
+}
+
 /// A test per case and backend that runs `$check` on the example with Acme's administrator
 /// signed in: `sqlite::$case`, `postgres::$case`, `mysql::$case`.
 macro_rules! acme_cases {

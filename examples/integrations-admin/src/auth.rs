@@ -81,9 +81,19 @@ pub fn new_secret(prefix: &str) -> String {
     )
 }
 
-/// Routes anyone may call.
+/// Routes anyone may call: signing in and out, the health check, and the audit viewer's page
+/// and API description, which hold no data (the viewer's data endpoints need a caller; their
+/// 401 sends the page to `/login`).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/health")
+    matches!(
+        path,
+        "/login"
+            | "/logout"
+            | "/health"
+            | "/admin/audit-log"
+            | "/admin/audit-log/"
+            | "/admin/audit-log/openapi.json"
+    )
 }
 
 /// `sha256:` and the first 12 hex digits of the SHA-256 of `bytes`: how the audit layer
@@ -254,6 +264,19 @@ fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, token)| token)
         .filter(|t| !t.is_empty() && t.len() <= 256)
+}
+
+/// The session token a request carries: the browser's cookie, or a bearer token.
+pub fn session_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    session_cookie(headers).or_else(|| {
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+    })
 }
 
 /// The user `DEMO_ADMIN_TOKEN` acts as: the first demo tenant's administrator.

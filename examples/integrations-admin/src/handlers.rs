@@ -125,6 +125,49 @@ pub async fn login(
     Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(body)))
 }
 
+/// `GET /logout`: ends the session of the request's cookie or bearer token and sends the
+/// browser to `/login`. Recorded as `Logout` of the user (a route rule: `GET` is otherwise not
+/// recorded); without a session nothing happens and nothing is recorded.
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    audit: AuditContext,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let ended = match crate::auth::session_token(&headers) {
+        Some(token) => {
+            session::Entity::delete_by_id(sha256_hex(token))
+                .exec(&state.db)
+                .await?
+                .rows_affected
+                > 0
+        }
+        None => false,
+    };
+    match caller {
+        Some(Extension(caller)) if ended => {
+            if let Some(id) = &caller.user_id {
+                audit.entity_id(id);
+            }
+            audit.entity_name(&caller.name);
+        }
+        _ => audit.skip(),
+    }
+    let expired = format!(
+        "{}=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/",
+        crate::auth::SESSION_COOKIE
+    );
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (axum::http::header::LOCATION, "/login".to_owned()),
+            (axum::http::header::SET_COOKIE, expired),
+        ],
+    )
+        .into_response())
+}
+
 /// `GET /login`: a sign-in form for the browser, which then opens the audit viewer.
 pub async fn login_page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("login.html"))

@@ -147,7 +147,19 @@ async fn viewer_without_slash(uri: axum::http::Uri) -> axum::response::Response 
 fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
     let mut admin = audit_tower::admin::router(state.store.clone())
         .recorded_by(audit)
-        .retention(state.retention.clone());
+        .retention(state.retention.clone())
+        // What the viewer offers before any entry of a type exists, in readable words.
+        .entity_types([
+            "Tenant",
+            "ConnectionProfile",
+            "MappingConfig",
+            "ApiKey",
+            "ExtractionCursor",
+            "User",
+        ])
+        // Signed out, the viewer goes to the sign-in page, which comes back after.
+        .sign_in_url("/login")
+        .sign_out_url("/logout");
     if let Some(file) = state.checkpoint_file.clone() {
         admin = admin.checkpoints(move |tenant| latest_checkpoint(&file, tenant));
     }
@@ -277,7 +289,13 @@ fn audit_layer_into(sink: impl AuditSink, state: &AppState, options: &AuditOptio
     // without an entry.
     let layer = AuditLayer::new(sink)
         .intents(state.store.clone())
-        .rule(RouteRule::new(axum::http::Method::POST, "/tenants").intent());
+        .rule(RouteRule::new(axum::http::Method::POST, "/tenants").intent())
+        // Signing out is a GET (a link in the viewer), recorded like a change.
+        .rule(
+            RouteRule::new(axum::http::Method::GET, "/logout")
+                .action(audit_core::Action::Logout)
+                .entity_type("User"),
+        );
     match (options.delivery, options.queue_capacity) {
         (Delivery::Synchronous, None) => layer,
         (Delivery::Synchronous, Some(slots)) => layer.synchronous(Synchronous::new(slots)),
@@ -359,6 +377,7 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/login", get(login_page).post(login))
+        .route("/logout", get(logout))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{id}", get(get_tenant).put(update_tenant))
         .route("/tenants/{id}/deactivate", post(deactivate_tenant))
