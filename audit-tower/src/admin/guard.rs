@@ -91,7 +91,7 @@ impl From<Scope> for Access {
 ///         (Some(Role("team_admin")), Some(TenantRef { tenant_id, team_id: Some(team) })) => {
 ///             Access::team(tenant_id, team)
 ///         }
-///         _ => Access::denied("the audit log is for administrators"),
+///         _ => Access::denied("The audit log is for administrators."),
 ///     }
 /// };
 /// let (parts, ()) = http::Request::new(()).into_parts();

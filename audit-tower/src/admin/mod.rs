@@ -69,7 +69,7 @@
 //!         let admin = parts.extensions.get::<IsAdmin>().is_some_and(|a| a.0);
 //!         match (admin, parts.extensions.get::<TenantRef>()) {
 //!             (true, Some(tenant)) => Access::tenant(&tenant.tenant_id),
-//!             _ => Access::denied("the audit log is for administrators"),
+//!             _ => Access::denied("The audit log is for administrators."),
 //!         }
 //!     })
 //!     .into_router();

@@ -175,9 +175,9 @@ fn admin_router(state: &AppState, audit: &AuditLayer) -> Router<AppState> {
                 Some(caller) if caller.role == auth::ADMINISTRATOR => {
                     Access::tenant(&caller.tenant_id)
                 }
-                Some(_) => Access::denied("the audit log is for administrators"),
+                Some(_) => Access::denied("The audit log is for administrators."),
                 None => {
-                    Access::denied("sign in at /login as an administrator to read the audit log")
+                    Access::denied("Sign in at /login as an administrator to read the audit log.")
                 }
             },
         )
