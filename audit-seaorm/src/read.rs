@@ -155,10 +155,10 @@ use crate::migration::m20261206_000009_search_text::{
     LONG_TEXT as PG_LONG_TEXT, SHORT_TEXT as PG_SHORT_TEXT,
 };
 
-/// Whether PostgreSQL can search `query` in its covering free-text index: free text within a
-/// tenant or team, with at most a time range and a cursor besides, since the index carries
-/// those columns and no others.
-fn pg_covered(query: &AuditQuery) -> bool {
+/// Whether PostgreSQL and SQLite can search `query` in their free-text indexes alone: free text
+/// within a tenant or team, with at most a time range, teams, the log's reads left out and a
+/// cursor besides, since those indexes carry the columns these need and no others.
+fn text_covered(query: &AuditQuery) -> bool {
     !matches!(query.scope, Scope::All)
         && query.trimmed_text().is_some()
         && query.entity_types.is_empty()
@@ -202,7 +202,22 @@ fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
         Order::Asc => sea_orm::Order::Asc,
     };
     let rows = u64::from(query.limit) + 1;
-    let cond = if backend == DbBackend::Postgres && pg_covered(query) {
+    let covered = !matches!(backend, DbBackend::MySql) && text_covered(query);
+    let cond = if covered && backend == DbBackend::Sqlite {
+        // The page's ids from the free-text index, read in keyset order and cut at the page
+        // size; the outer query then reads only those rows. The index is partial on
+        // `search_text IS NOT NULL`, which SQLite does not infer from the `LIKE`: stated, it
+        // makes the index cover this sub-select, and SQLite prefers it to the tenant's
+        // covering index, which lacks the text.
+        let mut ids = Query::select();
+        ids.column((Entity, Column::Id))
+            .from(Entity)
+            .cond_where(cond.add(Column::SearchText.is_not_null()))
+            .order_by((Entity, Column::OccurredAt), direction.clone())
+            .order_by((Entity, Column::Id), direction.clone())
+            .limit(rows);
+        Condition::all().add(Column::Id.in_subquery(ids))
+    } else if covered {
         // The page's ids from the two free-text indexes, each read in keyset order and cut at
         // the page size: the covering one without visiting the table, the other (rows with
         // long texts, rare) through it. The outer query then reads only those rows.
@@ -387,6 +402,44 @@ mod tests {
                 assert!(!plan.starts_with("SCAN audit_log;"), "{query:?}: {plan}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_searches_a_tenant_from_its_free_text_index() {
+        let store = crate::SeaOrmStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let db = store.connection();
+        let last = AuditEntry::builder(audit_core::Action::Create)
+            .tenant("acme")
+            .build();
+        let tenant = || AuditQuery::new(Scope::tenant("acme")).text("x");
+        for query in [
+            tenant(),
+            tenant().order(Order::Asc).hide_log_reads(true),
+            AuditQuery::new(Scope::team("acme", "t1"))
+                .text("x")
+                .team("t1"),
+        ] {
+            for query in [
+                query.clone(),
+                query.clone().cursor(Cursor::after(&query, &last)),
+            ] {
+                // The page's ids in keyset order from the index alone; only the page's own
+                // rows are then sorted.
+                let plan = sqlite_plan(db, &query).await;
+                assert!(
+                    plan.contains("COVERING INDEX audit_log_tenant_search"),
+                    "{query:?}: {plan}"
+                );
+                assert_eq!(plan.matches("TEMP B-TREE").count(), 1, "{query:?}: {plan}");
+                assert!(plan.ends_with("USE TEMP B-TREE FOR ORDER BY"), "{plan}");
+            }
+        }
+        // Free text with a filter the index lacks: the tenant's covering index, as without.
+        let plan = sqlite_plan(db, &tenant().actor_id("u1")).await;
+        assert!(plan.contains("INDEX audit_log_tenant_covering"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     #[test]

@@ -19,8 +19,17 @@
 //!    texts total at most 2,000 bytes, and [`LONG`] for the others. The entity type and action
 //!    are carried so that a search that leaves out the log's own reads stays in the index.
 //!
-//! SQLite and MySQL search through the tenant's existing index in keyset order and read
-//! `search_text` from the row (`docs/decisions/0055`).
+//! 4. on SQLite, adds [`SQLITE_SEARCH`], (`tenant_id`, `occurred_at`, `id`, `team_id`,
+//!    `entity_type`, `action`, `search_text`), partial on `search_text IS NOT NULL`: a tenant's
+//!    search scans its slice of it in keyset order and reads from the table only the rows of
+//!    the page. Being partial, it is chosen only by a query that compares `search_text` (SQLite
+//!    counts a `LIKE` on a column as implying it is not null), so every other listing keeps
+//!    the covering tenant index of
+//!    [`m20261205_000008_sqlite_covering_tenant_index`](super::m20261205_000008_sqlite_covering_tenant_index).
+//!
+//! MySQL searches through the tenant's time index in keyset order and reads `search_text` from
+//! the row: an InnoDB index can hold only a prefix of a `TEXT` column, and a prefix is never
+//! read instead of the row (`docs/decisions/0057`).
 //!
 //! The fill rewrites every row once: on a large log, expect it to take about as long as
 //! loading the log did, under the migration lock (writes wait). Each statement commits on its
@@ -49,6 +58,14 @@ const SEARCH_TEXT: &str = "search_text";
 
 /// Rows filled per statement.
 pub(crate) const BACKFILL_BATCH: u64 = 500;
+
+/// SQLite's free-text index.
+pub(crate) const SQLITE_SEARCH: &str = "audit_log_tenant_search";
+
+/// The statement that creates [`SQLITE_SEARCH`].
+const SQLITE_SEARCH_STATEMENT: &str = "CREATE INDEX IF NOT EXISTS audit_log_tenant_search \
+    ON audit_log (tenant_id, occurred_at, id, team_id, entity_type, action, search_text) \
+    WHERE search_text IS NOT NULL";
 
 /// PostgreSQL's covering index for rows whose carried texts are short.
 pub(crate) const COVERING: &str = "audit_log_tenant_search";
@@ -158,6 +175,9 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         backfill(db).await?;
+        if manager.get_database_backend() == DbBackend::Sqlite {
+            db.execute_unprepared(SQLITE_SEARCH_STATEMENT).await?;
+        }
         if manager.get_database_backend() == DbBackend::Postgres {
             for (name, statement) in index_statements() {
                 if !manager.has_index(LOG, name).await? {
@@ -174,6 +194,10 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        if manager.get_database_backend() == DbBackend::Sqlite {
+            db.execute_unprepared(&format!("DROP INDEX IF EXISTS {SQLITE_SEARCH}"))
+                .await?;
+        }
         if manager.get_database_backend() == DbBackend::Postgres {
             for (name, statement) in old_text::index_statements() {
                 if !manager.has_index(LOG, name).await? {

@@ -852,7 +852,12 @@ pub async fn free_text_finds_every_searched_field(b: &Backend) {
         assert!(found(b, &t, term).await.is_empty(), "{}: {term}", b.name);
     }
     // Surrounding whitespace, any kind, is ignored.
-    assert_eq!(found(b, &t, " sk-93\u{a0}").await, vec![key.id], "{}", b.name);
+    assert_eq!(
+        found(b, &t, " sk-93\u{a0}").await,
+        vec![key.id],
+        "{}",
+        b.name
+    );
     // Non-ASCII letters fold on every backend.
     assert_eq!(found(b, &t, "ZOË").await, vec![key.id], "{}", b.name);
     // `%` and `_` are literal.
