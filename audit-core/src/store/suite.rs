@@ -1482,7 +1482,8 @@ pub async fn facets_list_what_is_present_in_scope_bounded<S: AuditStore + AuditS
             .flat_map(|k| std::iter::repeat_n(k, k + 1))
             .enumerate()
             .map(|(i, k)| {
-                let name = if k == 3 && i % 2 == 0 {
+                // Key 3's latest entry (the last of k = 3) carries its new name.
+                let name = if k == 3 && i == 9 {
                     format!("{prefix}key {k} renamed")
                 } else {
                     format!("{prefix}key {k}")

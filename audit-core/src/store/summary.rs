@@ -256,8 +256,8 @@ pub fn actor_text_matches(entry: &AuditEntry, lowered: &str) -> bool {
 pub struct ApiKeyFacet {
     /// The key's id.
     pub id: String,
-    /// Its name: of the key's entries, the greatest name (bytewise), so the answer does not
-    /// depend on which entry is read first; `None` when no entry names it.
+    /// The API key name of the key's latest entry (by `(occurred_at, id)`), as for an actor;
+    /// `None` when that entry has none.
     pub name: Option<String>,
 }
 
@@ -284,7 +284,9 @@ impl Facets {
         let mut entity_types: HashMap<&str, u64> = HashMap::new();
         let mut actions: HashMap<&str, u64> = HashMap::new();
         let mut teams: HashMap<&str, u64> = HashMap::new();
-        let mut keys: HashMap<&str, (u64, Option<&str>)> = HashMap::new();
+        // Per key: its count, and the name and `(occurred_at, id)` of its latest entry.
+        type Latest<'e> = (u64, Option<&'e str>, (DateTime<Utc>, Uuid));
+        let mut keys: HashMap<&str, Latest<'_>> = HashMap::new();
         for entry in entries {
             if let Some(t) = entry.entity_type.as_deref() {
                 *entity_types.entry(t).or_default() += 1;
@@ -294,10 +296,14 @@ impl Facets {
                 *teams.entry(team).or_default() += 1;
             }
             if let Some(id) = entry.api_key_id.as_deref() {
-                let (count, name) = keys.entry(id).or_default();
+                let at = (entry.occurred_at, entry.id);
+                let (count, name, latest) =
+                    keys.entry(id)
+                        .or_insert((0, entry.api_key_name.as_deref(), at));
                 *count += 1;
-                if entry.api_key_name.as_deref() > *name {
+                if at > *latest {
                     *name = entry.api_key_name.as_deref();
+                    *latest = at;
                 }
             }
         }
@@ -308,10 +314,10 @@ impl Facets {
                 .collect()
         };
         let names: HashMap<&str, Option<&str>> =
-            keys.iter().map(|(id, (_, name))| (*id, *name)).collect();
+            keys.iter().map(|(id, (_, name, _))| (*id, *name)).collect();
         let key_counts: Vec<(String, u64)> = keys
             .iter()
-            .map(|(id, (count, _))| ((*id).to_owned(), *count))
+            .map(|(id, (count, _, _))| ((*id).to_owned(), *count))
             .collect();
         Facets {
             entity_types: most_frequent(owned(entity_types), limit),
@@ -503,11 +509,14 @@ mod tests {
                 .entity(t, "1")
                 .team(team)
                 .api_key(ApiKeyRef::new(key.0, key.1))
+                .occurred_at(at(1, 0, 0, 0))
                 .build()
         };
+        let mut renamed = e("B", "t1", ("k1", "new"));
+        renamed.occurred_at = at(2, 0, 0, 0);
         let entries = [
+            renamed,
             e("B", "t2", ("k1", "old")),
-            e("B", "t1", ("k1", "new")),
             e("A", "t1", ("k2", "two")),
             e("C", "t1", ("k2", "two")),
             e("C", "t3", ("k2", "two")),
@@ -522,7 +531,7 @@ mod tests {
             [
                 ApiKeyFacet {
                     id: "k1".into(),
-                    name: Some("old".into())
+                    name: Some("new".into())
                 },
                 ApiKeyFacet {
                     id: "k2".into(),
