@@ -87,7 +87,7 @@ macro_rules! raw_insert {
             "INSERT INTO audit_log (id, occurred_at, tenant_id, team_id, actor_kind, actor_id, \
              actor_name, api_key_id, api_key_name, action, entity_type, entity_id, entity_name, \
              details, changes, outcome, status, ip, user_agent, request_id, method, route, \
-             metadata) ",
+             metadata, search_text) ",
         );
         qb.push_values($rows, |mut b, e: &AuditEntry| {
             b.push_bind(e.id)
@@ -112,7 +112,8 @@ macro_rules! raw_insert {
                 .push_bind(e.request_id.as_deref())
                 .push_bind(e.method.as_deref())
                 .push_bind(e.route.as_deref())
-                .push_bind(sqlx::types::Json(&e.metadata));
+                .push_bind(sqlx::types::Json(&e.metadata))
+                .push_bind(AuditQuery::search_text(e));
         });
         qb.push($conflict);
         qb.build().execute($pool).await.map(|_| ())

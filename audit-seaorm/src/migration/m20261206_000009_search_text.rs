@@ -29,7 +29,7 @@
 //!
 //! MySQL searches through the tenant's time index in keyset order and reads `search_text` from
 //! the row: an InnoDB index can hold only a prefix of a `TEXT` column, and a prefix is never
-//! read instead of the row (`docs/decisions/0057`).
+//! read instead of the row (`docs/decisions/0058`).
 //!
 //! The fill rewrites every row once: on a large log, expect it to take about as long as
 //! loading the log did, under the migration lock (writes wait). Each statement commits on its
