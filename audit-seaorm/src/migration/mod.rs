@@ -7,8 +7,10 @@
 //! chain's links and heads), [`m20261204_000006_create_audit_retention`] (where purged
 //! chains start, and legal holds), [`m20261204_000007_bucketed_lookup_indexes`] (the actor
 //! and object lookups by bucket), [`m20261205_000008_sqlite_covering_tenant_index`] (SQLite's
-//! one covering index per tenant) and [`m20261206_000009_search_text`] (the text free text
-//! searches, filled for stored rows; PostgreSQL's free-text indexes over it).
+//! one covering index per tenant), [`m20261206_000009_search_text`] (the text free text
+//! searches, filled for stored rows; PostgreSQL's free-text indexes over it) and
+//! [`m20261206_000010_postgres_grouped_tenant_index`] (PostgreSQL's tenant time index carrying
+//! what summaries, actor lists and facets read).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -32,6 +34,7 @@
 //!             Box::new(audit_seaorm::migration::m20261204_000007_bucketed_lookup_indexes::Migration),
 //!             Box::new(audit_seaorm::migration::m20261205_000008_sqlite_covering_tenant_index::Migration),
 //!             Box::new(audit_seaorm::migration::m20261206_000009_search_text::Migration),
+//!             Box::new(audit_seaorm::migration::m20261206_000010_postgres_grouped_tenant_index::Migration),
 //!         ]
 //!     }
 //! }
@@ -60,6 +63,7 @@ pub mod m20261204_000006_create_audit_retention;
 pub mod m20261204_000007_bucketed_lookup_indexes;
 pub mod m20261205_000008_sqlite_covering_tenant_index;
 pub mod m20261206_000009_search_text;
+pub mod m20261206_000010_postgres_grouped_tenant_index;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_bucketed_lookup_indexes::Migration),
             Box::new(m20261205_000008_sqlite_covering_tenant_index::Migration),
             Box::new(m20261206_000009_search_text::Migration),
+            Box::new(m20261206_000010_postgres_grouped_tenant_index::Migration),
         ]
     }
 
