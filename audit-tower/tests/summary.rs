@@ -585,3 +585,133 @@ async fn the_openapi_document_describes_the_three_endpoints() {
     let name = reference.rsplit('/').next().unwrap();
     assert!(doc["components"]["schemas"][name]["properties"]["totals"].is_object());
 }
+
+/// A store whose listing and export fail: what answers must come from its grouped methods.
+#[derive(Clone)]
+struct GroupedOnly(MemoryStore);
+
+#[async_trait::async_trait]
+impl AuditSink for GroupedOnly {
+    async fn record(&self, entry: AuditEntry) -> Result<(), audit_core::SinkError> {
+        self.0.record(entry).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for GroupedOnly {
+    async fn query(
+        &self,
+        _: &AuditQuery,
+    ) -> Result<audit_core::store::Page, audit_core::store::StoreError> {
+        Err(audit_core::store::StoreError::Unavailable(
+            "rows were read".into(),
+        ))
+    }
+
+    async fn get(
+        &self,
+        _: &Scope,
+        _: uuid::Uuid,
+    ) -> Result<Option<AuditEntry>, audit_core::store::StoreError> {
+        Err(audit_core::store::StoreError::Unavailable(
+            "rows were read".into(),
+        ))
+    }
+
+    fn export(
+        &self,
+        _: &AuditQuery,
+    ) -> futures_util::stream::BoxStream<'static, Result<AuditEntry, audit_core::store::StoreError>>
+    {
+        futures_util::stream::once(async {
+            Err(audit_core::store::StoreError::Unavailable(
+                "rows were read".into(),
+            ))
+        })
+        .boxed()
+    }
+
+    async fn summary(
+        &self,
+        query: &AuditQuery,
+        by: audit_core::store::SummaryBy,
+    ) -> Result<audit_core::store::Summary, audit_core::store::StoreError> {
+        self.0.summary(query, by).await
+    }
+
+    async fn actors(
+        &self,
+        query: &AuditQuery,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<audit_core::store::ActorSeen>, audit_core::store::StoreError> {
+        self.0.actors(query, text, limit).await
+    }
+
+    async fn facets(
+        &self,
+        query: &AuditQuery,
+        limit: u32,
+    ) -> Result<audit_core::store::Facets, audit_core::store::StoreError> {
+        self.0.facets(query, limit).await
+    }
+}
+
+#[tokio::test]
+async fn the_endpoints_ask_the_store_s_grouped_questions_and_read_no_rows() {
+    let inner = MemoryStore::new();
+    inner.record_batch(seed()).await.unwrap();
+    let app = admin::router(GroupedOnly(inner.clone()))
+        .guard(header_guard)
+        .into_router();
+    let (status, body) = get(&app, "tenant:acme", &format!("/summary?by=actor&{WEEK}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["totals"][0]["label"], "Ada <ada@acme.example>");
+    for uri in ["/actors", "/facets"] {
+        let (status, body) = get(&app, "tenant:acme", uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+    // The listing does read rows, and says the store is unavailable.
+    let (status, _) = get(&app, "tenant:acme", "/entries").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // A store without grouped methods of its own answers through its export: here, failing.
+    #[derive(Clone)]
+    struct Plain(GroupedOnly);
+    #[async_trait::async_trait]
+    impl AuditSink for Plain {
+        async fn record(&self, entry: AuditEntry) -> Result<(), audit_core::SinkError> {
+            self.0.record(entry).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl AuditStore for Plain {
+        async fn query(
+            &self,
+            q: &AuditQuery,
+        ) -> Result<audit_core::store::Page, audit_core::store::StoreError> {
+            self.0.query(q).await
+        }
+        async fn get(
+            &self,
+            s: &Scope,
+            id: uuid::Uuid,
+        ) -> Result<Option<AuditEntry>, audit_core::store::StoreError> {
+            self.0.get(s, id).await
+        }
+        fn export(
+            &self,
+            q: &AuditQuery,
+        ) -> futures_util::stream::BoxStream<
+            'static,
+            Result<AuditEntry, audit_core::store::StoreError>,
+        > {
+            self.0.export(q)
+        }
+    }
+    let app = admin::router(Plain(GroupedOnly(inner)))
+        .guard(header_guard)
+        .into_router();
+    let (status, body) = get(&app, "tenant:acme", "/summary").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "store_unavailable");
+}
