@@ -1,9 +1,9 @@
 //! On PostgreSQL, the tenant's time index carries the columns a tenant's grouped questions
 //! read, so that they read that index alone; nothing on SQLite and MySQL.
 //!
-//! `audit_log_tenant_time` was (`tenant_id`, `occurred_at`, `id`). `audit_log_tenant_grouped` has the same
-//! key, so it serves every listing the old one did, and `INCLUDE (team_id, entity_type,
-//! action, actor_id, actor_name, api_key_id)`: a summary of a tenant's 30 days, its actors
+//! `audit_log_tenant_time` was (`tenant_id`, `occurred_at`, `id`). `audit_log_tenant_grouped`
+//! has the same key, so it serves every listing the old one did, and `INCLUDE (team_id,
+//! entity_type, action, actor_id, actor_name, api_key_id)`: a summary of a tenant's 30 days, its actors
 //! (by name or e-mail too) and its facets are index-only scans of the tenant's slice, instead
 //! of reading one table page per entry (a tenant's entries are spread over the whole table).
 //! It replaces the old index rather than adding one, so an insert still lands at one place
