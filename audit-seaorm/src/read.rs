@@ -204,11 +204,12 @@ fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
     let rows = u64::from(query.limit) + 1;
     let covered = !matches!(backend, DbBackend::MySql) && text_covered(query);
     let cond = if covered && backend == DbBackend::Sqlite {
-        // The page's ids from the free-text index, read in keyset order and cut at the page
-        // size; the outer query then reads only those rows. The index is partial on
-        // `search_text IS NOT NULL`, which SQLite does not infer from the `LIKE`: stated, it
-        // makes the index cover this sub-select, and SQLite prefers it to the tenant's
-        // covering index, which lacks the text.
+        // The page's ids, read in keyset order and cut at the page size; the outer query
+        // then reads only those rows. The optional free-text index
+        // (`sqlite_index_statement`) is partial on `search_text IS NOT NULL`, which SQLite does
+        // not infer from the `LIKE`: stated, it makes that index cover this sub-select, and
+        // SQLite prefers it to the tenant's covering index, which lacks the text. Without it,
+        // the sub-select scans the tenant's covering index and reads each row.
         let mut ids = Query::select();
         ids.column((Entity, Column::Id))
             .from(Entity)
@@ -405,11 +406,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sqlite_searches_a_tenant_from_its_free_text_index() {
+    async fn sqlite_searches_a_tenant_from_its_free_text_index_when_it_is_there() {
+        use sea_orm::ConnectionTrait;
         let store = crate::SeaOrmStore::connect("sqlite::memory:")
             .await
             .unwrap();
         let db = store.connection();
+        // Without the optional index: the tenant's covering index, and a row per entry.
+        let plan = sqlite_plan(db, &AuditQuery::new(Scope::tenant("acme")).text("x")).await;
+        assert!(plan.contains("INDEX audit_log_tenant_covering"), "{plan}");
+        db.execute_unprepared(
+            crate::migration::m20261206_000009_search_text::sqlite_index_statement(),
+        )
+        .await
+        .unwrap();
         let last = AuditEntry::builder(audit_core::Action::Create)
             .tenant("acme")
             .build();
