@@ -9,15 +9,16 @@
 //! This migration:
 //!
 //! 1. adds the column (`TEXT`, nullable);
-//! 2. fills it for every row stored before, [`BACKFILL_BATCH`] rows a statement in id order,
+//! 2. fills it for every row stored before, 500 rows a statement in id order,
 //!    each derived from the row as it reads back, exactly as a new row's is;
 //! 3. on PostgreSQL, replaces the covering free-text index pair of
 //!    [`m20261122_000002_free_text_index`](super::m20261122_000002_free_text_index) (which carried
 //!    the five columns searched before) with the same pair over `search_text`:
-//!    [`COVERING`] (`tenant_id`, `occurred_at`, `id`)
+//!    `audit_log_tenant_search` (`tenant_id`, `occurred_at`, `id`)
 //!    `INCLUDE (team_id, entity_type, action, search_text)`, partial on rows whose carried
-//!    texts total at most 2,000 bytes, and [`LONG`] for the others. The entity type and action
-//!    are carried so that a search that leaves out the log's own reads stays in the index.
+//!    texts total at most 2,000 bytes, and `audit_log_tenant_long_search` for the others. The
+//!    entity type and action are carried so that a search that leaves out the log's own reads
+//!    stays in the index.
 //!
 //! SQLite gets no index for it by default: a search scans the tenant's covering index in keyset
 //! order and reads `search_text` from each row. [`sqlite_index_statement`] is an index that
