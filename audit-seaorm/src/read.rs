@@ -8,10 +8,10 @@ use audit_core::chain::ChainLink;
 use audit_core::store::{AUDIT_LOG_ENTITY, AuditQuery, Cursor, Order, Page, Scope, StoreError};
 use audit_core::{Action, AuditEntry};
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query, UnionType};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -115,14 +115,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condi
         cond = cond.add(teams);
     }
     if query.hide_log_reads {
-        // Not `NOT (action = 'Read' AND entity_type = 'AuditLog')`: with no entity type that
-        // is NULL, and would leave out every `Read` without one.
-        cond = cond.add(
-            Condition::any()
-                .add(Column::Action.ne(Action::Read.as_str()))
-                .add(Column::EntityType.is_null())
-                .add(Column::EntityType.ne(AUDIT_LOG_ENTITY)),
-        );
+        cond = cond.add(not_a_log_read());
     }
     if let Some(from) = query.from {
         cond = cond.add(Column::OccurredAt.gte(from));
@@ -134,6 +127,16 @@ pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condi
         cond = cond.add(free_text_condition(&term));
     }
     cond
+}
+
+/// Leaves out the log's own reads.
+fn not_a_log_read() -> Condition {
+    // Not `NOT (action = 'Read' AND entity_type = 'AuditLog')`: with no entity type that is
+    // NULL, and would leave out every `Read` without one.
+    Condition::any()
+        .add(Column::Action.ne(Action::Read.as_str()))
+        .add(Column::EntityType.is_null())
+        .add(Column::EntityType.ne(AUDIT_LOG_ENTITY))
 }
 
 /// Free text: `term` (already lower-cased, [`AuditQuery::search_term`]) as a literal substring
@@ -170,6 +173,42 @@ fn text_covered(query: &AuditQuery) -> bool {
         && query.api_keys.is_empty()
 }
 
+/// Whether MySQL can search `query` through its free-text index
+/// ([`m20261207_000011_mysql_search_index`](crate::migration::m20261207_000011_mysql_search_index)):
+/// what [`text_covered`] allows, within one tenant and no team, since that index carries no
+/// team.
+fn mysql_text_covered(query: &AuditQuery) -> bool {
+    matches!(query.scope, Scope::Tenant(_)) && query.teams.is_empty() && text_covered(query)
+}
+
+/// The two conditions of a MySQL search through its free-text index: rows whose
+/// `search_text` the index holds whole (`search_short`), tested in the index alone, and the
+/// others (`search_long = 1`), tested in their rows. The log's reads are left out by the
+/// index's `log_read` flag in the first, as in any listing in the second. `None` when the query
+/// holds no term.
+fn mysql_text_conditions(query: &AuditQuery) -> Option<(Condition, Condition)> {
+    let term = query.search_term()?;
+    let mut base = query.clone();
+    base.text = None;
+    base.hide_log_reads = false;
+    let mut base = filter_condition(&base, DbBackend::MySql);
+    if let Some(cursor) = &query.cursor {
+        base = base.add(after(cursor, query.order));
+    }
+    let column = |name: &str| Expr::col((Entity, Alias::new(name)));
+    let mut short = base.clone().add(column("search_long").eq(0)).add(
+        column("search_short").like(LikeExpr::new(contains_pattern(&term)).escape(LIKE_ESCAPE)),
+    );
+    let mut long = base
+        .add(column("search_long").eq(1))
+        .add(free_text_condition(&term));
+    if query.hide_log_reads {
+        short = short.add(column("log_read").eq(0));
+        long = long.add(not_a_log_read());
+    }
+    Some((short, long))
+}
+
 /// The keyset condition "after `cursor`" in `order`.
 fn after(cursor: &Cursor, order: Order) -> Condition {
     let at = cursor.occurred_at();
@@ -190,19 +229,55 @@ fn after(cursor: &Cursor, order: Order) -> Condition {
     }
 }
 
+/// The order of a query's pages, as SQL's.
+fn direction(query: &AuditQuery) -> sea_orm::Order {
+    match query.order {
+        Order::Desc => sea_orm::Order::Desc,
+        Order::Asc => sea_orm::Order::Asc,
+    }
+}
+
+/// The ids of the first `rows` rows matching `branch` in `query`'s keyset order, as a derived
+/// table named `name` (MySQL refuses a `LIMIT` directly inside `IN`).
+fn first_ids(query: &AuditQuery, branch: Condition, rows: u64, name: &str) -> SelectStatement {
+    let mut select = Query::select();
+    select
+        .column((Entity, Column::Id))
+        .from(Entity)
+        .cond_where(branch)
+        .order_by((Entity, Column::OccurredAt), direction(query))
+        .order_by((Entity, Column::Id), direction(query))
+        .limit(rows);
+    Query::select()
+        .column(Column::Id)
+        .from_subquery(select, Alias::new(name))
+        .to_owned()
+}
+
+/// On MySQL, the ids of a tenant's search page (one row more than the limit), read through
+/// its free-text index: the short texts from the index alone, the long ones through their
+/// rows. `None` when the query is not one that index serves.
+fn mysql_page_ids(query: &AuditQuery) -> Option<SelectStatement> {
+    if !mysql_text_covered(query) {
+        return None;
+    }
+    let (short, long) = mysql_text_conditions(query)?;
+    let rows = u64::from(query.limit) + 1;
+    let mut union = first_ids(query, short, rows, "covered");
+    union.union(UnionType::All, first_ids(query, long, rows, "long"));
+    Some(union)
+}
+
 /// The `SELECT` of one page: filters, keyset, order, and one row more than the limit, which
-/// tells whether another page exists without a COUNT.
+/// tells whether another page exists without a COUNT. (A MySQL search that
+/// [`mysql_page_ids`] serves is read by [`page_rows`] in two statements instead.)
 fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
     let mut cond = filter_condition(query, backend);
     if let Some(cursor) = &query.cursor {
         cond = cond.add(after(cursor, query.order));
     }
-    let direction = match query.order {
-        Order::Desc => sea_orm::Order::Desc,
-        Order::Asc => sea_orm::Order::Asc,
-    };
     let rows = u64::from(query.limit) + 1;
-    let covered = !matches!(backend, DbBackend::MySql) && text_covered(query);
+    let covered = backend != DbBackend::MySql && text_covered(query);
     let cond = if covered && backend == DbBackend::Sqlite {
         // The page's ids, read in keyset order and cut at the page size; the outer query
         // then reads only those rows. The optional free-text index
@@ -214,39 +289,71 @@ fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
         ids.column((Entity, Column::Id))
             .from(Entity)
             .cond_where(cond.add(Column::SearchText.is_not_null()))
-            .order_by((Entity, Column::OccurredAt), direction.clone())
-            .order_by((Entity, Column::Id), direction.clone())
+            .order_by((Entity, Column::OccurredAt), direction(query))
+            .order_by((Entity, Column::Id), direction(query))
             .limit(rows);
         Condition::all().add(Column::Id.in_subquery(ids))
     } else if covered {
         // The page's ids from the two free-text indexes, each read in keyset order and cut at
         // the page size: the covering one without visiting the table, the other (rows with
         // long texts, rare) through it. The outer query then reads only those rows.
-        let ids = |predicate: &'static str, name: &'static str| {
-            let mut branch = Query::select();
-            branch
-                .column((Entity, Column::Id))
-                .from(Entity)
-                .cond_where(cond.clone().add(Expr::cust(predicate)))
-                .order_by((Entity, Column::OccurredAt), direction.clone())
-                .order_by((Entity, Column::Id), direction.clone())
-                .limit(rows);
-            Query::select()
-                .column(Column::Id)
-                .from_subquery(branch, Alias::new(name))
-                .to_owned()
-        };
-        let mut union = ids(PG_SHORT_TEXT, "covered");
-        union.union(UnionType::All, ids(PG_LONG_TEXT, "long"));
+        let mut union = first_ids(
+            query,
+            cond.clone().add(Expr::cust(PG_SHORT_TEXT)),
+            rows,
+            "covered",
+        );
+        union.union(
+            UnionType::All,
+            first_ids(query, cond.add(Expr::cust(PG_LONG_TEXT)), rows, "long"),
+        );
         Condition::all().add(Column::Id.in_subquery(union))
     } else {
         cond
     };
     Entity::find()
         .filter(cond)
-        .order_by(Column::OccurredAt, direction.clone())
-        .order_by(Column::Id, direction)
+        .order_by(Column::OccurredAt, direction(query))
+        .order_by(Column::Id, direction(query))
         .limit(rows)
+}
+
+/// The rows of one page (one more than the limit). A MySQL search that its free-text index
+/// serves takes two statements: the page's ids, then their rows. In one, as an `IN` of the
+/// union, MariaDB walked the whole log's time index and probed the ids for each entry.
+async fn page_rows(
+    db: &DatabaseConnection,
+    query: &AuditQuery,
+) -> Result<Vec<crate::entity::Model>, StoreError> {
+    let backend = db.get_database_backend();
+    let Some(ids) = (backend == DbBackend::MySql)
+        .then(|| mysql_page_ids(query))
+        .flatten()
+    else {
+        return page_select(query, backend)
+            .all(db)
+            .await
+            .map_err(store_error);
+    };
+    let ids = db
+        .query_all(&ids)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "id"))
+        .collect::<Result<Vec<Uuid>, _>>()
+        .map_err(store_error)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .order_by(Column::OccurredAt, direction(query))
+        .order_by(Column::Id, direction(query))
+        .limit(u64::from(query.limit) + 1)
+        .all(db)
+        .await
+        .map_err(store_error)
 }
 
 /// One page of an already validated query.
@@ -255,10 +362,7 @@ pub(crate) async fn fetch_page(
     query: &AuditQuery,
 ) -> Result<Page, StoreError> {
     let limit = u64::from(query.limit);
-    let rows = page_select(query, db.get_database_backend())
-        .all(db)
-        .await
-        .map_err(store_error)?;
+    let rows = page_rows(db, query).await?;
     let more = rows.len() as u64 > limit;
     let mut items = rows
         .into_iter()
@@ -311,10 +415,7 @@ pub(crate) fn export_stream_linked(
             return Ok::<_, StoreError>(None);
         };
         let limit = u64::from(query.limit);
-        let rows = page_select(&query, db.get_database_backend())
-            .all(&db)
-            .await
-            .map_err(store_error)?;
+        let rows = page_rows(&db, &query).await?;
         let more = rows.len() as u64 > limit;
         let items = rows
             .into_iter()
@@ -450,6 +551,95 @@ mod tests {
         let plan = sqlite_plan(db, &tenant().actor_id("u1")).await;
         assert!(plan.contains("INDEX audit_log_tenant_covering"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+
+    /// On MySQL and MariaDB (when `AUDIT_TEST_MYSQL_URL` is set), a tenant's search reads its
+    /// short texts from the free-text index alone and its long ones through that index.
+    #[tokio::test]
+    async fn mysql_searches_a_tenant_through_its_free_text_index() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let Ok(url) = std::env::var("AUDIT_TEST_MYSQL_URL") else {
+            eprintln!("AUDIT_TEST_MYSQL_URL is not set: skipped");
+            return;
+        };
+        let store = crate::SeaOrmStore::connect(&url).await.unwrap();
+        let db = store.connection();
+        let tenant = format!("plan-{}", Uuid::now_v7());
+        let entries: Vec<AuditEntry> = (0..300)
+            .map(|i| {
+                let mut builder = AuditEntry::builder(audit_core::Action::Update)
+                    .tenant(&tenant)
+                    .entity("Thing", format!("t{i}"))
+                    .limits(audit_core::Limits {
+                        details: 10_000,
+                        ..Default::default()
+                    });
+                if i % 10 == 0 {
+                    builder = builder.details("x".repeat(600));
+                }
+                builder.build()
+            })
+            .collect();
+        audit_core::AuditSink::record_batch(&store, entries.clone())
+            .await
+            .unwrap();
+        db.execute_unprepared("ANALYZE TABLE audit_log")
+            .await
+            .unwrap();
+        let last = &entries[150];
+        let q = || AuditQuery::new(Scope::tenant(&tenant)).text("zz");
+        for query in [
+            q(),
+            q().hide_log_reads(true),
+            q().order(Order::Asc)
+                .from(chrono::Utc::now() - chrono::Duration::days(1)),
+            q().cursor(Cursor::after(&q(), last)),
+        ] {
+            let (sql, values) = mysql_page_ids(&query)
+                .unwrap()
+                .build(sea_orm::sea_query::MysqlQueryBuilder);
+            let explain =
+                Statement::from_sql_and_values(DbBackend::MySql, format!("EXPLAIN {sql}"), values);
+            let rows = db.query_all_raw(explain).await.unwrap();
+            let plan: Vec<(String, Option<String>, String)> = rows
+                .iter()
+                .map(|row| {
+                    (
+                        row.try_get::<String>("", "table").unwrap_or_default(),
+                        row.try_get::<Option<String>>("", "key").unwrap_or_default(),
+                        row.try_get::<Option<String>>("", "Extra")
+                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            // Both branches read the free-text index in keyset order, the short texts' alone.
+            let index = crate::migration::m20261207_000011_mysql_search_index::INDEX;
+            let search: Vec<&String> = plan
+                .iter()
+                .filter(|(_, key, _)| key.as_deref() == Some(index))
+                .map(|(_, _, extra)| extra)
+                .collect();
+            assert_eq!(search.len(), 2, "{query:?}: {plan:?}");
+            assert_eq!(
+                search
+                    .iter()
+                    .filter(|extra| extra.contains("Using index"))
+                    .count(),
+                1,
+                "{query:?}: {plan:?}"
+            );
+            assert!(
+                plan.iter().all(|(_, _, extra)| !extra.contains("filesort")),
+                "{query:?}: {plan:?}"
+            );
+        }
+        // And it finds both kinds.
+        let page =
+            crate::read::fetch_page(db, &AuditQuery::new(Scope::tenant(&tenant)).text("xxxx"))
+                .await
+                .unwrap();
+        assert_eq!(page.items.len(), 30);
     }
 
     #[test]

@@ -1706,6 +1706,11 @@ pub async fn team_filter_and_hidden_log_reads_apply_inside_the_query<S: AuditSto
             .entity_type(super::AUDIT_LOG_ENTITY),
         q().hide_log_reads(true).team("team0").text("done"),
         AuditQuery::new(Scope::team(&t, "team0")).hide_log_reads(true),
+        // Free text that matches the log's reads, with and without them.
+        q().text("auditlog"),
+        q().text("read"),
+        q().hide_log_reads(true).text("auditlog"),
+        q().hide_log_reads(true).text("done"),
     ] {
         let n = check(store, &data, query.clone()).await;
         assert!(n > 0 && n < total, "{query:?} matched {n} of {total}");

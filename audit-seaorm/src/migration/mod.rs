@@ -10,7 +10,8 @@
 //! one covering index per tenant), [`m20261206_000009_search_text`] (the text free text
 //! searches, filled for stored rows; PostgreSQL's free-text indexes over it) and
 //! [`m20261206_000010_postgres_grouped_tenant_index`] (PostgreSQL's tenant time index carrying
-//! what summaries, actor lists and facets read).
+//! what summaries, actor lists and facets read) and [`m20261207_000011_mysql_search_index`]
+//! (MySQL's and MariaDB's free-text index).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -35,6 +36,7 @@
 //!             Box::new(audit_seaorm::migration::m20261205_000008_sqlite_covering_tenant_index::Migration),
 //!             Box::new(audit_seaorm::migration::m20261206_000009_search_text::Migration),
 //!             Box::new(audit_seaorm::migration::m20261206_000010_postgres_grouped_tenant_index::Migration),
+//!             Box::new(audit_seaorm::migration::m20261207_000011_mysql_search_index::Migration),
 //!         ]
 //!     }
 //! }
@@ -64,6 +66,7 @@ pub mod m20261204_000007_bucketed_lookup_indexes;
 pub mod m20261205_000008_sqlite_covering_tenant_index;
 pub mod m20261206_000009_search_text;
 pub mod m20261206_000010_postgres_grouped_tenant_index;
+pub mod m20261207_000011_mysql_search_index;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_sqlite_covering_tenant_index::Migration),
             Box::new(m20261206_000009_search_text::Migration),
             Box::new(m20261206_000010_postgres_grouped_tenant_index::Migration),
+            Box::new(m20261207_000011_mysql_search_index::Migration),
         ]
     }
 
