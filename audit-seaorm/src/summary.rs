@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use audit_core::store::{
     ActorSeen, ApiKeyFacet, AuditQuery, DayCount, Facets, StoreError, Summary, SummaryBy,
-    sort_actors,
+    most_frequent, sort_actors,
 };
 use audit_core::{Action, ActorKind};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -274,27 +274,28 @@ fn last_seen(row: &QueryResult, backend: DbBackend) -> Result<DateTime<Utc>, Sto
     get(row, "last_seen")
 }
 
-/// One facet: the values of `column` with the most entries, at most `limit`, sorted.
-fn facet_select(
-    column: Column,
-    query: &AuditQuery,
-    backend: DbBackend,
-    limit: u32,
-) -> SelectStatement {
-    let mut select = Query::select();
-    select
-        .expr_as(Expr::col(column), Alias::new("v"))
+/// The facets' one statement: `(t, a, m, k, n, last_seen)` rows, the entries and latest
+/// instant of each combination of entity type, action, team and API key present. The lists
+/// are summed from those rows, so the tenant's entries are read once rather than once per
+/// list (on MySQL, where a tenant's grouped questions read its rows, four reads took 6.4 s at
+/// 1,000,000 entries).
+fn facets_select(query: &AuditQuery, backend: DbBackend) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col(Column::EntityType), Alias::new("t"))
+        .expr_as(Expr::col(Column::Action), Alias::new("a"))
+        .expr_as(Expr::col(Column::TeamId), Alias::new("m"))
+        .expr_as(Expr::col(Column::ApiKeyId), Alias::new("k"))
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(Expr::cust("MAX(occurred_at)"), Alias::new("last_seen"))
         .from(Entity)
-        .cond_where(filter_condition(query, backend).add(column.is_not_null()))
-        .group_by_col(column)
-        .order_by_expr(Expr::cust("COUNT(*)"), sea_orm::Order::Desc)
-        .order_by_expr(bytewise(column, backend), sea_orm::Order::Asc)
-        .limit(u64::from(limit));
-    if matches!(column, Column::ApiKeyId) {
-        select.expr_as(Expr::cust("MAX(occurred_at)"), Alias::new("last_seen"));
-    }
-    select
+        .cond_where(filter_condition(query, backend))
+        .add_group_by([
+            Expr::cust("1"),
+            Expr::cust("2"),
+            Expr::cust("3"),
+            Expr::cust("4"),
+        ])
+        .to_owned()
 }
 
 /// The facets of an already validated query (and checked limit).
@@ -304,27 +305,38 @@ pub(crate) async fn facets(
     limit: u32,
 ) -> Result<Facets, StoreError> {
     let backend = db.get_database_backend();
-    let mut lists: Vec<Vec<String>> = Vec::with_capacity(3);
-    for column in [Column::EntityType, Column::Action, Column::TeamId] {
-        let rows = db
-            .query_all(&facet_select(column, query, backend, limit))
-            .await
-            .map_err(store_error)?;
-        let mut values = rows
-            .iter()
-            .map(|row| get::<String>(row, "v"))
-            .collect::<Result<Vec<_>, _>>()?;
-        values.sort();
-        lists.push(values);
-    }
     let rows = db
-        .query_all(&facet_select(Column::ApiKeyId, query, backend, limit))
+        .query_all(&facets_select(query, backend))
         .await
         .map_err(store_error)?;
-    let pairs = rows
-        .iter()
-        .map(|row| Ok((get::<String>(row, "v")?, last_seen(row, backend)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut entity_types: HashMap<String, u64> = HashMap::new();
+    let mut actions: HashMap<String, u64> = HashMap::new();
+    let mut teams: HashMap<String, u64> = HashMap::new();
+    let mut keys: HashMap<String, (u64, DateTime<Utc>)> = HashMap::new();
+    for row in &rows {
+        let n = count(row)?;
+        if let Some(t) = get::<Option<String>>(row, "t")? {
+            *entity_types.entry(t).or_default() += n;
+        }
+        *actions.entry(get::<String>(row, "a")?).or_default() += n;
+        if let Some(m) = get::<Option<String>>(row, "m")? {
+            *teams.entry(m).or_default() += n;
+        }
+        if let Some(k) = get::<Option<String>>(row, "k")? {
+            let at = last_seen(row, backend)?;
+            let (total, latest) = keys.entry(k).or_insert((0, at));
+            *total += n;
+            *latest = Ord::max(*latest, at);
+        }
+    }
+    let listed = most_frequent(
+        keys.iter().map(|(k, (n, _))| (k.clone(), *n)).collect(),
+        limit,
+    );
+    let pairs: Vec<(String, DateTime<Utc>)> = listed
+        .into_iter()
+        .filter_map(|k| keys.get(&k).map(|(_, at)| (k, *at)))
+        .collect();
     let names = latest_rows(
         db,
         &filter_condition(query, backend),
@@ -333,24 +345,21 @@ pub(crate) async fn facets(
         &pairs,
     )
     .await?;
-    let mut api_keys: Vec<ApiKeyFacet> = pairs
+    let api_keys: Vec<ApiKeyFacet> = pairs
         .into_iter()
         .map(|(id, _)| ApiKeyFacet {
             name: names.get(&id).and_then(|latest| latest.name.clone()),
             id,
         })
         .collect();
-    api_keys.sort();
-    let teams = lists.pop().unwrap_or_default();
-    let actions = lists.pop().unwrap_or_default();
-    let entity_types = lists.pop().unwrap_or_default();
+    let list = |counts: HashMap<String, u64>| most_frequent(counts.into_iter().collect(), limit);
     Ok(Facets {
-        entity_types,
-        actions: actions
+        entity_types: list(entity_types),
+        actions: list(actions)
             .into_iter()
             .map(|a| Action::from_str(&a).unwrap_or(Action::Custom(a)))
             .collect(),
-        teams,
+        teams: list(teams),
         api_keys,
     })
 }
@@ -413,17 +422,7 @@ mod tests {
                 alone,
             ));
         }
-        for column in [
-            Column::EntityType,
-            Column::Action,
-            Column::TeamId,
-            Column::ApiKeyId,
-        ] {
-            plans.push((
-                plan(facet_select(column, &tenant, DbBackend::Sqlite, 200)).await,
-                true,
-            ));
-        }
+        plans.push((plan(facets_select(&tenant, DbBackend::Sqlite)).await, true));
         for (plan, alone) in plans {
             // Never a scan of the table: a search of the tenant's entries in an index.
             assert!(plan.starts_with("SEARCH audit_log USING"), "{plan}");
