@@ -7,14 +7,16 @@
 //! matched nothing). This migration adds three virtual generated columns, which the server
 //! computes from the row and which take no room in it:
 //!
-//! - `search_short`: `search_text` when it holds at most [`SHORT_CHARS`] characters, else
-//!   `NULL` (a `VARCHAR`, so that an index can hold it whole);
+//! - `search_short`: `search_text`'s bytes when there are at most [`SHORT_BYTES`] of them, else
+//!   `NULL` (a `VARBINARY`, so that an index can hold it whole, and so that `LIKE` compares
+//!   bytes: the text and the term are lower-cased before they reach the database, and a
+//!   byte-wise substring of UTF-8 is a substring of characters);
 //! - `search_long`: 1 when `search_text` is longer than that, else 0;
 //! - `log_read`: 1 for the log's own reads (`action = 'Read'` on entity type `AuditLog`), else
 //!   0, so that a search leaving them out (the admin API's default) needs no other column;
 //!
 //! and one index over them, `audit_log_tenant_search`: (`tenant_id`, `search_long`,
-//! `occurred_at`, `id`, `log_read`, `search_short`), 3,052 bytes of the 3,072 an InnoDB key
+//! `occurred_at`, `id`, `log_read`, `search_short`), 3,054 bytes of the 3,072 an InnoDB key
 //! may hold. A tenant's search then reads its page's ids in two parts, each in keyset order
 //! and cut at the page size: the short texts from this index alone (`search_long = 0`, the
 //! `LIKE` on `search_short`), and the long ones (`search_long = 1`, rare) through this index
@@ -35,10 +37,10 @@ pub struct Migration;
 const LOG: &str = "audit_log";
 /// The index's name.
 pub(crate) const INDEX: &str = "audit_log_tenant_search";
-/// The longest `search_text`, in characters, that the index holds whole. With the tenant id
-/// (255 characters of 4 bytes), the flags, the time and the id, 500 characters of 4 bytes keep
-/// the key within InnoDB's 3,072 bytes.
-pub const SHORT_CHARS: u32 = 500;
+/// The longest `search_text`, in bytes, that the index holds whole. With the tenant id (255
+/// characters of up to 4 bytes), the flags, the time and the id, the key stays within
+/// InnoDB's 3,072 bytes. PostgreSQL's covering index draws its line at the same size.
+pub const SHORT_BYTES: u32 = 2000;
 
 /// The generated columns, by name, with their definitions.
 fn columns() -> [(&'static str, String); 3] {
@@ -46,16 +48,16 @@ fn columns() -> [(&'static str, String); 3] {
         (
             "search_short",
             format!(
-                "VARCHAR({SHORT_CHARS}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin \
-                 GENERATED ALWAYS AS \
-                 (IF(CHAR_LENGTH(search_text) <= {SHORT_CHARS}, search_text, NULL)) VIRTUAL"
+                "VARBINARY({SHORT_BYTES}) GENERATED ALWAYS AS \
+                 (IF(LENGTH(search_text) <= {SHORT_BYTES}, CAST(search_text AS BINARY), NULL)) \
+                 VIRTUAL"
             ),
         ),
         (
             "search_long",
             format!(
                 "TINYINT GENERATED ALWAYS AS \
-                 (IF(CHAR_LENGTH(search_text) > {SHORT_CHARS}, 1, 0)) VIRTUAL"
+                 (IF(LENGTH(search_text) > {SHORT_BYTES}, 1, 0)) VIRTUAL"
             ),
         ),
         (
