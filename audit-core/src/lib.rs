@@ -9,6 +9,8 @@
 //!   secrets out of them; [`Limits`] bounds every field.
 //! - [`AuditSink`] receives entries; [`store::AuditStore`] answers queries over them.
 //!   [`MemoryStore`] is both, for tests and trials; [`TracingSink`] logs entries.
+//! - [`testing`] asserts, in a service's own tests, the entries its requests left in a
+//!   [`MemoryStore`].
 //!
 //! `audit-tower` makes entries from requests and serves them to administrators;
 //! `audit-seaorm` stores and queries them in a SQL database.
@@ -33,6 +35,7 @@ mod redact;
 pub mod retention;
 mod sink;
 pub mod store;
+pub mod testing;
 mod transactions;
 
 pub use action::{Action, MAX_ACTION_LEN};

@@ -58,6 +58,8 @@ struct Entries {
     intents: Vec<(AuditEntry, std::time::Instant)>,
     /// Legal holds by tenant.
     holds: std::collections::HashMap<Option<String>, LegalHold>,
+    /// Tasks waiting for entries ([`MemoryStore::wait_for`](crate::testing)).
+    waiters: Vec<std::task::Waker>,
 }
 
 impl Entries {
@@ -65,6 +67,9 @@ impl Entries {
         if self.ids.insert(entry.id) {
             entry.occurred_at = entry.occurred_at.trunc_subsecs(6);
             self.list.push(entry);
+            for waiter in self.waiters.drain(..) {
+                waiter.wake();
+            }
         }
     }
 }
@@ -81,6 +86,22 @@ impl MemoryStore {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes `waker` when the next entry arrives.
+    pub(crate) fn add_waiter(&self, waker: &std::task::Waker) {
+        let mut entries = self.lock();
+        if !entries.waiters.iter().any(|w| w.will_wake(waker)) {
+            entries.waiters.push(waker.clone());
+        }
+    }
+
+    /// Wakes every task waiting for an entry.
+    pub(crate) fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut self.lock().waiters);
+        for waiter in waiters {
+            waiter.wake();
+        }
     }
 
     /// The intents recorded and not yet cleared or recovered (see [`IntentStore`]).
