@@ -329,9 +329,11 @@ mod tests {
     }
 
     fn five_in_ten() -> Evaluator {
-        Evaluator::new(vec![Rule::new("logins").action(Action::LoginFailed).threshold(
-            Threshold::new(5, Duration::from_secs(600)).per(Per::Actor),
-        )])
+        Evaluator::new(vec![
+            Rule::new("logins")
+                .action(Action::LoginFailed)
+                .threshold(Threshold::new(5, Duration::from_secs(600)).per(Per::Actor)),
+        ])
         .unwrap()
     }
 

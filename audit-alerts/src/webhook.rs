@@ -345,7 +345,10 @@ mod tests {
         let shown = WebhookNotifier::new("http://example.com/", "hunter2")
             .map(|w| format!("{w:?}"))
             .unwrap_or_default();
-        assert!(shown.contains("example.com") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("example.com") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use audit_alerts::{
-    Alert, Alerts, Notifier, NotifyError, Per, Rule, Threshold, WebhookNotifier,
-};
+use audit_alerts::{Alert, Alerts, Notifier, NotifyError, Per, Rule, Threshold, WebhookNotifier};
 use audit_core::{Action, Actor, AuditEntry, AuditSink, MemoryStore, Outcome, SinkError};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -249,7 +247,12 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_takes_the_alert() {
 
     let stats = webhook.stats();
     assert_eq!(
-        (stats.attempts, stats.failed_attempts, stats.delivered, stats.given_up),
+        (
+            stats.attempts,
+            stats.failed_attempts,
+            stats.delivered,
+            stats.given_up
+        ),
         (3, 2, 1, 0)
     );
     let stats = sink.alerts().stats();
@@ -287,7 +290,11 @@ async fn a_receiver_that_keeps_failing_is_given_up_on_and_a_refusal_is_not_retri
     );
     let refusing = to_refusing.stats();
     assert_eq!(
-        (refusing.attempts, refusing.failed_attempts, refusing.given_up),
+        (
+            refusing.attempts,
+            refusing.failed_attempts,
+            refusing.given_up
+        ),
         (1, 1, 1)
     );
     let stats = sink.alerts().stats();
@@ -314,9 +321,13 @@ async fn five_failed_logins_of_one_account_within_the_window_fire_once() {
 
     // Four within the window: nothing. Each from its own address, so only the account counts.
     for n in 0..4 {
-        sink.record(failed_login("ann@example.com", [10, 0, 0, n], at(n.into(), 0)))
-            .await
-            .unwrap();
+        sink.record(failed_login(
+            "ann@example.com",
+            [10, 0, 0, n],
+            at(n.into(), 0),
+        ))
+        .await
+        .unwrap();
     }
     flush().await;
     assert!(collect.alerts().is_empty());
@@ -336,7 +347,12 @@ async fn five_failed_logins_of_one_account_within_the_window_fire_once() {
     assert_eq!(alert.rule, "failed-logins-per-account");
     let crossed = alert.threshold.as_ref().unwrap();
     assert_eq!(
-        (crossed.count, crossed.window_seconds, crossed.per, crossed.key.as_str()),
+        (
+            crossed.count,
+            crossed.window_seconds,
+            crossed.per,
+            crossed.key.as_str()
+        ),
         (5, 600, Per::Actor, "ann@example.com")
     );
     let times: Vec<_> = alert.entries.iter().map(|e| e.occurred_at).collect();
@@ -351,9 +367,13 @@ async fn five_failed_logins_of_one_account_within_the_window_fire_once() {
 
     // Five of another account, spread over more than ten minutes: nothing.
     for (n, minute) in [0, 3, 6, 9, 12].into_iter().enumerate() {
-        sink.record(failed_login("bob@example.com", [10, 0, 1, n as u8], at(minute, 0)))
-            .await
-            .unwrap();
+        sink.record(failed_login(
+            "bob@example.com",
+            [10, 0, 1, n as u8],
+            at(minute, 0),
+        ))
+        .await
+        .unwrap();
     }
     // Exactly ten minutes from the first to the fifth is not within ten minutes.
     for minute in [0, 1, 2, 3, 10] {
@@ -504,7 +524,10 @@ async fn the_inner_sink_stores_exactly_what_it_is_given_and_only_stored_entries_
         .wrap(store.clone())
         .unwrap();
     let one = revoke("k-1");
-    let batch = vec![revoke("k-2"), failed_login("a@b.c", [10, 0, 0, 1], at(0, 0))];
+    let batch = vec![
+        revoke("k-2"),
+        failed_login("a@b.c", [10, 0, 0, 1], at(0, 0)),
+    ];
     let slice = vec![revoke("k-3"), revoke("k-4")];
     sink.record(one.clone()).await.unwrap();
     sink.record_batch(batch.clone()).await.unwrap();
@@ -514,10 +537,7 @@ async fn the_inner_sink_stores_exactly_what_it_is_given_and_only_stored_entries_
     tokio::time::timeout(LIMIT, sink.alerts().flush())
         .await
         .unwrap();
-    let given: Vec<AuditEntry> = std::iter::once(one)
-        .chain(batch)
-        .chain(slice)
-        .collect();
+    let given: Vec<AuditEntry> = std::iter::once(one).chain(batch).chain(slice).collect();
     assert_eq!(store.entries(), given);
     let alerted: Vec<AuditEntry> = collect
         .alerts()

@@ -275,9 +275,11 @@ impl AlertOptions {
             }),
             (None, None) => None,
             (Some(_), None) => {
-                return Err("AUDIT_ALERT_WEBHOOK_URL needs AUDIT_ALERT_WEBHOOK_SECRET, the key \
+                return Err(
+                    "AUDIT_ALERT_WEBHOOK_URL needs AUDIT_ALERT_WEBHOOK_SECRET, the key \
                             its requests are signed with"
-                    .to_owned());
+                        .to_owned(),
+                );
             }
             (None, Some(_)) => {
                 return Err(

@@ -60,7 +60,10 @@ async fn alerts_of(received: &Received, rule: &str, count: usize) -> Vec<(Header
                     headers["x-audit-signature"].to_str().unwrap(),
                     format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
                 );
-                (headers.clone(), serde_json::from_slice::<Value>(body).unwrap())
+                (
+                    headers.clone(),
+                    serde_json::from_slice::<Value>(body).unwrap(),
+                )
             })
             .filter(|(_, alert)| alert["rule"] == rule)
             .collect();
