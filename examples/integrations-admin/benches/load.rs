@@ -746,6 +746,7 @@ fn example_run(load: &Runtime, settings: &Settings, case: Case<'_>) -> Option<Fi
                 _ => None,
             },
             forwarder: case.mode != Mode::JetStreamPublishing,
+            alerts: None,
         };
         let audit = integrations_admin::start_audit(&mut state, &options)
             .await

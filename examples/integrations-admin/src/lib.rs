@@ -70,6 +70,9 @@ pub enum SetupError {
     /// Connecting to NATS, or setting up the stream or the forwarder, failed.
     #[error("audit delivery through JetStream: {0}")]
     Nats(#[from] audit_nats::NatsError),
+    /// The alert webhook's URL is not HTTP, or alerting could not start.
+    #[error("audit alerts: {0}")]
+    Alerts(#[from] audit_alerts::AlertError),
 }
 
 /// Connects to `database_url` (SQLite, PostgreSQL or MySQL), creates the audit table and the
@@ -226,12 +229,101 @@ pub struct AuditOptions {
     /// With JetStream: whether this process also runs a forwarder into its database (default
     /// yes; `AUDIT_FORWARDER=off` leaves that to `integrations-admin forward` processes).
     pub forwarder: bool,
+    /// Alerts on sensitive actions (see [`alert_rules`]); `None` raises none.
+    pub alerts: Option<AlertOptions>,
+}
+
+/// Where the service's alerts go: always to the log (a `WARN` event on the target
+/// `audit::alert`), and to a webhook when one is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertOptions {
+    /// A webhook that receives every alert as signed JSON.
+    pub webhook: Option<AlertWebhook>,
+}
+
+/// A webhook for alerts: its URL and the secret its requests are signed with (see
+/// `audit_alerts::webhook` for the scheme a receiver verifies).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlertWebhook {
+    /// Where alerts are posted (`http://`).
+    pub url: String,
+    /// The HMAC-SHA256 key shared with the receiver.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AlertWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertWebhook")
+            .field("url", &self.url)
+            .field("secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl AlertOptions {
+    /// From `AUDIT_ALERT_WEBHOOK_URL` and `AUDIT_ALERT_WEBHOOK_SECRET`, which go together;
+    /// neither set means alerts go to the log only.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let webhook = match (
+            var("AUDIT_ALERT_WEBHOOK_URL"),
+            var("AUDIT_ALERT_WEBHOOK_SECRET"),
+        ) {
+            (Some(url), Some(secret)) => Some(AlertWebhook {
+                url: url.trim().to_owned(),
+                secret,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    "AUDIT_ALERT_WEBHOOK_URL needs AUDIT_ALERT_WEBHOOK_SECRET, the key \
+                            its requests are signed with"
+                        .to_owned(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "AUDIT_ALERT_WEBHOOK_SECRET is set without AUDIT_ALERT_WEBHOOK_URL".to_owned(),
+                );
+            }
+        };
+        Ok(AlertOptions { webhook })
+    }
+}
+
+/// The service's alert rules: an API key revoked or deleted (each one), and failed logins,
+/// five within ten minutes for one account (the e-mail address tried) or from one client
+/// address.
+pub fn alert_rules() -> Vec<audit_alerts::Rule> {
+    use audit_alerts::{Per, Rule, Threshold};
+    use audit_core::{Action, Outcome};
+    let five_in_ten_minutes =
+        |per: Per| Threshold::new(5, std::time::Duration::from_secs(10 * 60)).per(per);
+    vec![
+        Rule::new("api-key-revoked")
+            .action(Action::Revoke)
+            .entity_type("ApiKey")
+            .outcome(Outcome::Success)
+            .reason("an API key was revoked"),
+        Rule::new("api-key-deleted")
+            .action(Action::Delete)
+            .entity_type("ApiKey")
+            .outcome(Outcome::Success)
+            .reason("an API key was deleted"),
+        Rule::new("failed-logins-per-account")
+            .action(Action::LoginFailed)
+            .threshold(five_in_ten_minutes(Per::Actor)),
+        Rule::new("failed-logins-per-ip")
+            .action(Action::LoginFailed)
+            .threshold(five_in_ten_minutes(Per::Ip)),
+    ]
 }
 
 impl AuditOptions {
     /// From `AUDIT_DELIVERY` (`synchronous`, the default, or `buffered`),
-    /// `AUDIT_QUEUE_CAPACITY` (a number of slots), `AUDIT_NATS_URL` and `AUDIT_FORWARDER`
-    /// (`on`, the default, or `off`).
+    /// `AUDIT_QUEUE_CAPACITY` (a number of slots), `AUDIT_NATS_URL`, `AUDIT_FORWARDER`
+    /// (`on`, the default, or `off`) and [`AlertOptions::from_env`]: the service started from
+    /// the environment always alerts, to the log at least.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let delivery = match var("AUDIT_DELIVERY") {
@@ -258,6 +350,7 @@ impl AuditOptions {
             queue_capacity,
             nats_url: var("AUDIT_NATS_URL").map(|url| url.trim().to_owned()),
             forwarder,
+            alerts: Some(AlertOptions::from_env()?),
         })
     }
 }
@@ -269,6 +362,7 @@ impl Default for AuditOptions {
             queue_capacity: None,
             nats_url: None,
             forwarder: true,
+            alerts: None,
         }
     }
 }
@@ -313,20 +407,26 @@ pub struct Audit {
     /// The forwarder from JetStream into the database, when this process runs one: stop it
     /// after the layer's last entries are flushed.
     pub forwarder: Option<audit_nats::RunningForwarder>,
+    /// The alerting task, when `options.alerts` asks for alerts: flush it after the layer.
+    pub alerts: Option<audit_alerts::Alerts>,
 }
 
 /// Sets up the audit pipeline: without `nats_url`, the layer writes into the database; with
 /// it, the layer publishes to JetStream (stream `AUDIT`, created when missing) and, unless
-/// `options.forwarder` is off, a forwarder writes the stream into the database. Sets
-/// `state.forwarder_health`, so call it before [`router_with`].
+/// `options.forwarder` is off, a forwarder writes the stream into the database. With
+/// `options.alerts`, the layer's sink is wrapped in an `AlertingSink` running
+/// [`alert_rules`]: entries are evaluated once stored (with JetStream, once published).
+/// Sets `state.forwarder_health`, so call it before [`router_with`].
 pub async fn start_audit(
     state: &mut AppState,
     options: &AuditOptions,
 ) -> Result<Audit, SetupError> {
     let Some(url) = options.nats_url.as_deref() else {
+        let (layer, alerts) = alerting_layer(state.store.clone(), state, options)?;
         return Ok(Audit {
-            layer: audit_layer(state, options),
+            layer,
             forwarder: None,
+            alerts,
         });
     };
     let jetstream = jetstream(url).await?;
@@ -340,10 +440,37 @@ pub async fn start_audit(
         }
         false => None,
     };
+    let (layer, alerts) = alerting_layer(sink, state, options)?;
     Ok(Audit {
-        layer: audit_layer_into(sink, state, options),
+        layer,
         forwarder,
+        alerts,
     })
+}
+
+/// The audit layer into `sink`, wrapped for alerts when `options` asks for them: every alert
+/// is logged, and posted to the webhook when one is set.
+fn alerting_layer(
+    sink: impl AuditSink,
+    state: &AppState,
+    options: &AuditOptions,
+) -> Result<(AuditLayer, Option<audit_alerts::Alerts>), SetupError> {
+    let Some(alerts) = &options.alerts else {
+        return Ok((audit_layer_into(sink, state, options), None));
+    };
+    let mut builder = audit_alerts::Alerts::builder().notifier(audit_alerts::TracingNotifier);
+    for rule in alert_rules() {
+        builder = builder.rule(rule);
+    }
+    if let Some(webhook) = &alerts.webhook {
+        builder = builder.notifier(audit_alerts::WebhookNotifier::new(
+            &webhook.url,
+            &webhook.secret,
+        )?);
+    }
+    let sink = builder.wrap(sink)?;
+    let handle = sink.alerts().clone();
+    Ok((audit_layer_into(sink, state, options), Some(handle)))
 }
 
 /// Connects to NATS at `url` (a comma-separated list for a cluster) and opens JetStream.

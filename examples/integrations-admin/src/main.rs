@@ -9,6 +9,12 @@
 //! through JetStream, with a forwarder into the database in this process unless
 //! `AUDIT_FORWARDER=off`.
 //!
+//! Alerts on sensitive actions (an API key revoked or deleted; five failed logins within ten
+//! minutes for one account or from one address) are logged as `WARN` events on the target
+//! `audit::alert`; with `AUDIT_ALERT_WEBHOOK_URL` and `AUDIT_ALERT_WEBHOOK_SECRET` they are
+//! also posted there as JSON signed with that secret (`X-Audit-Signature`, see
+//! `audit_alerts::webhook`).
+//!
 //! `integrations-admin forward` runs only a forwarder from JetStream (`AUDIT_NATS_URL`) into
 //! the database, until Ctrl-C or SIGTERM. `integrations-admin verify [--tenant ID]` checks the
 //! log's hash chains in the database and exits with status 1 when one is broken.
@@ -59,7 +65,7 @@ enum Command {
     Hold(String, Option<String>),
 }
 
-const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--public-key HEX [--checkpoints FILE]]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n       integrations-admin purge [--tenant ID] [--dry-run]\n       integrations-admin hold --tenant ID --reason TEXT\n       integrations-admin release --tenant ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, AUDIT_RETENTION_DAYS, AUDIT_RETENTION_EVERY, RUST_LOG";
+const USAGE: &str = "usage: integrations-admin [--addr HOST:PORT]\n       integrations-admin forward\n       integrations-admin verify [--tenant ID] [--checkpoints FILE --public-key HEX]\n       integrations-admin export-chain [--tenant ID] > FILE\n       integrations-admin verify-export FILE [--public-key HEX [--checkpoints FILE]]\n       integrations-admin checkpoint-key\n       integrations-admin checkpoint  (AUDIT_CHECKPOINT_KEY=HEX)\n       integrations-admin erase --actor ID\n       integrations-admin purge [--tenant ID] [--dry-run]\n       integrations-admin hold --tenant ID --reason TEXT\n       integrations-admin release --tenant ID\n\nenv: ADDR, DATABASE_URL, DEMO_ADMIN_TOKEN, AUDIT_DELIVERY, AUDIT_QUEUE_CAPACITY, AUDIT_DATABASE_URL, AUDIT_NATS_URL, AUDIT_FORWARDER, AUDIT_ALERT_WEBHOOK_URL, AUDIT_ALERT_WEBHOOK_SECRET, AUDIT_CHECKPOINT_KEY, AUDIT_CHECKPOINT_FILE, AUDIT_CHECKPOINT_EVERY, AUDIT_RETENTION_DAYS, AUDIT_RETENTION_EVERY, RUST_LOG";
 
 fn command_from_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
@@ -709,7 +715,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let integrations_admin::Audit {
         layer: audit,
         forwarder,
+        alerts,
     } = integrations_admin::start_audit(&mut state, &audit_options).await?;
+    if let Some(options) = &audit_options.alerts {
+        match &options.webhook {
+            Some(webhook) => println!(
+                "alerts on revoked or deleted API keys and repeated failed logins: logged, and posted to {}",
+                webhook.url
+            ),
+            None => println!(
+                "alerts on revoked or deleted API keys and repeated failed logins: logged (set AUDIT_ALERT_WEBHOOK_URL and AUDIT_ALERT_WEBHOOK_SECRET to post them)"
+            ),
+        }
+    }
     if let Some(url) = &audit_options.nats_url {
         println!(
             "audit entries go through JetStream at {url}{}",
@@ -751,6 +769,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         eprintln!("the audit store did not take the last entries within 10 s");
         std::process::exit(1);
+    }
+    // Alerts on the last entries, delivered or given up on (a failing webhook's retries).
+    if let Some(alerts) = alerts
+        && tokio::time::timeout(Duration::from_secs(10), alerts.flush())
+            .await
+            .is_err()
+    {
+        eprintln!("alerts were still being delivered after 10 s; the rest are not sent");
     }
     if let Some(forwarder) = forwarder {
         forwarder.stop().await?;
