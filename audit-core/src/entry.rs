@@ -339,6 +339,8 @@ impl AuditEntry {
     }
 
     /// A builder for entries made outside HTTP: background jobs, system actions, imports.
+    /// Inside a [`JobScope`](crate::scope::JobScope) it starts from the scope: the job's name
+    /// and who started it (see [`scope`](crate::scope)).
     ///
     /// ```
     /// use audit_core::{Action, Actor, AuditEntry};
@@ -354,8 +356,12 @@ impl AuditEntry {
     /// assert_eq!(entry.entity_type.as_deref(), Some("ExtractionCursor"));
     /// ```
     pub fn builder(action: Action) -> AuditEntryBuilder {
+        let mut entry = AuditEntry::new(action);
+        if let Some(scope) = crate::scope::JobScope::current() {
+            scope.apply(&mut entry);
+        }
         AuditEntryBuilder {
-            entry: AuditEntry::new(action),
+            entry,
             redactor: Redactor::default(),
             limits: Limits::default(),
         }

@@ -9,6 +9,7 @@
 //!   secrets out of them; [`Limits`] bounds every field.
 //! - [`AuditSink`] receives entries; [`store::AuditStore`] answers queries over them.
 //!   [`MemoryStore`] is both, for tests and trials; [`TracingSink`] logs entries.
+//! - [`scope`] carries who started a background job into the entries the job makes.
 //! - [`testing`] asserts, in a service's own tests, the entries its requests left in a
 //!   [`MemoryStore`].
 //!
@@ -33,6 +34,7 @@ mod memory;
 mod parse;
 mod redact;
 pub mod retention;
+pub mod scope;
 mod sink;
 pub mod store;
 pub mod testing;
