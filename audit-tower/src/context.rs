@@ -280,6 +280,79 @@ impl AuditContext {
         self.edit(|e| e.fallback_tenant = Some(tenant));
     }
 
+    /// The scope of a background job this request starts, named `job`: the caller, tenant,
+    /// team, API key and request id as this request's entry has them so far. Run the job in it
+    /// ([`InAuditScope::in_audit_scope`](audit_core::scope::InAuditScope::in_audit_scope)) and
+    /// the entries it builds name the job and act on this caller's behalf:
+    ///
+    /// ```
+    /// use audit_core::scope::InAuditScope;
+    /// use audit_core::{Action, AuditEntry};
+    /// use audit_tower::AuditContext;
+    ///
+    /// async fn run_now(audit: AuditContext) -> &'static str {
+    ///     let job = async {
+    ///         // ... the work; then, as the system acting for the caller:
+    ///         let _entry = AuditEntry::builder(Action::Execute)
+    ///             .entity("ExtractionCursor", "c-1")
+    ///             .build();
+    ///     };
+    ///     tokio::spawn(job.in_audit_scope(audit.job_scope("extraction-run")));
+    ///     "started"
+    /// }
+    /// ```
+    ///
+    /// A context that records nothing ([`detached`](Self::detached), a skipped or claimed
+    /// entry) gives the job's name alone.
+    pub fn job_scope(&self, job: impl Into<String>) -> audit_core::scope::JobScope {
+        let mut scope = audit_core::scope::JobScope::new(job);
+        let mut draft = self.lock();
+        if let Some(capture) = draft.capture.as_mut() {
+            // Without an `x-request-id`, an entry's request id is its own id: fix it now, so
+            // that the job's entries and this request's name the same request.
+            if capture.request_id.is_none() && capture.id.is_none() {
+                capture.id = Some(crate::capture::id_and_time(capture.at).0);
+            }
+        }
+        let entry = match (&draft.capture, &draft.released) {
+            (Some(capture), _) => build(
+                capture.clone(),
+                draft.edits.clone(),
+                None,
+                &self.inner.config.limits,
+            ),
+            (None, Some(released)) => (**released).clone(),
+            (None, None) => return scope,
+        };
+        drop(draft);
+        if entry.actor_kind != audit_core::ActorKind::Anonymous
+            || entry.actor_id.is_some()
+            || entry.actor_name.is_some()
+        {
+            scope = scope.actor(Actor {
+                kind: entry.actor_kind,
+                id: entry.actor_id,
+                name: entry.actor_name,
+            });
+        }
+        if let Some(tenant) = entry.tenant_id {
+            scope = scope.tenant(tenant);
+        }
+        if let Some(team) = entry.team_id {
+            scope = scope.team(team);
+        }
+        if entry.api_key_id.is_some() || entry.api_key_name.is_some() {
+            scope = scope.api_key(audit_core::ApiKeyRef {
+                id: entry.api_key_id,
+                name: entry.api_key_name,
+            });
+        }
+        if let Some(request_id) = entry.request_id {
+            scope = scope.request_id(request_id);
+        }
+        scope
+    }
+
     /// The display name of the object acted on (`Salesforce prod`).
     pub fn entity_name(&self, name: impl Into<String>) -> &Self {
         let name = name.into();

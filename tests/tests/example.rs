@@ -454,6 +454,53 @@ async fn cursor_changes(a: &Acme) {
     );
 }
 
+/// "Run now" answers 202 and is recorded as the caller's `Start`; the background run then
+/// records `Execute` as the system acting for the caller, with the caller's key and request.
+async fn cursor_run(a: &Acme) {
+    let Acme { app, key, .. } = a;
+    let acme = &app.demo.tenants[0];
+    let (status, body) = key
+        .send(Method::POST, "/extraction-cursors/ec-acme-0/run", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["job"], "extraction-run");
+    let request = newest(app, "acme", Action::Start, "ExtractionCursor").await;
+    assert_eq!(request.status, Some(202));
+    assert_eq!(request.actor_kind, ActorKind::ApiKey);
+    assert_eq!(request.entity_id.as_deref(), Some("ec-acme-0"));
+    // The run ends on its own task: wait for its entry, bounded.
+    let query = AuditQuery::new(Scope::tenant("acme"))
+        .action(Action::Execute)
+        .entity_type("ExtractionCursor")
+        .limit(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let run = loop {
+        let page = app.state.store.query(&query).await.unwrap();
+        if let Some(entry) = page.items.into_iter().next() {
+            break entry;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run's Execute entry never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(run.actor_kind, ActorKind::System);
+    assert_eq!(run.actor_id, request.actor_id);
+    assert_eq!(run.actor_name, request.actor_name);
+    assert_eq!(run.api_key_id, request.api_key_id);
+    assert_eq!(run.api_key_name.as_deref(), Some(acme.api_key.1.as_str()));
+    assert_eq!(run.tenant_id.as_deref(), Some("acme"));
+    assert_eq!(run.request_id, request.request_id);
+    assert_eq!(run.metadata["job"], "extraction-run");
+    assert_eq!(run.metadata["on_behalf_of"], "api_key");
+    assert_eq!(run.outcome, Outcome::Success);
+    assert_eq!(run.entity_id.as_deref(), Some("ec-acme-0"));
+    assert!(run.occurred_at >= request.occurred_at, "{run:?}");
+    let (_, new) = change(&run, "position");
+    assert!(new.as_str().is_some_and(|p| p.starts_with("20")), "{run:?}");
+}
+
 /// A member's admin-only change is refused and recorded as denied.
 async fn member_refused(a: &Acme) {
     let Acme { app, .. } = a;
@@ -1461,6 +1508,7 @@ acme_cases!(
     a_mapping_update_is_recorded_once_in_the_handlers_transaction => mapping_changes,
     api_keys_are_recorded_without_their_secret => api_key_changes,
     extraction_cursor_resets_and_deletes_are_recorded => cursor_changes,
+    a_background_run_is_recorded_as_the_system_acting_for_the_caller => cursor_run,
     a_members_refused_change_is_recorded_as_denied => member_refused,
     a_failures_entry_says_why => failures_say_why,
     reads_are_answered_and_record_nothing => reads_record_nothing,
@@ -1485,6 +1533,7 @@ on_every_backend!(
     a_mapping_update_is_recorded_once_in_the_handlers_transaction,
     api_keys_are_recorded_without_their_secret,
     extraction_cursor_resets_and_deletes_are_recorded,
+    a_background_run_is_recorded_as_the_system_acting_for_the_caller,
     a_members_refused_change_is_recorded_as_denied,
     a_failures_entry_says_why,
     reads_are_answered_and_record_nothing,

@@ -803,6 +803,60 @@ pub async fn reset_cursor(
     Ok(Json(json!(after)))
 }
 
+/// The name a run's entries give its job (`metadata.job`).
+pub const EXTRACTION_JOB: &str = "extraction-run";
+
+/// `POST /extraction-cursors/{id}/run`: runs the extraction now, in the background, and
+/// answers 202 at once. The request is recorded as `Start` on the cursor, by the caller (the
+/// route alone would say `Execute`, which is what the run does); the run itself, when it is
+/// done, as `Execute` on the cursor by the system acting for the caller
+/// (`actor_kind` `system`, the caller's id and name, their API key, `metadata.job`), through
+/// the job scope the request hands to the spawned task.
+pub async fn run_cursor(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    use audit_core::scope::InAuditScope;
+    let cursor = find_cursor(&state, &caller, &id).await?;
+    audit.entity_name(&cursor.name).action(Action::Start);
+    let scope = audit.job_scope(EXTRACTION_JOB);
+    let answer = json!({"job": EXTRACTION_JOB, "cursor": cursor.id});
+    tokio::spawn(run_extraction(state, cursor).in_audit_scope(scope));
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// The extraction run: here it only moves the cursor to now. Its entry is made in the job's
+/// scope, so it names the job and whoever started it.
+async fn run_extraction(state: AppState, cursor: extraction_cursor::Model) {
+    use audit_core::{AuditEntry, AuditSink, Change, Outcome};
+    let position = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut model = cursor.clone().into_active_model();
+    model.position = Set(position);
+    let entry = AuditEntry::builder(Action::Execute)
+        .entity("ExtractionCursor", &cursor.id)
+        .entity_name(&cursor.name);
+    let entry = match model.update(&state.db).await {
+        Ok(after) => entry
+            .details(format!(
+                "extraction run moved the cursor from {:?} to {:?}",
+                cursor.position, after.position
+            ))
+            .changes(vec![Change::new(
+                "position",
+                json!(cursor.position),
+                json!(after.position),
+            )]),
+        Err(e) => entry
+            .outcome(Outcome::Failure)
+            .details(format!("extraction run failed: {e}")),
+    };
+    if let Err(e) = state.store.record(entry.build()).await {
+        tracing::error!(error = %e, cursor = %cursor.id, "the extraction run's audit entry was not stored");
+    }
+}
+
 /// `DELETE /extraction-cursors/{id}`.
 pub async fn delete_cursor(
     State(state): State<AppState>,

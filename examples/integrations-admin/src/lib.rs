@@ -531,6 +531,7 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
             get(get_cursor).delete(delete_cursor),
         )
         .route("/extraction-cursors/{id}/reset", post(reset_cursor))
+        .route("/extraction-cursors/{id}/run", post(run_cursor))
         // Administrators read their own tenant's log, the operator every tenant's; everyone
         // else is refused.
         .nest("/admin/audit-log", admin_router(&state, &audit))
