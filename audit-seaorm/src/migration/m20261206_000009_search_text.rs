@@ -29,9 +29,10 @@
 //! tenant index of
 //! [`m20261205_000008_sqlite_covering_tenant_index`](super::m20261205_000008_sqlite_covering_tenant_index).
 //!
-//! MySQL searches through the tenant's time index in keyset order and reads `search_text` from
-//! the row: an InnoDB index can hold only a prefix of a `TEXT` column, and a prefix is never
-//! read instead of the row (`docs/decisions/0058`).
+//! On MySQL an InnoDB index can hold only a prefix of a `TEXT` column, and a prefix is never
+//! read instead of the row (`docs/decisions/0058`): its free-text index, over virtual columns
+//! derived from `search_text`, comes with
+//! [`m20261207_000011_mysql_search_index`](super::m20261207_000011_mysql_search_index).
 //!
 //! The fill rewrites every row once: on a large log, expect it to take about as long as
 //! loading the log did, under the migration lock (writes wait). Each statement commits on its
