@@ -22,8 +22,10 @@ use uuid::{Timestamp, Uuid};
 
 use crate::config::Config;
 use crate::failure::FailureReason;
+use crate::grpc::{self, GrpcOutcome};
 use crate::resolve::{KeyFingerprint, fingerprint};
 use crate::route::{Derived, percent_decode, raw_segment_from_end};
+use crate::template::RouteTemplate;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -61,23 +63,49 @@ pub(crate) struct Capture {
 }
 
 /// The request side of `req`'s entry, or `None` when the layer does not record it.
+///
+/// The route comes from, in order: a gRPC call's path, axum's matched route, a
+/// [`RouteTemplate`] in the extensions, the rules' templates. A request with none is not
+/// recorded, and warned about.
 pub(crate) fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()?
-        .as_str();
-    let derived = config.routes.derive(req.method(), route);
+    let (method, path, extensions) = (req.method(), req.uri().path(), req.extensions());
+    let derived = if grpc::is_call(method, path, req.headers()) {
+        config.routes.derive_grpc(path)
+    } else if let Some(route) = extensions.get::<axum::extract::MatchedPath>() {
+        config.routes.derive(method, route.as_str())
+    } else if let Some(template) = extensions.get::<RouteTemplate>() {
+        config.routes.derive(method, template.as_str())
+    } else if let Some(template) = config.routes.find_template(path) {
+        config.routes.derive(method, template)
+    } else {
+        // A safe method is recorded only by a rule, and no rule's template matched.
+        if !crate::route::is_safe(method) {
+            config.routes.warn_unrouted(method, path);
+        }
+        return None;
+    };
     if derived.skip {
         return None;
     }
-    Some(capture_with(
+    let mut capture = capture_with(
         config,
         derived,
         req.method(),
         req.uri().path(),
         req.headers(),
         req.extensions(),
-    ))
+    );
+    if capture.entity_id.is_none() {
+        if let Some(header) = &config.entity_id_header {
+            capture.entity_id = req
+                .headers()
+                .get(header)
+                .and_then(|v| v.to_str().ok())
+                .filter(|id| !id.is_empty())
+                .map(Segment::new);
+        }
+    }
+    Some(capture)
 }
 
 /// The request side of an entry whose meaning (`derived`) is already known.
@@ -315,9 +343,11 @@ pub(crate) struct ResponseFacts {
     /// `None` when the inner service failed instead of responding.
     pub status: Option<u16>,
     pub caller: Option<Box<Caller>>,
-    /// Why the request failed, as the response's [`FailureReason`] said: bounded and redacted,
-    /// the entry's details unless the handler gave some.
+    /// Why the request failed, as the response's [`FailureReason`] said (or a gRPC call's
+    /// status): bounded and redacted, the entry's details unless the handler gave some.
     pub failure: Option<String>,
+    /// A gRPC call's outcome, from its `grpc-status` rather than the HTTP status.
+    pub grpc: Option<GrpcOutcome>,
 }
 
 /// The caller as the response's extensions (or the resolvers over them) name it.
@@ -341,6 +371,7 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
             status,
             caller: None,
             failure: None,
+            grpc: None,
         };
     }
     let failure = extensions.get::<FailureReason>().map(|reason| {
@@ -357,6 +388,7 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
         status,
         caller: named.then(|| Box::new(caller)),
         failure,
+        grpc: None,
     }
 }
 
@@ -411,9 +443,9 @@ pub(crate) fn fill(
     let entry = slot;
 
     let responded = response.is_some();
-    let (status, caller, failure) = match response {
-        Some(r) => (r.status, r.caller, r.failure),
-        None => (None, None, None),
+    let (status, caller, failure, grpc) = match response {
+        Some(r) => (r.status, r.caller, r.failure, r.grpc),
+        None => (None, None, None, None),
     };
     let (caller_actor, caller_tenant, caller_key) = match caller {
         Some(caller) => (caller.actor, caller.tenant, caller.key),
@@ -465,6 +497,7 @@ pub(crate) fn fill(
     entry.outcome = edits
         .as_deref()
         .and_then(|e| e.outcome)
+        .or(grpc.as_ref().map(|g| g.outcome))
         .unwrap_or_else(|| outcome_of(responded, status));
     entry.status = status;
     entry.ip = ip;
@@ -498,6 +531,7 @@ pub(crate) fn fill(
         entry.changes = changes.unwrap_or_default();
         entry.metadata = metadata;
     }
+    put_grpc_status(entry, grpc.as_ref());
 
     match &user_agent {
         Some(Header::Text(text)) => {
@@ -597,10 +631,26 @@ pub(crate) fn finish_released(
     }
     entry.metadata.extend(metadata);
     let status = response.as_ref().and_then(|r| r.status);
+    let grpc = response.as_ref().and_then(|r| r.grpc.as_ref());
     entry.status = status;
-    entry.outcome = outcome.unwrap_or_else(|| outcome_of(response.is_some(), status));
+    entry.outcome = outcome
+        .or(grpc.map(|g| g.outcome))
+        .unwrap_or_else(|| outcome_of(response.is_some(), status));
+    put_grpc_status(&mut entry, grpc);
     entry.bound(limits);
     entry
+}
+
+/// The metadata key of a gRPC call's status code.
+pub(crate) const GRPC_STATUS_KEY: &str = "grpc_status";
+
+/// Records a gRPC call's status code in the entry's metadata.
+fn put_grpc_status(entry: &mut AuditEntry, grpc: Option<&GrpcOutcome>) {
+    if let Some(code) = grpc.and_then(|g| g.code) {
+        entry
+            .metadata
+            .insert(GRPC_STATUS_KEY.to_owned(), Value::from(code));
+    }
 }
 
 #[cfg(test)]
@@ -687,6 +737,7 @@ mod tests {
                 status: Some(403),
                 caller: None,
                 failure: None,
+                grpc: None,
             }),
             &limits,
         );

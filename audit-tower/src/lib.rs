@@ -52,6 +52,7 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+mod body;
 mod capture;
 mod client_ip;
 mod config;
@@ -60,20 +61,27 @@ mod delivery;
 mod extract;
 mod failure;
 mod future;
+mod grpc;
+mod grpc_layer;
 mod layer;
 mod resolve;
 mod route;
 mod service;
+mod template;
 mod transaction;
 
+pub use body::AuditBody;
 pub use client_ip::{ClientIpConfig, ClientIpSource};
 pub use context::AuditContext;
 pub use delivery::{Buffered, DeliveryStats, Synchronous};
 pub use extract::MissingAuditContext;
 pub use failure::{FailureReason, MAX_CODE_CHARS, MAX_MESSAGE_CHARS};
 pub use future::ResponseFuture;
+pub use grpc::GRPC_READ_VERBS;
+pub use grpc_layer::{GrpcAuditLayer, GrpcAuditService, GrpcResponseFuture};
 pub use layer::AuditLayer;
 pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
 pub use route::{DEFAULT_VERBS, RouteRule};
 pub use service::AuditService;
+pub use template::RouteTemplate;
 pub use transaction::{Transaction, TransactionLayer, TransactionRejection, TransactionService};
