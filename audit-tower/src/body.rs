@@ -26,7 +26,7 @@ pin_project! {
 /// A gRPC call waiting for its status.
 struct Call {
     /// The entry, until the status (or the end) arrives.
-    deferred: Deferred,
+    deferred: Box<Deferred>,
     /// The entry's write, which the trailers wait for.
     wait: Option<InFlight>,
     /// The trailers, held while the entry is written.
@@ -42,7 +42,7 @@ impl<B> AuditBody<B> {
     }
 
     /// `inner`, finishing `deferred` from its trailers.
-    pub(crate) fn deferred(inner: B, deferred: Deferred) -> Self {
+    pub(crate) fn deferred(inner: B, deferred: Box<Deferred>) -> Self {
         AuditBody {
             inner,
             call: Some(Box::new(Call {

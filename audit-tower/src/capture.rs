@@ -65,14 +65,22 @@ pub(crate) struct Capture {
 /// The request side of `req`'s entry, or `None` when the layer does not record it.
 ///
 /// The route comes from, in order: a gRPC call's path, axum's matched route, a
-/// [`RouteTemplate`] in the extensions, the rules' templates. A request with none is not
+/// [`RouteTemplate`] in the extensions, the rules' templates. (Under axum, a gRPC call is
+/// looked for only on routes that end in a parameter, which spares HTTP routes the check.) A request with none is not
 /// recorded, and warned about.
 pub(crate) fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
     let (method, path, extensions) = (req.method(), req.uri().path(), req.extensions());
-    let derived = if grpc::is_call(method, path, req.headers()) {
+    let derived = if let Some(route) = extensions.get::<axum::extract::MatchedPath>() {
+        let route = route.as_str();
+        // Under axum a gRPC service is routed by a catch-all (`/pkg.Service/{*rest}`, as
+        // tonic's routes are): only a route ending in a parameter can be one.
+        if route.ends_with('}') && grpc::is_call(method, path, req.headers()) {
+            config.routes.derive_grpc(path)
+        } else {
+            config.routes.derive(method, route)
+        }
+    } else if grpc::is_call(method, path, req.headers()) {
         config.routes.derive_grpc(path)
-    } else if let Some(route) = extensions.get::<axum::extract::MatchedPath>() {
-        config.routes.derive(method, route.as_str())
     } else if let Some(template) = extensions.get::<RouteTemplate>() {
         config.routes.derive(method, template.as_str())
     } else if let Some(template) = config.routes.find_template(path) {
@@ -87,25 +95,14 @@ pub(crate) fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
     if derived.skip {
         return None;
     }
-    let mut capture = capture_with(
+    Some(capture_with(
         config,
         derived,
         req.method(),
         req.uri().path(),
         req.headers(),
         req.extensions(),
-    );
-    if capture.entity_id.is_none() {
-        if let Some(header) = &config.entity_id_header {
-            capture.entity_id = req
-                .headers()
-                .get(header)
-                .and_then(|v| v.to_str().ok())
-                .filter(|id| !id.is_empty())
-                .map(Segment::new);
-        }
-    }
-    Some(capture)
+    ))
 }
 
 /// The request side of an entry whose meaning (`derived`) is already known.
@@ -138,10 +135,11 @@ pub(crate) fn capture_with(
         id: (derived.intent && config.intents.is_some()).then(|| id_and_time(at).0),
         at,
         method: method.clone(),
-        entity_id: derived
-            .id_from_end
-            .and_then(|n| raw_segment_from_end(path, n))
-            .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
+        entity_id: match derived.id_from_end {
+            Some(n) => raw_segment_from_end(path, n)
+                .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
+            None => id_from_header(config, headers),
+        },
         ip,
         user_agent: found.user_agent.map(Header::new),
         request_id: found.request_id.cloned(),
@@ -150,6 +148,16 @@ pub(crate) fn capture_with(
         tenant: resolve_tenant(config, headers, extensions),
         derived,
     }
+}
+
+/// The entity id in the layer's entity id header, for a route that carries none.
+fn id_from_header(config: &Config, headers: &HeaderMap) -> Option<Segment> {
+    let value = headers.get(config.entity_id_header.as_ref()?)?;
+    value
+        .to_str()
+        .ok()
+        .filter(|id| !id.is_empty())
+        .map(Segment::new)
 }
 
 /// The headers the layer reads, found in one pass over the request's: cheaper than a hashed
@@ -645,8 +653,9 @@ pub(crate) fn finish_released(
 pub(crate) const GRPC_STATUS_KEY: &str = "grpc_status";
 
 /// Records a gRPC call's status code in the entry's metadata.
+#[inline]
 fn put_grpc_status(entry: &mut AuditEntry, grpc: Option<&GrpcOutcome>) {
-    if let Some(code) = grpc.and_then(|g| g.code) {
+    if let Some(code) = grpc.and_then(GrpcOutcome::code) {
         entry
             .metadata
             .insert(GRPC_STATUS_KEY.to_owned(), Value::from(code));

@@ -48,6 +48,8 @@ pub(crate) struct Pending {
     queue: Option<Arc<Queue>>,
     /// Whether the request is a gRPC call, whose outcome is its `grpc-status`.
     grpc: bool,
+    /// Whether its entry waits for the response's trailers, when its head has no status.
+    defer: bool,
     /// Whether the inner service finished, so the entry was handled.
     done: bool,
 }
@@ -58,12 +60,14 @@ impl Pending {
         config: Arc<Config>,
         queue: Option<Arc<Queue>>,
         grpc: bool,
+        defer: bool,
     ) -> Self {
         Pending {
             context,
             config,
             queue,
             grpc,
+            defer: grpc && defer,
             done: false,
         }
     }
@@ -82,6 +86,7 @@ impl Pending {
     }
 
     /// [`finish`](Self::finish) with the response's facts already known.
+    #[inline]
     fn finish_with(mut self, facts: ResponseFacts) -> Option<InFlight> {
         self.done = true;
         match self.settle(facts)? {
@@ -262,10 +267,10 @@ pin_project! {
             pending: Option<Pending>,
             // The request's intent being stored: the inner future is polled only after it is.
             intent: Option<IntentWrite>,
-            // Whether a gRPC call's entry waits for the response's trailers.
-            defer: bool,
         },
         Writing { write: InFlight, result: Option<Result<Response<B>, E>> },
+        // Answered, with a gRPC call whose entry waits for the response's trailers.
+        Deferred { deferred: Option<Box<Deferred>> },
         Done,
     }
 }
@@ -285,18 +290,12 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(crate) fn running(
-        future: F,
-        pending: Pending,
-        intent: Option<IntentWrite>,
-        defer: bool,
-    ) -> Self {
+    pub(crate) fn running(future: F, pending: Pending, intent: Option<IntentWrite>) -> Self {
         ResponseFuture {
             phase: Phase::Running {
                 future,
                 pending: Some(pending),
                 intent,
-                defer,
             },
         }
     }
@@ -316,26 +315,10 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_deferring(cx).map(|(result, _)| result)
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
-{
-    /// Polls the request to its response, and returns with it the gRPC call whose entry waits
-    /// for the trailers, when the future was made to defer one and the response's head has no
-    /// status.
-    pub(crate) fn poll_deferring(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<(Result<Response<B>, E>, Option<Deferred>)> {
         let mut this = self.project();
         loop {
             match this.phase.as_mut().project() {
-                PhaseProj::Passthrough { future } => return future.poll(cx).map(|r| (r, None)),
+                PhaseProj::Passthrough { future } => return future.poll(cx),
                 PhaseProj::Refused => {
                     this.phase.set(Phase::Done);
                     let mut response = Response::new(B::default());
@@ -344,13 +327,12 @@ where
                         http::header::RETRY_AFTER,
                         http::HeaderValue::from_static("1"),
                     );
-                    return Poll::Ready((Ok(response), None));
+                    return Poll::Ready(Ok(response));
                 }
                 PhaseProj::Running {
                     future,
                     pending,
                     intent,
-                    defer,
                 } => {
                     if let Some(write) = intent {
                         let stored = ready!(write.as_mut().poll(cx));
@@ -368,16 +350,18 @@ where
                         }
                     }
                     let result = ready!(future.poll(cx));
-                    if *defer {
-                        if let Some(deferred) = defer_call(pending, &result) {
-                            this.phase.set(Phase::Done);
-                            return Poll::Ready((result, Some(deferred)));
-                        }
+                    if pending.as_ref().is_some_and(|p| p.defer)
+                        && let Some(deferred) = defer_call(pending, &result)
+                    {
+                        this.phase.set(Phase::Deferred {
+                            deferred: Some(deferred),
+                        });
+                        return Poll::Ready(result);
                     }
                     match pending.take().and_then(|p| p.finish(result.as_ref().ok())) {
                         None => {
                             this.phase.set(Phase::Done);
-                            return Poll::Ready((result, None));
+                            return Poll::Ready(result);
                         }
                         Some(write) => this.phase.set(Phase::Writing {
                             write,
@@ -390,12 +374,24 @@ where
                     let result = result.take();
                     this.phase.set(Phase::Done);
                     if let Some(result) = result {
-                        return Poll::Ready((result, None));
+                        return Poll::Ready(result);
                     }
                 }
                 // Polled after completion, which the Future contract forbids; never ready again.
-                PhaseProj::Done => return Poll::Pending,
+                PhaseProj::Deferred { .. } | PhaseProj::Done => return Poll::Pending,
             }
+        }
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    /// The gRPC call whose entry waits for the response's trailers, once the future has
+    /// answered: made when the future was told to defer a gRPC call and the response's head
+    /// had no status.
+    pub(crate) fn take_deferred(self: Pin<&mut Self>) -> Option<Box<Deferred>> {
+        match self.project().phase.project() {
+            PhaseProj::Deferred { deferred } => deferred.take(),
+            _ => None,
         }
     }
 }
@@ -405,15 +401,15 @@ where
 fn defer_call<B, E>(
     pending: &mut Option<Pending>,
     result: &Result<Response<B>, E>,
-) -> Option<Deferred> {
+) -> Option<Box<Deferred>> {
     let response = result.as_ref().ok()?;
     if grpc::status(response.headers()).is_some() {
         return None;
     }
     let pending = pending.take()?;
     let facts = response_facts(&pending.config, Some(response));
-    Some(Deferred {
+    Some(Box::new(Deferred {
         pending: Some(pending),
         facts,
-    })
+    }))
 }

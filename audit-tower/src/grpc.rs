@@ -178,12 +178,29 @@ fn entity_type(service: &str, rest: &str) -> Option<String> {
     (!chosen.is_empty()).then_some(chosen)
 }
 
-/// The outcome of a gRPC call, from its `grpc-status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of a gRPC call, from its `grpc-status`. Four bytes, so the response facts
+/// every request carries stay the size they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GrpcOutcome {
     pub outcome: Outcome,
+    /// Whether `code` holds the response's status code (it had a well-formed one).
+    known: bool,
+    code: u16,
+}
+
+impl GrpcOutcome {
+    fn new(outcome: Outcome, code: Option<u16>) -> Self {
+        GrpcOutcome {
+            outcome,
+            known: code.is_some(),
+            code: code.unwrap_or_default(),
+        }
+    }
+
     /// The status code, when the response had a well-formed one.
-    pub code: Option<u32>,
+    pub fn code(&self) -> Option<u16> {
+        self.known.then_some(self.code)
+    }
 }
 
 /// A gRPC call's outcome and, when it did not succeed, why, from the `grpc-status` and
@@ -197,8 +214,8 @@ pub(crate) fn status(headers: &HeaderMap) -> Option<(GrpcOutcome, Option<String>
 fn status_of(value: &HeaderValue, message: Option<&HeaderValue>) -> (GrpcOutcome, Option<String>) {
     let code = std::str::from_utf8(value.as_bytes())
         .ok()
-        .filter(|text| (1..=10).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| text.parse::<u32>().ok());
+        .filter(|text| (1..=5).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.parse::<u16>().ok());
     let Some(code) = code else {
         return made(
             "invalid_grpc_status",
@@ -217,25 +234,13 @@ fn status_of(value: &HeaderValue, message: Option<&HeaderValue>) -> (GrpcOutcome
             .map_or_else(|| format!("GRPC_STATUS_{code}"), |name| (*name).to_owned());
         FailureReason::new(name, message.map(decode_message).unwrap_or_default()).details()
     });
-    (
-        GrpcOutcome {
-            outcome,
-            code: Some(code),
-        },
-        details,
-    )
+    (GrpcOutcome::new(outcome, Some(code)), details)
 }
 
 /// A status the layer makes when the response gives none.
 fn made(code: &str, message: &str, outcome: Outcome) -> (GrpcOutcome, Option<String>) {
     let details = FailureReason::new(code, message).details();
-    (
-        GrpcOutcome {
-            outcome,
-            code: None,
-        },
-        Some(details),
-    )
+    (GrpcOutcome::new(outcome, None), Some(details))
 }
 
 /// The outcome of a gRPC response whose body ended without a status.
@@ -454,7 +459,7 @@ mod tests {
         };
         let ok = of(b"0", None);
         assert_eq!(
-            (ok.0.outcome, ok.0.code, ok.1),
+            (ok.0.outcome, ok.0.code(), ok.1),
             (Outcome::Success, Some(0), None)
         );
         let denied = of(b"7", Some("no%20access"));
@@ -467,9 +472,16 @@ mod tests {
             Some("NOT_FOUND: profile p-9 not found: café")
         );
         assert_eq!(of(b"42", None).1.as_deref(), Some("GRPC_STATUS_42"));
-        for bad in [&b"abc"[..], b"", b"-1", b"99999999999999999999", b"\xff"] {
+        for bad in [
+            &b"abc"[..],
+            b"",
+            b"-1",
+            b"65536",
+            b"99999999999999999999",
+            b"\xff",
+        ] {
             let (outcome, details) = of(bad, None);
-            assert_eq!((outcome.outcome, outcome.code), (Outcome::Failure, None));
+            assert_eq!((outcome.outcome, outcome.code()), (Outcome::Failure, None));
             assert!(details.unwrap().starts_with("invalid_grpc_status"));
         }
         let long = of(

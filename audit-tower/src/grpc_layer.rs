@@ -125,7 +125,9 @@ where
     type Output = Result<Response<AuditBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (result, deferred) = ready!(self.project().inner.poll_deferring(cx));
+        let mut inner = self.project().inner;
+        let result = ready!(inner.as_mut().poll(cx));
+        let deferred = inner.take_deferred();
         Poll::Ready(result.map(|response| {
             response.map(|body| match deferred {
                 Some(deferred) => AuditBody::deferred(body, deferred),

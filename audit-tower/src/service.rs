@@ -83,8 +83,8 @@ where
 
 /// Calls `inner` with `req`, recording the request if the layer records it. With
 /// `defer_grpc`, a gRPC call's entry waits for the status in its response's trailers (see
-/// [`ResponseFuture::poll_deferring`]).
-#[inline]
+/// [`ResponseFuture::take_deferred`]).
+#[inline(always)]
 pub(crate) fn start<S, ReqBody, ResBody>(
     inner: &mut S,
     wiring: &Wiring,
@@ -126,6 +126,6 @@ where
     };
     // Made before the inner service is called: if `call` itself panics, dropping it
     // still settles the entry and gives its queue slot back.
-    let pending = Pending::new(context, config.clone(), queue, grpc);
-    ResponseFuture::running(inner.call(req), pending, intent, defer_grpc && grpc)
+    let pending = Pending::new(context, config.clone(), queue, grpc, defer_grpc);
+    ResponseFuture::running(inner.call(req), pending, intent)
 }

@@ -249,13 +249,11 @@ fn looks_like_a_value(segment: &str) -> bool {
 fn shape(method: &Method, path: &str) -> u64 {
     let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
     method.as_str().hash(&mut hasher);
-    let mut count = 0;
-    for segment in segments(path) {
+    for (count, segment) in segments(path).enumerate() {
         if count == MAX_SHAPE_SEGMENTS {
             "…".hash(&mut hasher);
             break;
         }
-        count += 1;
         if looks_like_a_value(segment) {
             0u8.hash(&mut hasher);
         } else {
