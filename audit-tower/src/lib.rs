@@ -30,7 +30,12 @@
 //! ```
 //!
 //! Where the layer goes: add it with `Router::layer` so it runs after routing (it needs the
-//! matched route). Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
+//! matched route). On another tower stack, the route comes from a [`RouteTemplate`] the
+//! service puts into the extensions, or from the templates of the layer's [`RouteRule`]s; a
+//! mutating request with neither is not recorded, and warned about once per shape. gRPC
+//! services (tonic) take [`AuditLayer::grpc`], which reads each call's `grpc-status` from its
+//! response's trailers; the `tonic` feature reads the client address from tonic's connection
+//! info. Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
 //! the request extensions) or inside it (put one into the response extensions); both are read.
 //!
 //! # Health and metrics
