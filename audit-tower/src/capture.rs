@@ -22,8 +22,10 @@ use uuid::{Timestamp, Uuid};
 
 use crate::config::Config;
 use crate::failure::FailureReason;
+use crate::grpc::{self, GrpcOutcome};
 use crate::resolve::{KeyFingerprint, fingerprint};
 use crate::route::{Derived, percent_decode, raw_segment_from_end};
+use crate::template::RouteTemplate;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -61,12 +63,35 @@ pub(crate) struct Capture {
 }
 
 /// The request side of `req`'s entry, or `None` when the layer does not record it.
+///
+/// The route comes from, in order: a gRPC call's path, axum's matched route, a
+/// [`RouteTemplate`] in the extensions, the rules' templates. (Under axum, a gRPC call is
+/// looked for only on routes that end in a parameter, which spares HTTP routes the check.) A request with none is not
+/// recorded, and warned about.
 pub(crate) fn capture<B>(config: &Config, req: &Request<B>) -> Option<Capture> {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()?
-        .as_str();
-    let derived = config.routes.derive(req.method(), route);
+    let (method, path, extensions) = (req.method(), req.uri().path(), req.extensions());
+    let derived = if let Some(route) = extensions.get::<axum::extract::MatchedPath>() {
+        let route = route.as_str();
+        // Under axum a gRPC service is routed by a catch-all (`/pkg.Service/{*rest}`, as
+        // tonic's routes are): only a route ending in a parameter can be one.
+        if route.ends_with('}') && grpc::is_call(method, path, req.headers()) {
+            config.routes.derive_grpc(path)
+        } else {
+            config.routes.derive(method, route)
+        }
+    } else if grpc::is_call(method, path, req.headers()) {
+        config.routes.derive_grpc(path)
+    } else if let Some(template) = extensions.get::<RouteTemplate>() {
+        config.routes.derive(method, template.as_str())
+    } else if let Some(template) = config.routes.find_template(path) {
+        config.routes.derive(method, template)
+    } else {
+        // A safe method is recorded only by a rule, and no rule's template matched.
+        if !crate::route::is_safe(method) {
+            config.routes.warn_unrouted(method, path);
+        }
+        return None;
+    };
     if derived.skip {
         return None;
     }
@@ -110,10 +135,11 @@ pub(crate) fn capture_with(
         id: (derived.intent && config.intents.is_some()).then(|| id_and_time(at).0),
         at,
         method: method.clone(),
-        entity_id: derived
-            .id_from_end
-            .and_then(|n| raw_segment_from_end(path, n))
-            .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
+        entity_id: match derived.id_from_end {
+            Some(n) => raw_segment_from_end(path, n)
+                .map(|raw| Segment::new(if derived.id_secret { REDACTED } else { raw })),
+            None => id_from_header(config, headers),
+        },
         ip,
         user_agent: found.user_agent.map(Header::new),
         request_id: found.request_id.cloned(),
@@ -122,6 +148,16 @@ pub(crate) fn capture_with(
         tenant: resolve_tenant(config, headers, extensions),
         derived,
     }
+}
+
+/// The entity id in the layer's entity id header, for a route that carries none.
+fn id_from_header(config: &Config, headers: &HeaderMap) -> Option<Segment> {
+    let value = headers.get(config.entity_id_header.as_ref()?)?;
+    value
+        .to_str()
+        .ok()
+        .filter(|id| !id.is_empty())
+        .map(Segment::new)
 }
 
 /// The headers the layer reads, found in one pass over the request's: cheaper than a hashed
@@ -315,9 +351,11 @@ pub(crate) struct ResponseFacts {
     /// `None` when the inner service failed instead of responding.
     pub status: Option<u16>,
     pub caller: Option<Box<Caller>>,
-    /// Why the request failed, as the response's [`FailureReason`] said: bounded and redacted,
-    /// the entry's details unless the handler gave some.
+    /// Why the request failed, as the response's [`FailureReason`] said (or a gRPC call's
+    /// status): bounded and redacted, the entry's details unless the handler gave some.
     pub failure: Option<String>,
+    /// A gRPC call's outcome, from its `grpc-status` rather than the HTTP status.
+    pub grpc: Option<GrpcOutcome>,
 }
 
 /// The caller as the response's extensions (or the resolvers over them) name it.
@@ -341,6 +379,7 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
             status,
             caller: None,
             failure: None,
+            grpc: None,
         };
     }
     let failure = extensions.get::<FailureReason>().map(|reason| {
@@ -357,6 +396,7 @@ pub(crate) fn response_facts<B>(config: &Config, response: Option<&Response<B>>)
         status,
         caller: named.then(|| Box::new(caller)),
         failure,
+        grpc: None,
     }
 }
 
@@ -411,9 +451,9 @@ pub(crate) fn fill(
     let entry = slot;
 
     let responded = response.is_some();
-    let (status, caller, failure) = match response {
-        Some(r) => (r.status, r.caller, r.failure),
-        None => (None, None, None),
+    let (status, caller, failure, grpc) = match response {
+        Some(r) => (r.status, r.caller, r.failure, r.grpc),
+        None => (None, None, None, None),
     };
     let (caller_actor, caller_tenant, caller_key) = match caller {
         Some(caller) => (caller.actor, caller.tenant, caller.key),
@@ -465,6 +505,7 @@ pub(crate) fn fill(
     entry.outcome = edits
         .as_deref()
         .and_then(|e| e.outcome)
+        .or(grpc.as_ref().map(|g| g.outcome))
         .unwrap_or_else(|| outcome_of(responded, status));
     entry.status = status;
     entry.ip = ip;
@@ -498,6 +539,7 @@ pub(crate) fn fill(
         entry.changes = changes.unwrap_or_default();
         entry.metadata = metadata;
     }
+    put_grpc_status(entry, grpc.as_ref());
 
     match &user_agent {
         Some(Header::Text(text)) => {
@@ -597,10 +639,27 @@ pub(crate) fn finish_released(
     }
     entry.metadata.extend(metadata);
     let status = response.as_ref().and_then(|r| r.status);
+    let grpc = response.as_ref().and_then(|r| r.grpc.as_ref());
     entry.status = status;
-    entry.outcome = outcome.unwrap_or_else(|| outcome_of(response.is_some(), status));
+    entry.outcome = outcome
+        .or(grpc.map(|g| g.outcome))
+        .unwrap_or_else(|| outcome_of(response.is_some(), status));
+    put_grpc_status(&mut entry, grpc);
     entry.bound(limits);
     entry
+}
+
+/// The metadata key of a gRPC call's status code.
+pub(crate) const GRPC_STATUS_KEY: &str = "grpc_status";
+
+/// Records a gRPC call's status code in the entry's metadata.
+#[inline]
+fn put_grpc_status(entry: &mut AuditEntry, grpc: Option<&GrpcOutcome>) {
+    if let Some(code) = grpc.and_then(GrpcOutcome::code) {
+        entry
+            .metadata
+            .insert(GRPC_STATUS_KEY.to_owned(), Value::from(code));
+    }
 }
 
 #[cfg(test)]
@@ -687,6 +746,7 @@ mod tests {
                 status: Some(403),
                 caller: None,
                 failure: None,
+                grpc: None,
             }),
             &limits,
         );

@@ -21,6 +21,8 @@ pub(crate) struct Config {
     pub tenant: Option<Arc<dyn ResolveTenant>>,
     pub api_key: Option<Arc<dyn ResolveApiKey>>,
     pub api_key_header: Option<HeaderName>,
+    /// The request header (gRPC metadata) an entity id is read from when the route has none.
+    pub entity_id_header: Option<HeaderName>,
     pub client_ip: ClientIpConfig,
     pub routes: Routes,
     pub record_safe_methods: bool,
@@ -40,6 +42,7 @@ impl Config {
             tenant: None,
             api_key: None,
             api_key_header: Some(HeaderName::from_static("x-api-key")),
+            entity_id_header: None,
             client_ip: ClientIpConfig::default(),
             routes: Routes::default(),
             record_safe_methods: false,

@@ -14,6 +14,7 @@ use crate::capture::{ResponseFacts, response_facts};
 use crate::config::Config;
 use crate::context::AuditContext;
 use crate::delivery::{Queue, Write, write};
+use crate::grpc;
 
 /// Stores a request's intent before its handler runs: `true` once stored; `false` when the
 /// store kept failing (three attempts over about 75 ms), and the request is then refused.
@@ -45,25 +46,49 @@ pub(crate) struct Pending {
     config: Arc<Config>,
     /// The buffered queue in which this request holds a slot, if any.
     queue: Option<Arc<Queue>>,
+    /// Whether the request is a gRPC call, whose outcome is its `grpc-status`.
+    grpc: bool,
+    /// Whether its entry waits for the response's trailers, when its head has no status.
+    defer: bool,
     /// Whether the inner service finished, so the entry was handled.
     done: bool,
 }
 
 impl Pending {
-    pub fn new(context: AuditContext, config: Arc<Config>, queue: Option<Arc<Queue>>) -> Self {
+    pub fn new(
+        context: AuditContext,
+        config: Arc<Config>,
+        queue: Option<Arc<Queue>>,
+        grpc: bool,
+        defer: bool,
+    ) -> Self {
         Pending {
             context,
             config,
             queue,
+            grpc,
+            defer: grpc && defer,
             done: false,
         }
     }
 
     /// Queues the entry, or (without a queue) starts writing it; what the response must wait
     /// for, if anything.
-    fn finish<B>(mut self, response: Option<&Response<B>>) -> Option<InFlight> {
+    fn finish<B>(self, response: Option<&Response<B>>) -> Option<InFlight> {
+        let mut facts = response_facts(&self.config, response);
+        if let (true, Some(response)) = (self.grpc, response) {
+            // A gRPC call whose status is not in the response's head came through a service
+            // that does not read trailers (`AuditLayer` rather than `AuditLayer::grpc`).
+            let status = grpc::status(response.headers()).unwrap_or_else(grpc::unread);
+            grpc::apply(&mut facts, status, &self.config);
+        }
+        self.finish_with(facts)
+    }
+
+    /// [`finish`](Self::finish) with the response's facts already known.
+    #[inline]
+    fn finish_with(mut self, facts: ResponseFacts) -> Option<InFlight> {
         self.done = true;
-        let facts = response_facts(&self.config, response);
         match self.settle(facts)? {
             Settled::Queued(queue, seq) => Some(InFlight::waiting(Box::pin(async move {
                 queue.wait_stored(seq).await;
@@ -121,11 +146,60 @@ impl Drop for Pending {
     }
 }
 
+/// A gRPC call whose response has started without its status: the entry waits for the
+/// trailers, which [`AuditBody`](crate::AuditBody) hands to [`finish`](Self::finish). Dropped
+/// without them (the body failed, or was dropped before its end), the entry is still recorded,
+/// as a `failure`.
+pub(crate) struct Deferred {
+    pending: Option<Pending>,
+    /// What the response's head told (its status, the caller in its extensions).
+    facts: ResponseFacts,
+}
+
+impl Deferred {
+    /// Finishes the entry with the status in `trailers` (`None`: the body ended without
+    /// them); what the trailers must wait for before they are passed on, if anything.
+    pub fn finish(&mut self, trailers: Option<&http::HeaderMap>) -> Option<InFlight> {
+        let pending = self.pending.take()?;
+        let status = trailers
+            .and_then(grpc::status)
+            .unwrap_or_else(grpc::no_status);
+        let mut facts = std::mem::take(&mut self.facts);
+        grpc::apply(&mut facts, status, &pending.config);
+        pending.finish_with(facts)
+    }
+
+    /// Whether the entry was finished.
+    pub fn is_finished(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// Finishes the entry of a call whose response body failed.
+    pub fn fail(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            let mut facts = std::mem::take(&mut self.facts);
+            grpc::apply(&mut facts, grpc::body_failed(), &pending.config);
+            drop(pending.finish_with(facts));
+        }
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            let mut facts = std::mem::take(&mut self.facts);
+            grpc::apply(&mut facts, grpc::cancelled(), &pending.config);
+            // The writer has a queued entry, and a direct write goes on as a task of its own.
+            drop(pending.finish_with(facts));
+        }
+    }
+}
+
 /// What a response waits for before it is returned: its entry's write, or (synchronous
 /// delivery) the writer storing its entry. If the request is dropped first (the client went
 /// away, an outer timeout fired), a write goes on as a task of its own, since the handler's
 /// change has happened; a queued entry needs nothing, the writer has it.
-struct InFlight {
+pub(crate) struct InFlight {
     future: Option<Write>,
     /// Whether dropping it early must let the future finish on its own.
     detach_on_drop: bool,
@@ -146,7 +220,7 @@ impl InFlight {
         }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(future) = &mut self.future {
             ready!(future.as_mut().poll(cx));
             self.future = None;
@@ -195,6 +269,8 @@ pin_project! {
             intent: Option<IntentWrite>,
         },
         Writing { write: InFlight, result: Option<Result<Response<B>, E>> },
+        // Answered, with a gRPC call whose entry waits for the response's trailers.
+        Deferred { deferred: Option<Box<Deferred>> },
         Done,
     }
 }
@@ -274,6 +350,14 @@ where
                         }
                     }
                     let result = ready!(future.poll(cx));
+                    if pending.as_ref().is_some_and(|p| p.defer)
+                        && let Some(deferred) = defer_call(pending, &result)
+                    {
+                        this.phase.set(Phase::Deferred {
+                            deferred: Some(deferred),
+                        });
+                        return Poll::Ready(result);
+                    }
                     match pending.take().and_then(|p| p.finish(result.as_ref().ok())) {
                         None => {
                             this.phase.set(Phase::Done);
@@ -294,8 +378,38 @@ where
                     }
                 }
                 // Polled after completion, which the Future contract forbids; never ready again.
-                PhaseProj::Done => return Poll::Pending,
+                PhaseProj::Deferred { .. } | PhaseProj::Done => return Poll::Pending,
             }
         }
     }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    /// The gRPC call whose entry waits for the response's trailers, once the future has
+    /// answered: made when the future was told to defer a gRPC call and the response's head
+    /// had no status.
+    pub(crate) fn take_deferred(self: Pin<&mut Self>) -> Option<Box<Deferred>> {
+        match self.project().phase.project() {
+            PhaseProj::Deferred { deferred } => deferred.take(),
+            _ => None,
+        }
+    }
+}
+
+/// The call of `pending` as a [`Deferred`], when its response has started without a status
+/// (a trailers-only response, an error, has its status in the head, and is finished there).
+fn defer_call<B, E>(
+    pending: &mut Option<Pending>,
+    result: &Result<Response<B>, E>,
+) -> Option<Box<Deferred>> {
+    let response = result.as_ref().ok()?;
+    if grpc::status(response.headers()).is_some() {
+        return None;
+    }
+    let pending = pending.take()?;
+    let facts = response_facts(&pending.config, Some(response));
+    Some(Box::new(Deferred {
+        pending: Some(pending),
+        facts,
+    }))
 }

@@ -109,6 +109,18 @@ impl AuditLayer {
         self.with(|c| c.api_key_header = None)
     }
 
+    /// Reads the entity id from this request header when the route does not carry one: for
+    /// gRPC calls, whose paths name no object, the header is a metadata key the client sends
+    /// (`x-entity-id`, say). The handler's [`AuditContext::entity_id`](crate::AuditContext::entity_id)
+    /// wins over it.
+    ///
+    /// # Warning
+    /// The client chooses the header's value: prefer the handler's, which names the object it
+    /// actually changed.
+    pub fn entity_id_header(self, header: HeaderName) -> Self {
+        self.with(|c| c.entity_id_header = Some(header))
+    }
+
     /// Where the client address comes from (default: the TCP peer).
     pub fn client_ip(self, config: ClientIpConfig) -> Self {
         self.with(|c| c.client_ip = config)
@@ -275,6 +287,14 @@ impl AuditLayer {
         queue.wait_stored(seq).await;
     }
 
+    /// What the layer's services share.
+    pub(crate) fn wiring(&self) -> Arc<Wiring> {
+        Arc::new(Wiring {
+            config: self.config.clone(),
+            queue: self.queue.clone(),
+        })
+    }
+
     /// The layer's settings, for the admin router's records of its own reads.
     #[cfg(feature = "admin")]
     pub(crate) fn config(&self) -> &Arc<Config> {
@@ -286,10 +306,6 @@ impl<S> Layer<S> for AuditLayer {
     type Service = AuditService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let wiring = Wiring {
-            config: self.config.clone(),
-            queue: self.queue.clone(),
-        };
-        AuditService::new(inner, Arc::new(wiring))
+        AuditService::new(inner, self.wiring())
     }
 }

@@ -30,7 +30,12 @@
 //! ```
 //!
 //! Where the layer goes: add it with `Router::layer` so it runs after routing (it needs the
-//! matched route). Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
+//! matched route). On another tower stack, the route comes from a [`RouteTemplate`] the
+//! service puts into the extensions, or from the templates of the layer's [`RouteRule`]s; a
+//! mutating request with neither is not recorded, and warned about once per shape. gRPC
+//! services (tonic) take [`AuditLayer::grpc`], which reads each call's `grpc-status` from its
+//! response's trailers; the `tonic` feature reads the client address from tonic's connection
+//! info. Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
 //! the request extensions) or inside it (put one into the response extensions); both are read.
 //!
 //! # Health and metrics
@@ -52,6 +57,7 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+mod body;
 mod capture;
 mod client_ip;
 mod config;
@@ -60,20 +66,27 @@ mod delivery;
 mod extract;
 mod failure;
 mod future;
+mod grpc;
+mod grpc_layer;
 mod layer;
 mod resolve;
 mod route;
 mod service;
+mod template;
 mod transaction;
 
+pub use body::AuditBody;
 pub use client_ip::{ClientIpConfig, ClientIpSource};
 pub use context::AuditContext;
 pub use delivery::{Buffered, DeliveryStats, Synchronous};
 pub use extract::MissingAuditContext;
 pub use failure::{FailureReason, MAX_CODE_CHARS, MAX_MESSAGE_CHARS};
 pub use future::ResponseFuture;
+pub use grpc::GRPC_READ_VERBS;
+pub use grpc_layer::{GrpcAuditLayer, GrpcAuditService, GrpcResponseFuture};
 pub use layer::AuditLayer;
 pub use resolve::{ResolveActor, ResolveApiKey, ResolveTenant};
 pub use route::{DEFAULT_VERBS, RouteRule};
 pub use service::AuditService;
+pub use template::RouteTemplate;
 pub use transaction::{Transaction, TransactionLayer, TransactionRejection, TransactionService};

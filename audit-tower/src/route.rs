@@ -10,6 +10,9 @@ use heck::ToUpperCamelCase;
 use http::Method;
 use std::collections::HashMap;
 
+use crate::grpc;
+use crate::template::{Templates, Unrouted};
+
 /// The verb segments recognised at the end of a route by default, and their actions.
 pub const DEFAULT_VERBS: &[(&str, Action)] = &[
     ("activate", Action::Activate),
@@ -130,6 +133,19 @@ impl RouteRule {
     fn matches(&self, method: &Method) -> bool {
         self.method.as_ref().is_none_or(|m| m == method)
     }
+
+    /// Overrides what the rule names (all but the id parameter, which only a route template
+    /// has) in `derived`.
+    pub(crate) fn apply(&self, derived: &mut Derived) {
+        derived.skip = self.skip;
+        derived.intent = self.intent;
+        if let Some(action) = &self.action {
+            derived.action = action.clone();
+        }
+        if let Some(entity_type) = &self.entity_type {
+            derived.entity_type = Some(entity_type.clone());
+        }
+    }
 }
 
 /// What a method on a route means for the audit log; computed once per route and method.
@@ -145,7 +161,9 @@ pub(crate) struct Derived {
     pub id_secret: bool,
     /// Whether an intent is stored before the handler runs.
     pub intent: bool,
-    /// The route template itself.
+    /// Whether this is a gRPC call, whose outcome is its `grpc-status`.
+    pub grpc: bool,
+    /// The route template itself (a gRPC call's path).
     pub route: Box<str>,
 }
 
@@ -161,6 +179,7 @@ impl Derived {
             id_from_end: None,
             id_secret: false,
             intent: false,
+            grpc: false,
             route,
         }
     }
@@ -171,6 +190,10 @@ impl Derived {
 /// so it needs no more defence against flooding than its seed gives.
 type DeriveCache = HashMap<Box<str>, Vec<(Method, Arc<Derived>)>, foldhash::fast::RandomState>;
 
+/// Derivations of gRPC calls by path. Paths are client input here (any path may be called),
+/// so the cache is bounded like the other, and its hasher is seeded per process.
+type GrpcCache = HashMap<Box<str>, Arc<Derived>, foldhash::fast::RandomState>;
+
 /// The route configuration of a layer: verbs, rules and the cache of derivations.
 #[derive(Debug, Clone)]
 pub(crate) struct Routes {
@@ -179,6 +202,11 @@ pub(crate) struct Routes {
     /// The layer's redactor: an id parameter with a sensitive name (`{token}`) is not recorded.
     redactor: Redactor,
     cache: Arc<RwLock<DeriveCache>>,
+    /// The rules' routes compiled, for requests that come without a route.
+    templates: Templates,
+    grpc_cache: Arc<RwLock<GrpcCache>>,
+    /// The request shapes warned about for having no route, shared by the layer's clones.
+    unrouted: Arc<Unrouted>,
 }
 
 impl Default for Routes {
@@ -191,6 +219,9 @@ impl Default for Routes {
             rules: Vec::new(),
             redactor: Redactor::default(),
             cache: Arc::default(),
+            templates: Templates::default(),
+            grpc_cache: Arc::default(),
+            unrouted: Arc::default(),
         }
     }
 }
@@ -201,8 +232,10 @@ const CACHE_LIMIT: usize = 4096;
 
 impl Routes {
     pub fn add_rule(&mut self, rule: RouteRule) {
+        self.templates.add(&rule.route);
         self.rules.push(rule);
         self.cache = Arc::default();
+        self.grpc_cache = Arc::default();
     }
 
     pub fn set_redactor(&mut self, redactor: Redactor) {
@@ -214,6 +247,38 @@ impl Routes {
         self.verbs.retain(|(s, _)| *s != segment);
         self.verbs.push((segment, action));
         self.cache = Arc::default();
+        self.grpc_cache = Arc::default();
+    }
+
+    /// The template of the rules' that `path` matches, for a request without a route.
+    pub fn find_template(&self, path: &str) -> Option<&str> {
+        self.templates.find(path)
+    }
+
+    /// Warns (once per shape) that a request has no route.
+    pub fn warn_unrouted(&self, method: &Method, path: &str) {
+        self.unrouted.warn(method, path);
+    }
+
+    /// What the gRPC call to `path` means; see [`grpc`](crate::grpc).
+    pub fn derive_grpc(&self, path: &str) -> Arc<Derived> {
+        let read = self.grpc_cache.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = read.get(path) {
+            return found.clone();
+        }
+        let cached = read.len();
+        drop(read);
+        let rule = self
+            .rules
+            .iter()
+            .rev()
+            .find(|r| *r.route == *path && r.matches(&Method::POST));
+        let derived = Arc::new(grpc::derive(path, &self.verbs, rule));
+        if cached < CACHE_LIMIT && path.len() <= grpc::MAX_CACHED_PATH_BYTES {
+            let mut write = self.grpc_cache.write().unwrap_or_else(|p| p.into_inner());
+            write.insert(Box::from(path), derived.clone());
+        }
+        derived
     }
 
     /// The custom actions the configuration names: verbs added with
@@ -303,17 +368,11 @@ impl Routes {
                 .filter(|_| !wildcard),
             id_secret: false,
             intent: false,
+            grpc: false,
             route: Box::from(route),
         };
         if let Some(rule) = rule {
-            derived.skip = rule.skip;
-            derived.intent = rule.intent;
-            if let Some(action) = &rule.action {
-                derived.action = action.clone();
-            }
-            if let Some(entity_type) = &rule.entity_type {
-                derived.entity_type = Some(entity_type.clone());
-            }
+            rule.apply(&mut derived);
             if let Some(param) = &rule.entity_id_param {
                 let wanted = format!("{{{param}}}");
                 derived.id_from_end = segments
@@ -379,7 +438,7 @@ fn entity_type_of(collection: &str) -> String {
     singular(collection).to_upper_camel_case()
 }
 
-fn singular(word: &str) -> String {
+pub(crate) fn singular(word: &str) -> String {
     let lower = word.to_ascii_lowercase();
     if lower.ends_with("ies") && word.len() > 3 {
         format!("{}y", &word[..word.len() - 3])

@@ -28,6 +28,7 @@ pub struct AuditService<S> {
 }
 
 /// What a service of one layer shares with the others: the settings and the queue.
+#[derive(Debug)]
 pub(crate) struct Wiring {
     pub config: Arc<Config>,
     pub queue: Arc<Queue>,
@@ -75,40 +76,56 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The inner service is called right here, not from a later future, so the service that
-        // `poll_ready` readied is the one called and no clone is needed.
-        let inner = &mut self.inner;
-        let Wiring { config, queue } = &*self.wiring;
-        if is_safe(req.method()) && !config.record_safe_methods {
-            return ResponseFuture::passthrough(inner.call(req));
-        }
-        let Some(capture) = capture(config, &req) else {
-            return ResponseFuture::passthrough(inner.call(req));
-        };
-        let queue = match queue.reserve() {
-            Reserve::Taken => Some(queue.clone()),
-            Reserve::Full => return ResponseFuture::refused(),
-            Reserve::NoRuntime => None,
-        };
-        let wants_intent = capture.id.is_some();
-        let context = match &queue {
-            Some(queue) => queue.context(config, capture),
-            None => AuditContext::new(config.clone(), capture),
-        };
-        req.extensions_mut().insert(context.clone());
-        // The inner service's future is made now and polled only once the intent is stored:
-        // axum's handlers (like most services) start their work when first polled.
-        let intent = if wants_intent {
-            context
-                .intent()
-                .map(|(entry, store)| store_intent(entry, store))
-        } else {
-            None
-        };
-        // Made before the inner service is called: if `call` itself panics, dropping it
-        // still settles the entry and gives its queue slot back.
-        let pending = Pending::new(context, config.clone(), queue);
-        ResponseFuture::running(inner.call(req), pending, intent)
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        start(&mut self.inner, &self.wiring, req, false)
     }
+}
+
+/// Calls `inner` with `req`, recording the request if the layer records it. With
+/// `defer_grpc`, a gRPC call's entry waits for the status in its response's trailers (see
+/// [`ResponseFuture::take_deferred`]).
+#[inline(always)]
+pub(crate) fn start<S, ReqBody, ResBody>(
+    inner: &mut S,
+    wiring: &Wiring,
+    mut req: Request<ReqBody>,
+    defer_grpc: bool,
+) -> ResponseFuture<S::Future, ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    // The inner service is called right here, not from a later future, so the service that
+    // `poll_ready` readied is the one called and no clone is needed.
+    let Wiring { config, queue } = wiring;
+    if is_safe(req.method()) && !config.record_safe_methods {
+        return ResponseFuture::passthrough(inner.call(req));
+    }
+    let Some(capture) = capture(config, &req) else {
+        return ResponseFuture::passthrough(inner.call(req));
+    };
+    let queue = match queue.reserve() {
+        Reserve::Taken => Some(queue.clone()),
+        Reserve::Full => return ResponseFuture::refused(),
+        Reserve::NoRuntime => None,
+    };
+    let wants_intent = capture.id.is_some();
+    let grpc = capture.derived.grpc;
+    let context = match &queue {
+        Some(queue) => queue.context(config, capture),
+        None => AuditContext::new(config.clone(), capture),
+    };
+    req.extensions_mut().insert(context.clone());
+    // The inner service's future is made now and polled only once the intent is stored:
+    // axum's handlers (like most services) start their work when first polled.
+    let intent = if wants_intent {
+        context
+            .intent()
+            .map(|(entry, store)| store_intent(entry, store))
+    } else {
+        None
+    };
+    // Made before the inner service is called: if `call` itself panics, dropping it
+    // still settles the entry and gives its queue slot back.
+    let pending = Pending::new(context, config.clone(), queue, grpc, defer_grpc);
+    ResponseFuture::running(inner.call(req), pending, intent)
 }

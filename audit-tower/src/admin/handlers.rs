@@ -122,6 +122,7 @@ impl<S: AuditStore + AuditSink> AdminState<S> {
             status: Some(status.as_u16()),
             caller: None,
             failure: None,
+            grpc: None,
         };
         self.audit.record_served(read, facts).await;
     }
