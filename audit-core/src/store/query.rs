@@ -180,6 +180,10 @@ pub struct AuditQuery {
     pub api_keys: Vec<String>,
     /// Entity ids.
     pub entity_ids: Vec<String>,
+    /// Request ids (`x-request-id`, or the entry's own id when the request had none): the
+    /// entries one request left, with those of the background jobs it started
+    /// ([`JobScope`](crate::scope::JobScope)).
+    pub request_ids: Vec<String>,
     /// Outcomes.
     pub outcomes: Vec<Outcome>,
     /// Team ids, within the scope: a team filter narrows a tenant's (or every tenant's) log to
@@ -224,6 +228,7 @@ impl AuditQuery {
             actor_kinds: Vec::new(),
             api_keys: Vec::new(),
             entity_ids: Vec::new(),
+            request_ids: Vec::new(),
             outcomes: Vec::new(),
             teams: Vec::new(),
             hide_log_reads: false,
@@ -269,6 +274,12 @@ impl AuditQuery {
     /// Adds an entity id to the entity id filter.
     pub fn entity_id(mut self, entity_id: impl Into<String>) -> Self {
         self.entity_ids.push(entity_id.into());
+        self
+    }
+
+    /// Adds a request id to the request id filter.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_ids.push(request_id.into());
         self
     }
 
@@ -382,6 +393,7 @@ impl AuditQuery {
         check_values("actor_id", &self.actor_ids)?;
         check_values("api_key", &self.api_keys)?;
         check_values("entity_id", &self.entity_ids)?;
+        check_values("request_id", &self.request_ids)?;
         check_values("team", &self.teams)?;
         check_count("action", self.actions.len())?;
         // Parsed actions are always clean, but `Action::Custom` can be built directly.
@@ -444,6 +456,7 @@ impl AuditQuery {
             || !any_eq(&self.entity_types, &entry.entity_type)
             || !any_eq(&self.actor_ids, &entry.actor_id)
             || !any_eq(&self.entity_ids, &entry.entity_id)
+            || !any_eq(&self.request_ids, &entry.request_id)
             || !(self.actions.is_empty() || self.actions.contains(&entry.action))
             || !(self.actor_kinds.is_empty() || self.actor_kinds.contains(&entry.actor_kind))
             || !(self.outcomes.is_empty() || self.outcomes.contains(&entry.outcome))
@@ -589,6 +602,9 @@ impl AuditQuery {
         // made before they existed) stay as they were.
         if !self.teams.is_empty() {
             list(17, self.teams.iter().map(String::as_str).collect());
+        }
+        if !self.request_ids.is_empty() {
+            list(19, self.request_ids.iter().map(String::as_str).collect());
         }
         if self.hide_log_reads {
             h.write_u8(18);

@@ -211,6 +211,9 @@ fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
             entry.actor_kind = kinds[i % 4];
             entry.actor_id = Some(format!("u{}", i % 5));
             entry.actor_name = Some(format!("User {}", i % 5));
+            if i % 4 != 3 {
+                entry.request_id = Some(format!("req-{}", i % 9));
+            }
             entry
         })
         .collect()
@@ -307,6 +310,7 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         q().api_key("k2"),
         q().api_key("key 4"),
         q().entity_id("e5"),
+        q().request_id("req-2"),
         q().outcome(Outcome::Denied),
         q().from(base_time() + Duration::milliseconds(10)),
         q().to(base_time() + Duration::milliseconds(10)),
@@ -335,6 +339,10 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         q().outcome(Outcome::Failure)
             .outcome(Outcome::Denied)
             .text("o"),
+        q().request_id("req-1")
+            .request_id("req-4")
+            .action(Action::Update)
+            .text("req-4"),
         AuditQuery::new(Scope::team(&t, "team0"))
             .action(Action::Delete)
             .action(Action::Create)

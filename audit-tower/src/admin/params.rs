@@ -220,6 +220,13 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         "Entity id. Repeat for several.",
     ),
     param(
+        "request_id",
+        ValueType::Text,
+        true,
+        false,
+        "Request id (`x-request-id`, or the entry id of a request that had none): the entries one request left, with those of the background jobs it started. Repeat for several.",
+    ),
+    param(
         "outcome",
         ValueType::Outcome,
         true,
@@ -369,6 +376,7 @@ fn apply(
         "actor_id" => query.actor_ids.push(value.to_owned()),
         "api_key" => query.api_keys.push(value.to_owned()),
         "entity_id" => query.entity_ids.push(value.to_owned()),
+        "request_id" => query.request_ids.push(value.to_owned()),
         "action" => query.actions.push(vocabulary.action(value).map_err(bad)?),
         // Closed sets of lower-case names: any case is accepted.
         "actor_kind" => query.actor_kinds.push(
@@ -444,6 +452,7 @@ pub(crate) fn filter_json(query: &AuditQuery) -> Value {
     );
     list("api_key", query.api_keys.clone());
     list("entity_id", query.entity_ids.clone());
+    list("request_id", query.request_ids.clone());
     list("team", query.teams.clone());
     list(
         "outcome",
