@@ -433,6 +433,27 @@ fn verb_of(segment: &str) -> Option<Action> {
     ))
 }
 
+/// Singular words that end in `s`, which would otherwise lose it (`status`, not `statu`).
+const ALREADY_SINGULAR: &[&str] = &[
+    "status",
+    "alias",
+    "canvas",
+    "bonus",
+    "campus",
+    "census",
+    "corpus",
+    "focus",
+    "radius",
+    "virus",
+    "nexus",
+    "analysis",
+    "basis",
+    "axis",
+    "diagnosis",
+    "synopsis",
+    "thesis",
+];
+
 /// `connection-profiles` → `ConnectionProfile`, `policies` → `Policy`.
 fn entity_type_of(collection: &str) -> String {
     singular(collection).to_upper_camel_case()
@@ -440,7 +461,9 @@ fn entity_type_of(collection: &str) -> String {
 
 pub(crate) fn singular(word: &str) -> String {
     let lower = word.to_ascii_lowercase();
-    if lower.ends_with("ies") && word.len() > 3 {
+    if ALREADY_SINGULAR.iter().any(|w| lower.ends_with(w)) {
+        word.to_owned()
+    } else if lower.ends_with("ies") && word.len() > 3 {
         format!("{}y", &word[..word.len() - 3])
     } else if ["sses", "shes", "ches", "xes", "zes", "uses"]
         .iter()
@@ -497,6 +520,35 @@ mod tests {
 
     fn derive(method: Method, route: &str) -> Derived {
         (*Routes::default().derive(&method, route)).clone()
+    }
+
+    #[test]
+    fn singular_words_ending_in_s_keep_it() {
+        for (word, one) in [
+            ("Status", "Status"),
+            ("job-status", "job-status"),
+            ("statuses", "status"),
+            ("order_statuses", "order_status"),
+            ("alias", "alias"),
+            ("analysis", "analysis"),
+            ("policies", "policy"),
+            ("access", "access"),
+            ("Profiles", "Profile"),
+        ] {
+            assert_eq!(singular(word), one, "{word}");
+        }
+        // A singular word after an id is a verb on the object, a plural one a collection.
+        let status = derive(Method::POST, "/jobs/{id}/status");
+        assert_eq!(
+            (status.action.as_str(), status.entity_type.as_deref()),
+            ("Status", Some("Job"))
+        );
+        assert_eq!(
+            derive(Method::PUT, "/job-statuses/{id}")
+                .entity_type
+                .as_deref(),
+            Some("JobStatus")
+        );
     }
 
     #[test]
