@@ -470,6 +470,19 @@ impl AuditEntryBuilder {
         self
     }
 
+    /// The client's `User-Agent`, if there was one (bounded on [`build`](Self::build)).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.entry.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The id of the request the entry belongs to, so that it is found with that request's
+    /// other entries (the admin API's `request_id` filter).
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.entry.request_id = Some(request_id.into());
+        self
+    }
+
     /// One application-specific metadata key.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.entry.metadata.insert(key.into(), value.into());
@@ -615,5 +628,20 @@ mod tests {
         assert!(!text.contains("old-pw") && !text.contains("new-pw"));
         assert_eq!(entry.metadata["region"], "eu");
         assert_eq!(entry.occurred_at.timestamp_subsec_nanos() % 1000, 0);
+    }
+
+    #[test]
+    fn builder_sets_the_request_fields_and_bounds_them() {
+        let entry = AuditEntry::builder(Action::Execute)
+            .request_id("req-42")
+            .user_agent("x".repeat(10_000))
+            .build();
+        assert_eq!(entry.request_id.as_deref(), Some("req-42"));
+        let agent = entry.user_agent.unwrap_or_default();
+        assert!(agent.len() <= Limits::default().user_agent, "{}", agent.len());
+        let long = AuditEntry::builder(Action::Execute)
+            .request_id("r".repeat(1_000))
+            .build();
+        assert!(long.request_id.unwrap_or_default().len() <= Limits::default().id);
     }
 }
