@@ -638,7 +638,11 @@ mod tests {
             .build();
         assert_eq!(entry.request_id.as_deref(), Some("req-42"));
         let agent = entry.user_agent.unwrap_or_default();
-        assert!(agent.len() <= Limits::default().user_agent, "{}", agent.len());
+        assert!(
+            agent.len() <= Limits::default().user_agent,
+            "{}",
+            agent.len()
+        );
         let long = AuditEntry::builder(Action::Execute)
             .request_id("r".repeat(1_000))
             .build();
