@@ -31,8 +31,11 @@ pub struct Limits {
     pub changes_total: usize,
     /// The serialised size of one change's old or new value.
     pub change_value: usize,
-    /// The serialised size of the metadata object.
+    /// The serialised size of the metadata object, a bulk change's ids aside.
     pub metadata: usize,
+    /// How many object ids a bulk change keeps ([`BulkChange`](crate::BulkChange)); each is
+    /// bounded by `id` like any other id.
+    pub bulk_ids: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             changes_total: 64 * 1024,
             change_value: 4096,
             metadata: 8192,
+            bulk_ids: 1000,
         }
     }
 }
@@ -118,6 +122,7 @@ impl Limits {
             entry.action = crate::Action::custom(name);
         }
         self.bound_changes(&mut entry.changes);
+        let bulk = crate::bulk::take(&mut entry.metadata, self);
         if !entry.metadata.is_empty() {
             let size = Value::Object(std::mem::take(&mut entry.metadata));
             let text = size.to_string();
@@ -130,6 +135,9 @@ impl Limits {
                         .insert("original_bytes".into(), Value::from(text.len()));
                 }
             }
+        }
+        if let Some(bulk) = bulk {
+            entry.metadata.insert(crate::bulk::BULK_KEY.into(), bulk);
         }
     }
 

@@ -489,6 +489,13 @@ impl AuditEntryBuilder {
         self
     }
 
+    /// Records a change of many objects at once (see [`BulkChange`](crate::BulkChange)): the
+    /// filter or reason, the count, and the ids, which a filter by entity id finds.
+    pub fn bulk(mut self, bulk: crate::BulkChange) -> Self {
+        bulk.apply(&mut self.entry);
+        self
+    }
+
     /// The redaction rules applied on build (default: [`Redactor::default`]).
     pub fn redactor(mut self, redactor: Redactor) -> Self {
         self.redactor = redactor;

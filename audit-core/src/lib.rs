@@ -9,6 +9,8 @@
 //!   secrets out of them; [`Limits`] bounds every field.
 //! - [`AuditSink`] receives entries; [`store::AuditStore`] answers queries over them.
 //!   [`MemoryStore`] is both, for tests and trials; [`TracingSink`] logs entries.
+//! - [`BulkChange`] records a change of many objects as one entry that each object's history
+//!   still finds.
 //! - [`scope`] carries who started a background job into the entries the job makes.
 //! - [`testing`] asserts, in a service's own tests, the entries its requests left in a
 //!   [`MemoryStore`].
@@ -23,6 +25,7 @@
 
 mod action;
 mod bound;
+mod bulk;
 pub mod chain;
 mod change;
 pub mod checkpoint;
@@ -42,6 +45,7 @@ mod transactions;
 
 pub use action::{Action, MAX_ACTION_LEN};
 pub use bound::{Limits, TRUNCATION_MARKER};
+pub use bulk::{BULK_KEY, BulkChange};
 pub use change::{Change, diff};
 pub use entry::{Actor, ActorKind, ApiKeyRef, AuditEntry, AuditEntryBuilder, Outcome, TenantRef};
 pub use health::PartHealth;

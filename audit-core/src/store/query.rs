@@ -178,7 +178,8 @@ pub struct AuditQuery {
     pub actor_kinds: Vec<ActorKind>,
     /// API keys: each value matches an entry's `api_key_id` or its `api_key_name`.
     pub api_keys: Vec<String>,
-    /// Entity ids.
+    /// Entity ids: each matches an entry's `entity_id`, or an id a bulk change names
+    /// ([`BulkChange`](crate::BulkChange)).
     pub entity_ids: Vec<String>,
     /// Request ids (`x-request-id`, or the entry's own id when the request had none): the
     /// entries one request left, with those of the background jobs it started
@@ -271,7 +272,8 @@ impl AuditQuery {
         self
     }
 
-    /// Adds an entity id to the entity id filter.
+    /// Adds an entity id to the entity id filter: the object's own entries, and the bulk
+    /// changes that name it.
     pub fn entity_id(mut self, entity_id: impl Into<String>) -> Self {
         self.entity_ids.push(entity_id.into());
         self
@@ -455,7 +457,8 @@ impl AuditQuery {
         if !self.scope.contains(entry)
             || !any_eq(&self.entity_types, &entry.entity_type)
             || !any_eq(&self.actor_ids, &entry.actor_id)
-            || !any_eq(&self.entity_ids, &entry.entity_id)
+            || !(any_eq(&self.entity_ids, &entry.entity_id)
+                || crate::BulkChange::ids_of(entry).any(|id| self.entity_ids.iter().any(|e| e == id)))
             || !any_eq(&self.request_ids, &entry.request_id)
             || !(self.actions.is_empty() || self.actions.contains(&entry.action))
             || !(self.actor_kinds.is_empty() || self.actor_kinds.contains(&entry.actor_kind))

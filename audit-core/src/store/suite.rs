@@ -35,7 +35,7 @@ use crate::{Action, Actor, ActorKind, ApiKeyRef, AuditEntry, AuditSink, Change, 
 #[macro_export]
 macro_rules! store_suite {
     ($make:expr) => {
-        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted, summaries_count_per_utc_day_and_key_within_scope, actors_are_listed_latest_first_within_scope, facets_list_what_is_present_in_scope_bounded, grouped_questions_refuse_bad_input_clearly, team_filter_and_hidden_log_reads_apply_inside_the_query);
+        $crate::store_suite!(@cases $make; every_field_round_trips, every_filter_alone_and_combined_matches_the_reference, free_text_is_literal_and_case_insensitive, free_text_never_matches_across_columns, free_text_finds_long_texts_in_order, time_range_is_half_open, nanosecond_timestamps_page_like_any_other, timestamps_of_any_precision_sort_and_filter, paging_across_equal_timestamps_in_both_orders, scope_isolation_in_query_get_and_export, tenant_ids_compare_exactly, reinserting_is_a_no_op, batches_of_any_size_store_each_entry_once, a_batch_larger_than_one_statement_is_stored_whole, export_streams_every_match_in_chunks, bad_input_is_a_clear_error, unscoped_queries_see_every_tenant, erasing_an_actor_replaces_their_personal_fields_only, a_purge_deletes_its_tenants_older_entries_only_and_records_itself, a_legal_hold_suspends_purges_until_lifted, summaries_count_per_utc_day_and_key_within_scope, actors_are_listed_latest_first_within_scope, facets_list_what_is_present_in_scope_bounded, grouped_questions_refuse_bad_input_clearly, team_filter_and_hidden_log_reads_apply_inside_the_query, a_bulk_change_is_found_by_each_id_it_names);
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
@@ -84,6 +84,7 @@ pub const CASES: &[&str] = &[
     "facets_list_what_is_present_in_scope_bounded",
     "grouped_questions_refuse_bad_input_clearly",
     "team_filter_and_hidden_log_reads_apply_inside_the_query",
+    "a_bulk_change_is_found_by_each_id_it_names",
 ];
 
 /// The store's type, for messages.
@@ -214,6 +215,17 @@ fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
             if i % 4 != 3 {
                 entry.request_id = Some(format!("req-{}", i % 9));
             }
+            if i % 10 == 9 {
+                // A bulk change: no id of its own, three named (one named nowhere else).
+                entry.entity_id = None;
+                crate::BulkChange::of([
+                    format!("e{}", (i + 1) % 7),
+                    format!("e{}", (i + 4) % 7),
+                    format!("bulk-only-{}", (i / 10) % 2),
+                ])
+                .reason("suite")
+                .apply(&mut entry);
+            }
             entry
         })
         .collect()
@@ -310,6 +322,7 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         q().api_key("k2"),
         q().api_key("key 4"),
         q().entity_id("e5"),
+        q().entity_id("bulk-only-1"),
         q().request_id("req-2"),
         q().outcome(Outcome::Denied),
         q().from(base_time() + Duration::milliseconds(10)),
@@ -365,9 +378,19 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         .await,
         data.iter()
             .filter(|e| e.entity_type.as_deref() == Some("ApiKey")
-                && e.entity_id.as_deref() == Some("e0")
+                && (e.entity_id.as_deref() == Some("e0") || crate::BulkChange::names(e, "e0"))
                 && e.action == Action::Update)
             .count()
+    );
+    // An id that only bulk changes name finds exactly those.
+    let bulk_only: Vec<&AuditEntry> = data
+        .iter()
+        .filter(|e| crate::BulkChange::names(e, "bulk-only-0"))
+        .collect();
+    assert!(!bulk_only.is_empty());
+    assert_eq!(
+        check(store, &data, q().entity_id("bulk-only-0")).await,
+        bulk_only.len()
     );
 }
 
@@ -1749,4 +1772,127 @@ pub async fn team_filter_and_hidden_log_reads_apply_inside_the_query<S: AuditSto
         .collect()
         .await;
     assert_eq!(exported.len(), total - hidden, "{}", name::<S>());
+}
+
+/// A bulk change is found by the id of each object it names, in its tenant (and team) only,
+/// next to those objects' own entries, through paging, export, counts and facets; an id it
+/// does not name, or names past the bound, does not find it.
+pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSink>(store: &S) {
+    use crate::BulkChange;
+    let (t, other) = (tenant(), tenant());
+    let at = |ms: i64| base_time() + Duration::milliseconds(ms);
+    let ids: Vec<String> = (0..crate::Limits::default().bulk_ids + 5)
+        .map(|i| format!("cp-{i}"))
+        .collect();
+    let bulk = AuditEntry::builder(Action::Deactivate)
+        .tenant(&t)
+        .team("ops")
+        .entity_type("ConnectionProfile")
+        .bulk(
+            BulkChange::of(ids.clone())
+                .filter("status=active")
+                .reason("provider sunset"),
+        )
+        .occurred_at(at(5))
+        .build();
+    let own = |id: &str, ms: i64| {
+        AuditEntry::builder(Action::Update)
+            .tenant(&t)
+            .team("ops")
+            .entity("ConnectionProfile", id)
+            .occurred_at(at(ms))
+            .build()
+    };
+    let before = own("cp-7", 1);
+    let after = own("cp-7", 9);
+    let elsewhere = AuditEntry::builder(Action::Deactivate)
+        .tenant(&other)
+        .entity_type("ConnectionProfile")
+        .bulk(BulkChange::of(["cp-7"]))
+        .occurred_at(at(6))
+        .build();
+    let unrelated = own("cp-x", 7);
+    store
+        .record_batch(vec![
+            before.clone(),
+            bulk.clone(),
+            after.clone(),
+            elsewhere.clone(),
+            unrelated.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let q = || AuditQuery::new(Scope::tenant(&t));
+    // The stored entry reads back whole, its ids included.
+    let read = store.get(&Scope::tenant(&t), bulk.id).await.unwrap().unwrap();
+    assert_eq!(read, bulk, "{}", name::<S>());
+    let kept = BulkChange::read(&read).unwrap();
+    assert_eq!(kept.entity_ids().len(), crate::Limits::default().bulk_ids);
+    assert_eq!(kept.changed(), ids.len() as u64);
+
+    for order in [Order::Desc, Order::Asc] {
+        let got = all_pages(store, &q().entity_id("cp-7").order(order).limit(1)).await;
+        assert_eq!(
+            ids_of(&got),
+            ids_of(&sorted(vec![before.clone(), bulk.clone(), after.clone()], order)),
+            "{}: {order:?}",
+            name::<S>()
+        );
+    }
+    // Any named id, alone or with others, with other filters.
+    let got = all_pages(store, &q().entity_id("cp-999").entity_id("cp-x")).await;
+    assert_eq!(ids_of(&got), ids_of(&[unrelated.clone(), bulk.clone()]), "{}", name::<S>());
+    let got = all_pages(
+        store,
+        &q().entity_id("cp-0")
+            .entity_type("ConnectionProfile")
+            .action(Action::Deactivate)
+            .from(at(5))
+            .to(at(6)),
+    )
+    .await;
+    assert_eq!(ids_of(&got), vec![bulk.id], "{}", name::<S>());
+    assert!(all_pages(store, &q().entity_id("cp-7").action(Action::Delete)).await.is_empty());
+    // Within the team; not another team's, not another tenant's, not past the bound.
+    let got = all_pages(store, &AuditQuery::new(Scope::team(&t, "ops")).entity_id("cp-3")).await;
+    assert_eq!(ids_of(&got), vec![bulk.id], "{}", name::<S>());
+    assert!(all_pages(store, &AuditQuery::new(Scope::team(&t, "sales")).entity_id("cp-3"))
+        .await
+        .is_empty());
+    let got = all_pages(store, &AuditQuery::new(Scope::tenant(&other)).entity_id("cp-7")).await;
+    assert_eq!(ids_of(&got), vec![elsewhere.id], "{}", name::<S>());
+    let past = format!("cp-{}", ids.len() - 1);
+    assert!(all_pages(store, &q().entity_id(past.as_str())).await.is_empty());
+    // Unscoped: every tenant's.
+    let got = all_pages(store, &AuditQuery::new(Scope::All).entity_id("cp-7").from(at(0)).to(at(10))).await;
+    let mut want = vec![before.id, bulk.id, after.id, elsewhere.id];
+    want.sort();
+    let mut got = ids_of(&got);
+    got.sort();
+    assert_eq!(got, want, "{}", name::<S>());
+    // Export, and the grouped questions, count it too.
+    let exported: Vec<AuditEntry> = store
+        .export(&q().entity_id("cp-7"))
+        .map(|e| e.unwrap())
+        .collect()
+        .await;
+    assert_eq!(exported.len(), 3, "{}", name::<S>());
+    let summary = store
+        .summary(&q().entity_id("cp-7"), super::SummaryBy::Action)
+        .await
+        .unwrap();
+    let counted: u64 = summary.counts.iter().map(|c| c.count).sum();
+    assert_eq!(counted, 3, "{}: {summary:?}", name::<S>());
+    let facets = store.facets(&q().entity_id("cp-7"), 10).await.unwrap();
+    assert_eq!(
+        facets.actions,
+        vec![Action::Deactivate, Action::Update],
+        "{}: {facets:?}",
+        name::<S>()
+    );
+}
+
+fn ids_of(entries: &[AuditEntry]) -> Vec<uuid::Uuid> {
+    entries.iter().map(|e| e.id).collect()
 }
