@@ -254,13 +254,18 @@ mod tests {
     #[test]
     fn ids_are_bounded_in_number_and_length_and_kept_once() {
         let limits = Limits::default();
-        let many: Vec<String> = (0..limits.bulk_ids + 50).map(|i| format!("id-{i}")).collect();
+        let many: Vec<String> = (0..limits.bulk_ids + 50)
+            .map(|i| format!("id-{i}"))
+            .collect();
         let entry = built(BulkChange::of(many.clone()));
         let read = BulkChange::read(&entry).unwrap();
         assert_eq!(read.entity_ids().len(), limits.bulk_ids);
         assert_eq!(read.changed(), many.len() as u64);
         assert!(read.ids_truncated());
-        assert_eq!(entry.metadata[BULK_KEY]["entity_ids_truncated"], json!(true));
+        assert_eq!(
+            entry.metadata[BULK_KEY]["entity_ids_truncated"],
+            json!(true)
+        );
         // The ids kept more than the rest of the metadata may hold; the entry keeps them all.
         assert!(entry.metadata[BULK_KEY].to_string().len() > limits.metadata);
         assert!(!entry.metadata.contains_key("truncated"));

@@ -245,7 +245,11 @@ pub(crate) async fn write_linked<C: ConnectionTrait>(
         }
     }
     let mut rows = Vec::with_capacity(fresh.len());
-    for entry in fresh.into_iter().filter(|e| !stored.contains(&e.id)) {
+    let fresh: Vec<&AuditEntry> = fresh
+        .into_iter()
+        .filter(|e| !stored.contains(&e.id))
+        .collect();
+    for &entry in &fresh {
         let mut row = to_row(entry)?;
         // The link covers the entry as it reads back (texts cut to their columns, NUL
         // replaced), so that verification recomputes the same hash from the stored row.
@@ -290,6 +294,7 @@ pub(crate) async fn write_linked<C: ConnectionTrait>(
             format!("{inserted} of {expected} new entries were inserted under the chain's lock"),
         ));
     }
+    crate::refs::write(txn, fresh).await?;
     // The heads move in one statement: an upsert onto rows that exist and are locked.
     let moved: Vec<head_entity::ActiveModel> = heads
         .iter()

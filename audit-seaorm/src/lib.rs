@@ -39,6 +39,7 @@ mod intents;
 pub mod migration;
 mod options;
 mod read;
+mod refs;
 mod retention;
 mod store;
 mod summary;

@@ -64,8 +64,10 @@ fn buckets(ids: &[String]) -> Vec<i16> {
     buckets
 }
 
-/// Everything in `query` but the cursor, as one condition.
-pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condition {
+/// Everything in `query` but the cursor, as one condition. `named` are the entries whose bulk
+/// changes name one of the query's entity ids ([`crate::refs::naming`]): an entity id filter
+/// takes them as well as the objects' own entries.
+pub(crate) fn filter_condition(query: &AuditQuery, named: &[Uuid]) -> Condition {
     let mut cond = scope_condition(&query.scope);
     let texts = |values: &[String]| values.to_vec();
     for part in [
@@ -88,8 +90,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condi
                 .map(|k| k.as_str().to_owned())
                 .collect::<Vec<_>>(),
         ),
-        in_list(Column::EntityId, &texts(&query.entity_ids)),
-        in_list(Column::EntityBucket, &buckets(&query.entity_ids)),
+        entity_condition(query, named),
         in_list(Column::RequestId, &texts(&query.request_ids)),
         in_list(
             Column::Outcome,
@@ -128,6 +129,20 @@ pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condi
         cond = cond.add(free_text_condition(&term));
     }
     cond
+}
+
+/// The entity id filter: the objects' own entries (by id and its bucket, which the lookup
+/// index leads with), and the entries in `named`.
+fn entity_condition(query: &AuditQuery, named: &[Uuid]) -> Option<Condition> {
+    let own = in_list(Column::EntityId, &query.entity_ids)?
+        .add(Column::EntityBucket.is_in(buckets(&query.entity_ids)));
+    Some(if named.is_empty() {
+        own
+    } else {
+        Condition::any()
+            .add(own)
+            .add(Column::Id.is_in(named.iter().copied()))
+    })
 }
 
 /// Leaves out the log's own reads.
@@ -193,7 +208,8 @@ fn mysql_text_conditions(query: &AuditQuery) -> Option<(Condition, Condition)> {
     let mut base = query.clone();
     base.text = None;
     base.hide_log_reads = false;
-    let mut base = filter_condition(&base, DbBackend::MySql);
+    // No entity id filter here (`text_covered`), so no bulk changes to take.
+    let mut base = filter_condition(&base, &[]);
     if let Some(cursor) = &query.cursor {
         base = base.add(after(cursor, query.order));
     }
@@ -296,8 +312,8 @@ fn mysql_page_ids(query: &AuditQuery) -> Option<[SelectStatement; 2]> {
 /// The `SELECT` of one page: filters, keyset, order, and one row more than the limit, which
 /// tells whether another page exists without a COUNT. (A MySQL search that
 /// [`mysql_page_ids`] serves is read by [`page_rows`] in two statements instead.)
-fn page_select(query: &AuditQuery, backend: DbBackend) -> Select<Entity> {
-    let mut cond = filter_condition(query, backend);
+fn page_select(query: &AuditQuery, backend: DbBackend, named: &[Uuid]) -> Select<Entity> {
+    let mut cond = filter_condition(query, named);
     if let Some(cursor) = &query.cursor {
         cond = cond.add(after(cursor, query.order));
     }
@@ -385,7 +401,8 @@ async fn page_rows(
         .then(|| mysql_page_ids(query))
         .flatten()
     else {
-        return page_select(query, backend)
+        let named = crate::refs::naming(db, query).await?;
+        return page_select(query, backend, &named)
             .all(db)
             .await
             .map_err(store_error);
@@ -507,7 +524,7 @@ mod tests {
     /// indexes must serve every listing without a temporary sort.
     async fn sqlite_plan(db: &DatabaseConnection, query: &AuditQuery) -> String {
         use sea_orm::{ConnectionTrait, QueryTrait, Statement};
-        let statement = page_select(query, DbBackend::Sqlite).build(DbBackend::Sqlite);
+        let statement = page_select(query, DbBackend::Sqlite, &[]).build(DbBackend::Sqlite);
         let explain = Statement::from_sql_and_values(
             DbBackend::Sqlite,
             format!("EXPLAIN QUERY PLAN {}", statement.sql),
@@ -703,7 +720,7 @@ mod tests {
         let query = AuditQuery::new(Scope::tenant("acme")).text(" 50%_OFF ");
         for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
             let statement = Entity::find()
-                .filter(filter_condition(&query, backend))
+                .filter(filter_condition(&query, &[]))
                 .build(backend);
             let sql = statement.sql.clone();
             assert!(
@@ -727,7 +744,7 @@ mod tests {
     fn postgres_searches_a_tenant_through_the_free_text_indexes() {
         use sea_orm::QueryTrait;
         let sql = |query: AuditQuery| {
-            page_select(&query, DbBackend::Postgres)
+            page_select(&query, DbBackend::Postgres, &[])
                 .build(DbBackend::Postgres)
                 .sql
         };
@@ -758,7 +775,7 @@ mod tests {
             assert!(!sql.contains("octet_length"), "{sql}");
         }
         for backend in [DbBackend::Sqlite, DbBackend::MySql] {
-            let sql = page_select(&tenant(), backend).build(backend).sql;
+            let sql = page_select(&tenant(), backend, &[]).build(backend).sql;
             assert!(!sql.contains("octet_length"), "{sql}");
         }
     }

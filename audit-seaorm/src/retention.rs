@@ -29,9 +29,9 @@ use audit_core::store::StoreError;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IsolationLevel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -389,10 +389,13 @@ pub(crate) async fn purge(
                 start = moved;
                 continue;
             };
+            let stretch = Condition::all()
+                .add(of_tenant(tenant))
+                .add(Column::ChainSeq.gt(to_i64(start)?))
+                .add(Column::ChainSeq.lte(to_i64(target)?));
+            crate::refs::delete_of(&txn, stretch.clone()).await?;
             let deleted = entity::Entity::delete_many()
-                .filter(of_tenant(tenant))
-                .filter(Column::ChainSeq.gt(to_i64(start)?))
-                .filter(Column::ChainSeq.lte(to_i64(target)?))
+                .filter(stretch)
                 .exec(&txn)
                 .await
                 .map_err(store_error)?
@@ -437,8 +440,10 @@ pub(crate) async fn purge(
             txn.rollback().await.map_err(store_error)?;
             return Ok(report);
         }
+        let these = Condition::all().add(Column::Id.is_in(ids));
+        crate::refs::delete_of(&txn, these.clone()).await?;
         let deleted = entity::Entity::delete_many()
-            .filter(Column::Id.is_in(ids))
+            .filter(these)
             .exec(&txn)
             .await
             .map_err(store_error)?

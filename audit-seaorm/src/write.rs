@@ -259,6 +259,7 @@ pub(crate) async fn insert_unlinked<C: ConnectionTrait + TransactionTrait>(
     for chunk in chunks(txn.get_database_backend(), entries)? {
         insert_chunk(&txn, chunk).await?;
     }
+    crate::refs::write(&txn, entries).await?;
     txn.commit().await.map_err(store_error)
 }
 

@@ -1781,9 +1781,9 @@ pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSin
     use crate::BulkChange;
     let (t, other) = (tenant(), tenant());
     let at = |ms: i64| base_time() + Duration::milliseconds(ms);
-    let ids: Vec<String> = (0..crate::Limits::default().bulk_ids + 5)
-        .map(|i| format!("cp-{i}"))
-        .collect();
+    // Ids of this run's own, since an unscoped query sees every run's entries.
+    let cp = |i: usize| format!("{t}-cp-{i}");
+    let ids: Vec<String> = (0..crate::Limits::default().bulk_ids + 5).map(cp).collect();
     let bulk = AuditEntry::builder(Action::Deactivate)
         .tenant(&t)
         .team("ops")
@@ -1803,15 +1803,15 @@ pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSin
             .occurred_at(at(ms))
             .build()
     };
-    let before = own("cp-7", 1);
-    let after = own("cp-7", 9);
+    let before = own(&cp(7), 1);
+    let after = own(&cp(7), 9);
     let elsewhere = AuditEntry::builder(Action::Deactivate)
         .tenant(&other)
         .entity_type("ConnectionProfile")
-        .bulk(BulkChange::of(["cp-7"]))
+        .bulk(BulkChange::of([cp(7)]))
         .occurred_at(at(6))
         .build();
-    let unrelated = own("cp-x", 7);
+    let unrelated = own(&cp(usize::MAX), 7);
     store
         .record_batch(vec![
             before.clone(),
@@ -1825,27 +1825,39 @@ pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSin
 
     let q = || AuditQuery::new(Scope::tenant(&t));
     // The stored entry reads back whole, its ids included.
-    let read = store.get(&Scope::tenant(&t), bulk.id).await.unwrap().unwrap();
+    let read = store
+        .get(&Scope::tenant(&t), bulk.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read, bulk, "{}", name::<S>());
     let kept = BulkChange::read(&read).unwrap();
     assert_eq!(kept.entity_ids().len(), crate::Limits::default().bulk_ids);
     assert_eq!(kept.changed(), ids.len() as u64);
 
     for order in [Order::Desc, Order::Asc] {
-        let got = all_pages(store, &q().entity_id("cp-7").order(order).limit(1)).await;
+        let got = all_pages(store, &q().entity_id(cp(7)).order(order).limit(1)).await;
         assert_eq!(
             ids_of(&got),
-            ids_of(&sorted(vec![before.clone(), bulk.clone(), after.clone()], order)),
+            ids_of(&sorted(
+                vec![before.clone(), bulk.clone(), after.clone()],
+                order
+            )),
             "{}: {order:?}",
             name::<S>()
         );
     }
     // Any named id, alone or with others, with other filters.
-    let got = all_pages(store, &q().entity_id("cp-999").entity_id("cp-x")).await;
-    assert_eq!(ids_of(&got), ids_of(&[unrelated.clone(), bulk.clone()]), "{}", name::<S>());
+    let got = all_pages(store, &q().entity_id(cp(999)).entity_id(cp(usize::MAX))).await;
+    assert_eq!(
+        ids_of(&got),
+        ids_of(&[unrelated.clone(), bulk.clone()]),
+        "{}",
+        name::<S>()
+    );
     let got = all_pages(
         store,
-        &q().entity_id("cp-0")
+        &q().entity_id(cp(0))
             .entity_type("ConnectionProfile")
             .action(Action::Deactivate)
             .from(at(5))
@@ -1853,19 +1865,47 @@ pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSin
     )
     .await;
     assert_eq!(ids_of(&got), vec![bulk.id], "{}", name::<S>());
-    assert!(all_pages(store, &q().entity_id("cp-7").action(Action::Delete)).await.is_empty());
+    assert!(
+        all_pages(store, &q().entity_id(cp(7)).action(Action::Delete))
+            .await
+            .is_empty()
+    );
     // Within the team; not another team's, not another tenant's, not past the bound.
-    let got = all_pages(store, &AuditQuery::new(Scope::team(&t, "ops")).entity_id("cp-3")).await;
+    let got = all_pages(
+        store,
+        &AuditQuery::new(Scope::team(&t, "ops")).entity_id(cp(3)),
+    )
+    .await;
     assert_eq!(ids_of(&got), vec![bulk.id], "{}", name::<S>());
-    assert!(all_pages(store, &AuditQuery::new(Scope::team(&t, "sales")).entity_id("cp-3"))
+    assert!(
+        all_pages(
+            store,
+            &AuditQuery::new(Scope::team(&t, "sales")).entity_id(cp(3))
+        )
         .await
-        .is_empty());
-    let got = all_pages(store, &AuditQuery::new(Scope::tenant(&other)).entity_id("cp-7")).await;
+        .is_empty()
+    );
+    let got = all_pages(
+        store,
+        &AuditQuery::new(Scope::tenant(&other)).entity_id(cp(7)),
+    )
+    .await;
     assert_eq!(ids_of(&got), vec![elsewhere.id], "{}", name::<S>());
-    let past = format!("cp-{}", ids.len() - 1);
-    assert!(all_pages(store, &q().entity_id(past.as_str())).await.is_empty());
+    let past = cp(ids.len() - 1);
+    assert!(
+        all_pages(store, &q().entity_id(past.as_str()))
+            .await
+            .is_empty()
+    );
     // Unscoped: every tenant's.
-    let got = all_pages(store, &AuditQuery::new(Scope::All).entity_id("cp-7").from(at(0)).to(at(10))).await;
+    let got = all_pages(
+        store,
+        &AuditQuery::new(Scope::All)
+            .entity_id(cp(7))
+            .from(at(0))
+            .to(at(10)),
+    )
+    .await;
     let mut want = vec![before.id, bulk.id, after.id, elsewhere.id];
     want.sort();
     let mut got = ids_of(&got);
@@ -1873,18 +1913,18 @@ pub async fn a_bulk_change_is_found_by_each_id_it_names<S: AuditStore + AuditSin
     assert_eq!(got, want, "{}", name::<S>());
     // Export, and the grouped questions, count it too.
     let exported: Vec<AuditEntry> = store
-        .export(&q().entity_id("cp-7"))
+        .export(&q().entity_id(cp(7)))
         .map(|e| e.unwrap())
         .collect()
         .await;
     assert_eq!(exported.len(), 3, "{}", name::<S>());
     let summary = store
-        .summary(&q().entity_id("cp-7"), super::SummaryBy::Action)
+        .summary(&q().entity_id(cp(7)), super::SummaryBy::Action)
         .await
         .unwrap();
     let counted: u64 = summary.counts.iter().map(|c| c.count).sum();
     assert_eq!(counted, 3, "{}: {summary:?}", name::<S>());
-    let facets = store.facets(&q().entity_id("cp-7"), 10).await.unwrap();
+    let facets = store.facets(&q().entity_id(cp(7)), 10).await.unwrap();
     assert_eq!(
         facets.actions,
         vec![Action::Deactivate, Action::Update],

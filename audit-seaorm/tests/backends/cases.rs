@@ -919,3 +919,145 @@ pub async fn entries_stored_before_the_search_text_are_found_after_migrating(b: 
     );
     assert_eq!(verified(b, &t).await.broken, None, "{}", b.name);
 }
+
+/// The rows naming `tenant`'s objects in `audit_entity_ref`, counted directly.
+async fn entity_refs(b: &Backend, tenant: &str) -> i64 {
+    let db = b.store.connection();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                DbBackend::Postgres => {
+                    "SELECT COUNT(*) AS n FROM audit_entity_ref WHERE tenant_id = $1"
+                }
+                _ => "SELECT COUNT(*) AS n FROM audit_entity_ref WHERE tenant_id = ?",
+            },
+            [tenant.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// A bulk change's ids are rows of their own, written with the entry (in its transaction, once
+/// on a retry), found through their index, and deleted with the entry by a purge.
+pub async fn a_bulk_changes_ids_are_indexed_rows_until_purged(b: &Backend) {
+    use audit_core::BulkChange;
+    use audit_core::retention::PurgeRequest;
+    let t = tenant();
+    let bulk = |n: usize, days_ago: i64| {
+        let mut entry = AuditEntry::builder(Action::Deactivate)
+            .tenant(&t)
+            .entity_type("ConnectionProfile")
+            .bulk(BulkChange::of((0..n).map(|i| format!("cp-{days_ago}-{i}"))).reason("test"))
+            .build();
+        entry.occurred_at = chrono::Utc::now() - chrono::Duration::days(days_ago);
+        entry
+    };
+    // 250 ids take three statements (100, 100, 50).
+    let old = bulk(250, 40);
+    b.store.record(old.clone()).await.unwrap();
+    assert_eq!(entity_refs(b, &t).await, 250, "{}", b.name);
+    b.store.record(old.clone()).await.unwrap();
+    assert_eq!(
+        entity_refs(b, &t).await,
+        250,
+        "{}: a retry wrote rows again",
+        b.name
+    );
+
+    // In a caller's transaction: rolled back, no rows; committed, its rows.
+    let mine = bulk(7, 2);
+    let txn = b.store.connection().begin().await.unwrap();
+    insert_entry(&txn, &mine).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(entity_refs(b, &t).await, 250, "{}", b.name);
+    let txn = b.store.connection().begin().await.unwrap();
+    insert_entry(&txn, &mine).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(entity_refs(b, &t).await, 257, "{}", b.name);
+    let found = b
+        .store
+        .query(&AuditQuery::new(Scope::tenant(&t)).entity_id("cp-2-3"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&found.items), vec![mine.id], "{}", b.name);
+
+    // The look-up reads the index, among a few thousand rows of other objects.
+    let many: Vec<AuditEntry> = (0..5).map(|_| bulk(1000, 3)).collect();
+    b.store.record_batch(many).await.unwrap();
+    let db = b.store.connection();
+    let lookup = format!(
+        "SELECT entry_id FROM audit_entity_ref WHERE entity_id IN ('cp-2-3') \
+         AND tenant_id = '{t}' ORDER BY entry_id DESC LIMIT 1000"
+    );
+    let plan: String = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            raw(b, "ANALYZE audit_entity_ref".into()).await;
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("EXPLAIN {lookup}"),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        DbBackend::MySql => {
+            raw(b, "ANALYZE TABLE audit_entity_ref".into()).await;
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    format!("EXPLAIN {lookup}"),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<Option<String>>("", "key")
+                        .unwrap()
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        _ => {
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    format!("EXPLAIN QUERY PLAN {lookup}"),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert!(
+        plan.contains("audit_entity_ref_lookup"),
+        "{}: the look-up does not use its index: {plan}",
+        b.name
+    );
+
+    // A purge of the old entries deletes their rows and no others.
+    let before = chrono::Utc::now() - chrono::Duration::days(30);
+    let report = b
+        .store
+        .purge(&PurgeRequest::new(Some(&t), before))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1, "{}", b.name);
+    assert_eq!(entity_refs(b, &t).await, 5007, "{}", b.name);
+    let gone = b
+        .store
+        .query(&AuditQuery::new(Scope::tenant(&t)).entity_id("cp-40-0"))
+        .await
+        .unwrap();
+    assert!(gone.items.is_empty(), "{}", b.name);
+}

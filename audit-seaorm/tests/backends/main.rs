@@ -89,6 +89,7 @@ suite!(
     entries_stored_before_the_buckets_are_found_after_migrating,
     free_text_finds_every_searched_field,
     entries_stored_before_the_search_text_are_found_after_migrating,
+    a_bulk_changes_ids_are_indexed_rows_until_purged,
 );
 
 /// One integer pragma read through `db`.
