@@ -144,7 +144,8 @@ impl BulkChange {
         BulkChange::ids_of(entry).any(|named| named == id)
     }
 
-    fn to_value(&self) -> Value {
+    /// The metadata form written under [`BULK_KEY`].
+    pub fn to_value(&self) -> Value {
         let mut map = Map::new();
         map.insert("count".into(), Value::from(self.count));
         map.insert(

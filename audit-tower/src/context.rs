@@ -471,6 +471,41 @@ impl AuditContext {
         self
     }
 
+    /// Records the request as a change of many objects at once
+    /// ([`BulkChange`](audit_core::BulkChange)): the filter or reason (credentials inside them
+    /// redacted, as in [`details`](Self::details)), the count and the ids, which a filter by
+    /// entity id then finds. Set the objects' type with [`entity_type`](Self::entity_type)
+    /// when the route does not give it.
+    ///
+    /// ```
+    /// use audit_core::{Action, BulkChange};
+    /// use audit_tower::AuditContext;
+    ///
+    /// async fn bulk_deactivate(audit: AuditContext) {
+    ///     let ids = vec!["cp-1".to_owned(), "cp-2".to_owned()];
+    ///     // ... deactivate them ...
+    ///     audit
+    ///         .action(Action::Deactivate)
+    ///         .entity_type("ConnectionProfile")
+    ///         .bulk(BulkChange::of(ids).filter("kind=salesforce").reason("provider sunset"));
+    /// }
+    /// ```
+    pub fn bulk(&self, bulk: audit_core::BulkChange) -> &Self {
+        let redactor = &self.inner.config.redactor;
+        let mut bulk = bulk;
+        if let Some(clean) = bulk.filter_text().and_then(|t| redactor.redact_text(t)) {
+            bulk = bulk.filter(clean);
+        }
+        if let Some(clean) = bulk.reason_text().and_then(|t| redactor.redact_text(t)) {
+            bulk = bulk.reason(clean);
+        }
+        let value = bulk.to_value();
+        self.edit(|e| {
+            e.metadata.insert(audit_core::BULK_KEY.to_owned(), value);
+        });
+        self
+    }
+
     /// Records nothing for this request.
     pub fn skip(&self) {
         let mut draft = self.lock();

@@ -501,6 +501,121 @@ async fn cursor_run(a: &Acme) {
     assert!(new.as_str().is_some_and(|p| p.starts_with("20")), "{run:?}");
 }
 
+/// A bulk deactivation is one entry naming each profile it changed, with the filter, reason
+/// and count; each profile's history in the admin API shows it. Bad requests are a 400 that
+/// changes nothing.
+async fn profiles_bulk_deactivated(a: &Acme) {
+    let Acme { app, admin, .. } = a;
+    let (status, body) = admin
+        .send(
+            Method::PUT,
+            "/connection-profiles/cp-acme-0",
+            Some(json!({"host": "login2.salesforce.example"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for bad in [
+        json!({}),
+        json!({"ids": []}),
+        json!({"ids": (0..1001).map(|i| format!("cp-{i}")).collect::<Vec<_>>()}),
+        json!({"ids": ["cp-acme-1"], "reason": "x".repeat(501)}),
+        json!({"ids": ["cp-acme-1\u{0}"]}),
+        json!({"kind": "salesforce", "everything": true}),
+    ] {
+        let (status, body) = admin
+            .send(
+                Method::POST,
+                "/connection-profiles/bulk-deactivate",
+                Some(bad.clone()),
+            )
+            .await;
+        assert!(status.is_client_error(), "{bad}: {status} {body}");
+        assert_ne!(status, StatusCode::NOT_FOUND, "{bad}: {body}");
+    }
+    let (status, body) = admin
+        .send(
+            Method::POST,
+            "/connection-profiles/bulk-deactivate",
+            Some(json!({"kind": "salesforce", "ids": ["cp-acme-0", "cp-globex-0"], "reason": "provider sunset"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"deactivated": 1, "ids": ["cp-acme-0"]}));
+    for (id, active) in [("cp-acme-0", false), ("cp-acme-1", true)] {
+        let (_, profile) = admin
+            .send(Method::GET, &format!("/connection-profiles/{id}"), None)
+            .await;
+        assert_eq!(profile["active"], active, "{profile}");
+    }
+    let e = newest(app, "acme", Action::Deactivate, "ConnectionProfile").await;
+    assert_eq!(e.entity_id, None);
+    assert_eq!(e.status, Some(200));
+    assert_eq!(
+        e.details.as_deref(),
+        Some("deactivated 1 connection profiles")
+    );
+    assert_eq!(
+        e.metadata["bulk"],
+        json!({"count": 1, "entity_ids": ["cp-acme-0"], "filter": "2 ids kind=salesforce", "reason": "provider sunset"})
+    );
+    // The refused requests left entries of their own, naming nothing.
+    let refused = app
+        .state
+        .store
+        .query(
+            &AuditQuery::new(Scope::tenant("acme"))
+                .action(Action::Deactivate)
+                .outcome(Outcome::Failure),
+        )
+        .await
+        .unwrap();
+    assert!(!refused.items.is_empty());
+    assert!(
+        refused
+            .items
+            .iter()
+            .all(|e| !e.metadata.contains_key("bulk"))
+    );
+
+    // The profile's history: its own update and the bulk change, newest first.
+    let (status, page) = admin
+        .send(
+            Method::GET,
+            "/admin/audit-log/entries?entity_id=cp-acme-0&entity_type=ConnectionProfile",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(&actions[..2], ["Deactivate", "Update"], "{page}");
+    assert_eq!(items[0]["id"], e.id.to_string());
+    // Nothing names the other profile, nor the other tenant's.
+    for id in ["cp-acme-1", "cp-globex-0"] {
+        let (_, page) = admin
+            .send(
+                Method::GET,
+                &format!("/admin/audit-log/entries?entity_id={id}&action=Deactivate"),
+                None,
+            )
+            .await;
+        assert_eq!(page["items"], json!([]), "{id}: {page}");
+    }
+    // Done again, nothing is left to deactivate: an entry that names nothing.
+    let (status, body) = admin
+        .send(
+            Method::POST,
+            "/connection-profiles/bulk-deactivate",
+            Some(json!({"kind": "salesforce"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deactivated"], 0);
+}
+
 /// A member's admin-only change is refused and recorded as denied.
 async fn member_refused(a: &Acme) {
     let Acme { app, .. } = a;
@@ -1509,6 +1624,7 @@ acme_cases!(
     api_keys_are_recorded_without_their_secret => api_key_changes,
     extraction_cursor_resets_and_deletes_are_recorded => cursor_changes,
     a_background_run_is_recorded_as_the_system_acting_for_the_caller => cursor_run,
+    a_bulk_deactivation_is_one_entry_each_profile_finds => profiles_bulk_deactivated,
     a_members_refused_change_is_recorded_as_denied => member_refused,
     a_failures_entry_says_why => failures_say_why,
     reads_are_answered_and_record_nothing => reads_record_nothing,
@@ -1534,6 +1650,7 @@ on_every_backend!(
     api_keys_are_recorded_without_their_secret,
     extraction_cursor_resets_and_deletes_are_recorded,
     a_background_run_is_recorded_as_the_system_acting_for_the_caller,
+    a_bulk_deactivation_is_one_entry_each_profile_finds,
     a_members_refused_change_is_recorded_as_denied,
     a_failures_entry_says_why,
     reads_are_answered_and_record_nothing,

@@ -407,6 +407,7 @@ pub async fn create_profile(
         host: Set(input.host.unwrap_or_default()),
         username: Set(input.username.unwrap_or_default()),
         client_secret: Set(input.client_secret.unwrap_or_default()),
+        active: Set(true),
     }
     .insert(&*txn)
     .await?;
@@ -449,6 +450,89 @@ pub async fn update_profile(
         .entity_name(&after.name)
         .changes(&profile_json(&before), &profile_json(&after));
     Ok(Json(json!(after)))
+}
+
+/// `POST /connection-profiles/bulk-deactivate` body: which of the caller's active profiles to
+/// deactivate (these ids, or every one of a connector kind, or both), and why.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDeactivateInput {
+    ids: Option<Vec<String>>,
+    kind: Option<String>,
+    reason: Option<String>,
+}
+
+/// The most ids one bulk request may name.
+const MAX_BULK_IDS: usize = 1000;
+
+/// `POST /connection-profiles/bulk-deactivate` (administrators): deactivates the caller's
+/// active profiles that match, in the request's transaction, recorded as one `Deactivate` entry of
+/// `ConnectionProfile` naming each profile (so each profile's history shows it), with the
+/// filter, the reason and the count.
+pub async fn bulk_deactivate_profiles(
+    txn: Transaction<DatabaseTransaction>,
+    Extension(caller): Extension<Caller>,
+    audit: AuditContext,
+    Json(input): Json<BulkDeactivateInput>,
+) -> ApiResult<Json<Value>> {
+    audit
+        .action(Action::Deactivate)
+        .entity_type("ConnectionProfile");
+    caller.require_admin()?;
+    if input.ids.is_none() && input.kind.is_none() {
+        return Err(ApiError::Invalid(
+            "give `ids` (a list of profile ids), `kind` (a connector kind), or both".into(),
+        ));
+    }
+    let mut filter = Vec::new();
+    let mut select = connection_profile::Entity::find()
+        .filter(connection_profile::Column::TenantId.eq(caller.tenant_id.as_str()))
+        .filter(connection_profile::Column::Active.eq(true));
+    if let Some(ids) = &input.ids {
+        if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+            return Err(ApiError::Invalid(format!(
+                "`ids` must list 1 to {MAX_BULK_IDS} profile ids"
+            )));
+        }
+        for id in ids {
+            bounded("ids", id, MAX_COLUMN_BYTES)?;
+        }
+        select = select.filter(connection_profile::Column::Id.is_in(ids.iter().cloned()));
+        filter.push(format!("{} ids", ids.len()));
+    }
+    if let Some(kind) = &input.kind {
+        bounded("kind", kind, 50)?;
+        select = select.filter(connection_profile::Column::Kind.eq(kind.as_str()));
+        filter.push(format!("kind={kind}"));
+    }
+    if let Some(reason) = &input.reason {
+        bounded("reason", reason, 500)?;
+    }
+    let matched: Vec<String> = select
+        .all(&*txn)
+        .await?
+        .into_iter()
+        .map(|profile| profile.id)
+        .collect();
+    if !matched.is_empty() {
+        connection_profile::Entity::update_many()
+            .col_expr(
+                connection_profile::Column::Active,
+                sea_orm::sea_query::Expr::value(false),
+            )
+            .filter(connection_profile::Column::TenantId.eq(caller.tenant_id.as_str()))
+            .filter(connection_profile::Column::Id.is_in(matched.iter().cloned()))
+            .exec(&*txn)
+            .await?;
+    }
+    let mut bulk = audit_core::BulkChange::of(matched.clone()).filter(filter.join(" "));
+    if let Some(reason) = input.reason {
+        bulk = bulk.reason(reason);
+    }
+    audit
+        .details(format!("deactivated {} connection profiles", matched.len()))
+        .bulk(bulk);
+    Ok(Json(json!({"deactivated": matched.len(), "ids": matched})))
 }
 
 /// `DELETE /connection-profiles/{id}`, in the request's transaction.

@@ -113,6 +113,17 @@ pub async fn connect_with(
     for table in &mut tables {
         db.execute(table.if_not_exists()).await?;
     }
+    // A database made before profiles could be deactivated gets the column.
+    if db
+        .execute_unprepared("SELECT active FROM connection_profiles WHERE 1 = 0")
+        .await
+        .is_err()
+    {
+        db.execute_unprepared(
+            "ALTER TABLE connection_profiles ADD COLUMN active BOOLEAN NOT NULL DEFAULT TRUE",
+        )
+        .await?;
+    }
     Ok(AppState {
         db,
         store,
@@ -512,6 +523,10 @@ pub fn router_with(state: AppState, audit: AuditLayer) -> Router {
         .route(
             "/connection-profiles",
             get(list_profiles).post(create_profile),
+        )
+        .route(
+            "/connection-profiles/bulk-deactivate",
+            post(bulk_deactivate_profiles),
         )
         .route(
             "/connection-profiles/{id}",

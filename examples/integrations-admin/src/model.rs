@@ -143,6 +143,10 @@ pub mod connection_profile {
         /// the audit log by its name.
         #[serde(skip)]
         pub client_secret: String,
+        /// Whether the service syncs through it; `POST /connection-profiles/bulk-deactivate`
+        /// clears it.
+        #[sea_orm(default_value = true)]
+        pub active: bool,
     }
 
     /// No relations are navigated.

@@ -166,6 +166,7 @@ async fn create(state: &AppState) -> Result<Demo, SeedError> {
                 host: Set(host.into()),
                 username: Set(format!("integration@{id}.example")),
                 client_secret: Set(format!("demo-secret-{id}-{n}")),
+                active: Set(true),
             }
             .insert(&state.db)
             .await?;
