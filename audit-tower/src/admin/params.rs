@@ -217,7 +217,7 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         ValueType::Text,
         true,
         false,
-        "Entity id. Repeat for several.",
+        "Entity id: the object's own entries and the bulk changes that name it. Repeat for several.",
     ),
     param(
         "request_id",
