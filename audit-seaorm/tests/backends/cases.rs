@@ -992,53 +992,31 @@ pub async fn a_bulk_changes_ids_are_indexed_rows_until_purged(b: &Backend) {
         "SELECT entry_id FROM audit_entity_ref WHERE entity_id IN ('cp-2-3') \
          AND tenant_id = '{t}' ORDER BY entry_id DESC LIMIT 1000"
     );
-    let plan: String = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            raw(b, "ANALYZE audit_entity_ref".into()).await;
-            let rows = db
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("EXPLAIN {lookup}"),
-                ))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap())
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        DbBackend::MySql => {
-            raw(b, "ANALYZE TABLE audit_entity_ref".into()).await;
-            let rows = db
-                .query_all_raw(Statement::from_string(
-                    DbBackend::MySql,
-                    format!("EXPLAIN {lookup}"),
-                ))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|r| {
-                    r.try_get::<Option<String>>("", "key")
-                        .unwrap()
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        _ => {
-            let rows = db
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Sqlite,
-                    format!("EXPLAIN QUERY PLAN {lookup}"),
-                ))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|r| r.try_get::<String>("", "detail").unwrap())
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
+    // Each backend's plan, as text: PostgreSQL's lines, MySQL's chosen keys, SQLite's details.
+    let (statistics, explain, column) = match db.get_database_backend() {
+        DbBackend::Postgres => (Some("ANALYZE audit_entity_ref"), "EXPLAIN", "QUERY PLAN"),
+        DbBackend::MySql => (Some("ANALYZE TABLE audit_entity_ref"), "EXPLAIN", "key"),
+        _ => (None, "EXPLAIN QUERY PLAN", "detail"),
     };
+    if let Some(statistics) = statistics {
+        raw(b, statistics.into()).await;
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("{explain} {lookup}"),
+        ))
+        .await
+        .unwrap();
+    let plan = rows
+        .iter()
+        .map(|r| {
+            r.try_get::<Option<String>>("", column)
+                .unwrap()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         plan.contains("audit_entity_ref_lookup"),
         "{}: the look-up does not use its index: {plan}",
