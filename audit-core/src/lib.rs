@@ -10,6 +10,7 @@
 //! - [`AuditSink`] receives entries; [`store::AuditStore`] answers queries over them.
 //!   [`MemoryStore`] is both, for tests and trials; [`TracingSink`] logs entries.
 //! - [`scope`] carries who started a background job into the entries the job makes.
+//! - [`trace`] reads the W3C trace id that links an entry to its request's trace.
 //! - [`testing`] asserts, in a service's own tests, the entries its requests left in a
 //!   [`MemoryStore`].
 //!
@@ -38,6 +39,7 @@ pub mod scope;
 mod sink;
 pub mod store;
 pub mod testing;
+pub mod trace;
 mod transactions;
 
 pub use action::{Action, MAX_ACTION_LEN};
