@@ -91,6 +91,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, _backend: DbBackend) -> Condi
         in_list(Column::EntityId, &texts(&query.entity_ids)),
         in_list(Column::EntityBucket, &buckets(&query.entity_ids)),
         in_list(Column::RequestId, &texts(&query.request_ids)),
+        in_list(Column::TraceId, &texts(&query.trace_ids)),
         in_list(
             Column::Outcome,
             &query
@@ -171,6 +172,7 @@ fn text_covered(query: &AuditQuery) -> bool {
         && query.actor_kinds.is_empty()
         && query.entity_ids.is_empty()
         && query.request_ids.is_empty()
+        && query.trace_ids.is_empty()
         && query.outcomes.is_empty()
         && query.api_keys.is_empty()
 }
