@@ -1928,13 +1928,23 @@ async fn the_trace_id_filter_finds_a_traces_entries() {
     )
     .await;
     assert_eq!(reply.ids(), vec![other.id, ran.id, started.id]);
-    let reply = get(&f.app, "tenant:globex", &format!("/entries?trace_id={trace}")).await;
+    let reply = get(
+        &f.app,
+        "tenant:globex",
+        &format!("/entries?trace_id={trace}"),
+    )
+    .await;
     assert!(reply.ids().is_empty());
     // The export carries the column, and filters alike.
     let reply = get(&f.app, "all", &format!("/export.csv?trace_id={trace}")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = String::from_utf8_lossy(&reply.body).into_owned();
-    assert!(text.lines().next().unwrap().contains(",request_id,trace_id,method,"));
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains(",request_id,trace_id,method,")
+    );
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains(trace));
     // A value that is not a trace id is refused, naming the parameter and what it takes.

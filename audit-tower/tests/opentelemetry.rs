@@ -26,11 +26,7 @@ fn app(sink: &MemoryStore) -> Router {
 }
 
 /// Sends `req` (inside `span`, if any) and returns the one entry it left in `sink`.
-async fn send(
-    sink: &MemoryStore,
-    req: Request<Body>,
-    span: Option<tracing::Span>,
-) -> AuditEntry {
+async fn send(sink: &MemoryStore, req: Request<Body>, span: Option<tracing::Span>) -> AuditEntry {
     let call = app(sink).oneshot(req);
     let response = match span {
         Some(span) => call.instrument(span).await,
@@ -59,7 +55,12 @@ async fn a_request_inside_a_span_carries_the_spans_trace_id() {
     let span = tracing::info_span!("request");
     let expected = span.context().span().span_context().trace_id().to_string();
     assert_eq!(expected.len(), 32);
-    let entry = send(&sink, post_tenants().body(Body::empty()).unwrap(), Some(span)).await;
+    let entry = send(
+        &sink,
+        post_tenants().body(Body::empty()).unwrap(),
+        Some(span),
+    )
+    .await;
     assert_eq!(entry.trace_id.as_deref(), Some(expected.as_str()));
 
     // A traceparent header wins over the span.
@@ -74,7 +75,10 @@ async fn a_request_inside_a_span_carries_the_spans_trace_id() {
     // A malformed header gives none, span or not.
     let span = tracing::info_span!("request");
     let req = post_tenants()
-        .header("traceparent", format!("00-{}-00f067aa0ba902b7-01", &TRACE[1..]))
+        .header(
+            "traceparent",
+            format!("00-{}-00f067aa0ba902b7-01", &TRACE[1..]),
+        )
         .body(Body::empty())
         .unwrap();
     let entry = send(&sink, req, Some(span)).await;
@@ -92,6 +96,11 @@ async fn without_an_opentelemetry_layer_a_span_gives_no_trace_id() {
     let _default = tracing::subscriber::set_default(subscriber);
     let sink = MemoryStore::new();
     let span = tracing::info_span!("request");
-    let entry = send(&sink, post_tenants().body(Body::empty()).unwrap(), Some(span)).await;
+    let entry = send(
+        &sink,
+        post_tenants().body(Body::empty()).unwrap(),
+        Some(span),
+    )
+    .await;
     assert_eq!(entry.trace_id, None);
 }

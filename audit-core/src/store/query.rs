@@ -851,7 +851,10 @@ mod tests {
         let other = "0af7651916cd43dd8448eb211c80319c";
         assert!(!q().trace_id(other).matches(&entry));
         assert!(q().trace_id(other).trace_id(trace).matches(&entry));
-        assert!(!q().trace_id(trace).matches(&AuditEntry::new(Action::Update)));
+        assert!(
+            !q().trace_id(trace)
+                .matches(&AuditEntry::new(Action::Update))
+        );
         for bad in ["req-1", &trace.to_uppercase(), &"0".repeat(32), &trace[1..]] {
             match q().trace_id(bad).validate() {
                 Err(StoreError::InvalidQuery { parameter, .. }) => {

@@ -356,7 +356,9 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         q().trace_id(trace(1))
             .trace_id(trace(3))
             .outcome(Outcome::Success),
-        q().trace_id(trace(4)).request_id("req-5").text(&trace(4)[24..]),
+        q().trace_id(trace(4))
+            .request_id("req-5")
+            .text(&trace(4)[24..]),
         AuditQuery::new(Scope::team(&t, "team0"))
             .action(Action::Delete)
             .action(Action::Create)

@@ -98,7 +98,10 @@ mod tests {
             .await
             .unwrap();
         let scope = Scope::tenant("acme");
-        assert_eq!(store.get(&scope, traced.id).await.unwrap(), Some(traced.clone()));
+        assert_eq!(
+            store.get(&scope, traced.id).await.unwrap(),
+            Some(traced.clone())
+        );
         assert_eq!(store.get(&scope, plain.id).await.unwrap(), Some(plain));
         let page = store
             .query(&AuditQuery::new(scope).trace_id(TRACE))

@@ -14,8 +14,8 @@
 use std::str::FromStr;
 
 use audit_core::store::{AuditQuery, Cursor, MAX_LIMIT, Order, Scope};
-use audit_core::{Action, ActorKind, Outcome};
 use audit_core::trace::is_trace_id;
+use audit_core::{Action, ActorKind, Outcome};
 use chrono::{DateTime, SecondsFormat, Utc};
 use heck::ToUpperCamelCase;
 use serde_json::{Map, Value, json};
