@@ -83,6 +83,9 @@ def entry_hash(entry, seq, prev, personal):
         item(entry.get(field), out)
     item(entry.get("metadata") or {}, out)
     item(personal, out)
+    # Item 24, only for an entry with a trace id: entries without one encode as before.
+    if entry.get("trace_id") is not None:
+        item(entry["trace_id"], out)
     return hashlib.sha256(out).hexdigest()
 
 

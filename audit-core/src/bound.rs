@@ -13,6 +13,10 @@ pub const TRUNCATION_MARKER: &str = "…[truncated]";
 /// Maximum sizes, in bytes, of an entry's fields. Texts longer than their bound are cut at a
 /// character boundary and end with [`TRUNCATION_MARKER`]; the result, marker included, fits in
 /// the bound.
+///
+/// The trace id has no bound of its own: it is 32 hexadecimal digits or nothing. Applying the
+/// limits lowers its digits and drops one that is not a trace id
+/// ([`trace::is_trace_id`](crate::trace::is_trace_id)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Ids: tenant, team, actor, API key, entity, request.
@@ -111,6 +115,15 @@ impl Limits {
             &mut entry.entity_type,
         ] {
             truncate_opt(name, self.name);
+        }
+        // A trace id has one fixed form: it is checked, not cut.
+        if let Some(trace_id) = &mut entry.trace_id
+            && !crate::trace::is_trace_id(trace_id)
+        {
+            trace_id.make_ascii_lowercase();
+            if !crate::trace::is_trace_id(trace_id) {
+                entry.trace_id = None;
+            }
         }
         truncate_opt(&mut entry.details, self.details);
         truncate_opt(&mut entry.user_agent, self.user_agent);

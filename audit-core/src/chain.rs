@@ -189,7 +189,8 @@ pub fn personal_digest(salt: &[u8; 16], entry: &AuditEntry) -> ChainHash {
 }
 
 /// The canonical encoding of entry `seq` of its chain, linked to `prev`, with `personal` in
-/// place of its personal fields: the bytes [`link`] hashes. See `docs/chain.md`.
+/// place of its personal fields: the bytes [`link`] hashes. See `docs/chain.md`: 23 items, and
+/// a 24th, the trace id, only when the entry has one.
 pub fn encode(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHash) -> Vec<u8> {
     let mut out = Encoder::new(CHAIN_DOMAIN);
     out.integer(i128::from(seq));
@@ -239,6 +240,11 @@ pub fn encode(entry: &AuditEntry, seq: u64, prev: &ChainHash, personal: &ChainHa
         out.value(&entry.metadata[key.as_str()]);
     }
     out.hex_string(&personal.0);
+    // Appended only when there is one, so that an entry without a trace id (every entry
+    // stored before trace ids existed) encodes exactly as it always did.
+    if let Some(trace_id) = &entry.trace_id {
+        out.string(trace_id);
+    }
     out.bytes
 }
 
@@ -812,6 +818,7 @@ mod tests {
             e.metadata.insert("k".into(), json!(null));
         });
         push(|e| e.occurred_at += chrono::Duration::microseconds(1));
+        push(|e| e.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into()));
         for variant in &variants {
             assert_ne!(link(variant, 3, &ChainHash::GENESIS, &personal), hash);
         }
@@ -891,6 +898,34 @@ mod tests {
             ),
             Err(ChainBreak::Personal { seq: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_trace_id_is_appended_only_when_there_is_one() {
+        let base = sample();
+        let personal = ChainHash([7; 32]);
+        let without = encode(&base, 3, &ChainHash::GENESIS, &personal);
+        // Without a trace id, the encoding ends with the personal digest, as before.
+        let digest = format!("S64:{}", personal.to_hex());
+        assert!(without.ends_with(digest.as_bytes()));
+        let mut traced = base.clone();
+        traced.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        let with = encode(&traced, 3, &ChainHash::GENESIS, &personal);
+        let mut expected = without.clone();
+        expected.extend_from_slice(b"S32:4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(with, expected);
+        // A chain with a trace id verifies, and changing the trace id breaks it.
+        let entries = vec![base.clone(), traced.clone(), base];
+        let links = chain(&entries);
+        assert!(verify_run((0, ChainHash::GENESIS), entries.iter().zip(links.iter())).is_ok());
+        for forged in [None, Some("0af7651916cd43dd8448eb211c80319c".to_owned())] {
+            let mut changed = entries.clone();
+            changed[1].trace_id = forged;
+            assert!(matches!(
+                verify_run((0, ChainHash::GENESIS), changed.iter().zip(links.iter())),
+                Err(ChainBreak::Hash { seq: 2, .. })
+            ));
+        }
     }
 
     #[test]

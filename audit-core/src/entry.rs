@@ -286,6 +286,13 @@ pub struct AuditEntry {
     pub user_agent: Option<String>,
     /// The request id (`x-request-id`, or the entry id when the request carried none).
     pub request_id: Option<String>,
+    /// The W3C trace id of the request's trace (its `traceparent` header, or the current
+    /// OpenTelemetry span's), 32 lowercase hexadecimal digits: the link between the entry and
+    /// the request's trace. Always serialised (`null` without one), so every CSV row has the
+    /// same columns; read as `null` when missing, so entries written before it existed still
+    /// read back. See [`trace`](crate::trace).
+    #[serde(default)]
+    pub trace_id: Option<String>,
     /// The HTTP method.
     pub method: Option<String>,
     /// The matched route template (`/api-keys/{id}/revoke`), never the raw path.
@@ -332,6 +339,7 @@ impl AuditEntry {
             ip: None,
             user_agent: None,
             request_id: None,
+            trace_id: None,
             method: None,
             route: None,
             metadata: serde_json::Map::new(),
@@ -480,6 +488,16 @@ impl AuditEntryBuilder {
     /// other entries (the admin API's `request_id` filter).
     pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
         self.entry.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The W3C trace id of the trace the entry belongs to (32 hexadecimal digits, as
+    /// [`trace::TraceId`](crate::trace::TraceId) writes it), so that the entry is found from
+    /// the trace and the trace from the entry (the admin API's `trace_id` filter). Checked on
+    /// [`build`](Self::build): upper-case digits are lowered, and anything that is not a trace
+    /// id is dropped.
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.entry.trace_id = Some(trace_id.into());
         self
     }
 
@@ -654,5 +672,30 @@ mod tests {
             .request_id("r".repeat(1_000))
             .build();
         assert!(long.request_id.unwrap_or_default().len() <= Limits::default().id);
+    }
+
+    #[test]
+    fn builder_keeps_a_trace_id_lowered_and_drops_anything_else() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let entry = AuditEntry::builder(Action::Execute).trace_id(trace).build();
+        assert_eq!(entry.trace_id.as_deref(), Some(trace));
+        let upper = AuditEntry::builder(Action::Execute)
+            .trace_id(trace.to_uppercase())
+            .build();
+        assert_eq!(upper.trace_id.as_deref(), Some(trace));
+        for bad in ["", "req-1", &"0".repeat(32), &format!("{trace}00")] {
+            let entry = AuditEntry::builder(Action::Execute).trace_id(bad).build();
+            assert_eq!(entry.trace_id, None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_entry_written_before_trace_ids_reads_back_without_one() {
+        let entry = AuditEntry::builder(Action::Create).tenant("acme").build();
+        let mut json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["trace_id"], serde_json::Value::Null);
+        json.as_object_mut().unwrap().remove("trace_id");
+        let back: AuditEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(back, entry);
     }
 }

@@ -12,6 +12,7 @@
 //! - [`BulkChange`] records a change of many objects as one entry that each object's history
 //!   still finds.
 //! - [`scope`] carries who started a background job into the entries the job makes.
+//! - [`trace`] reads the W3C trace id that links an entry to its request's trace.
 //! - [`testing`] asserts, in a service's own tests, the entries its requests left in a
 //!   [`MemoryStore`].
 //!
@@ -41,6 +42,7 @@ pub mod scope;
 mod sink;
 pub mod store;
 pub mod testing;
+pub mod trace;
 mod transactions;
 
 pub use action::{Action, MAX_ACTION_LEN};

@@ -2,10 +2,11 @@
 
 /// Why a text could not be read as an [`Action`](crate::Action),
 /// [`ActorKind`](crate::ActorKind), [`Outcome`](crate::Outcome),
-/// [`Order`](crate::store::Order) or [`Cursor`](crate::store::Cursor).
+/// [`Order`](crate::store::Order), [`Cursor`](crate::store::Cursor) or
+/// [`TraceId`](crate::trace::TraceId).
 ///
 /// It names what was being read in the words of the admin API's query parameters (`action`,
-/// `actor_kind`, `outcome`, `order`, `cursor`), so it converts into
+/// `actor_kind`, `outcome`, `order`, `cursor`, `trace_id`), so it converts into
 /// [`StoreError::InvalidQuery`](crate::store::StoreError::InvalidQuery) for that parameter.
 ///
 /// ```
@@ -34,7 +35,8 @@ impl ParseError {
         }
     }
 
-    /// What was being read: `action`, `actor_kind`, `outcome`, `order` or `cursor`.
+    /// What was being read: `action`, `actor_kind`, `outcome`, `order`, `cursor` or
+    /// `trace_id`.
     pub fn what(&self) -> &'static str {
         self.what
     }

@@ -1,8 +1,8 @@
 //! Work done later, on another task, on behalf of whoever started it: a background job's
 //! entries name the job and the person or key behind it.
 //!
-//! A [`JobScope`] carries a job's name and the actor, tenant, team, API key and request id of
-//! the request that started it. [`InAuditScope::in_audit_scope`] makes it current while a
+//! A [`JobScope`] carries a job's name and the actor, tenant, team, API key, request id and
+//! trace id of the request that started it. [`InAuditScope::in_audit_scope`] makes it current while a
 //! future runs (on whatever task or runtime polls it), and every
 //! [`AuditEntry::builder`](crate::AuditEntry::builder) called meanwhile starts from it:
 //!
@@ -11,7 +11,7 @@
 //!   finds the job's entries too, and erasing that actor erases them there as well;
 //! - the tenant, team and API key are the originating request's;
 //! - `metadata.job` is the job's name, `metadata.on_behalf_of` the originating actor's kind,
-//!   and `request_id` the originating request's.
+//!   and `request_id` and `trace_id` the originating request's.
 //!
 //! The builder's own setters override any of it. A future the job spawns runs outside the
 //! scope unless it is wrapped too: [`InAuditScope::in_current_audit_scope`] carries the
@@ -54,6 +54,7 @@ pub struct JobScope {
     team_id: Option<String>,
     api_key: Option<ApiKeyRef>,
     request_id: Option<String>,
+    trace_id: Option<String>,
 }
 
 thread_local! {
@@ -102,6 +103,14 @@ impl JobScope {
         self
     }
 
+    /// The W3C trace id of the request that started it (32 hexadecimal digits), so that the
+    /// job's entries are found from that request's trace too. An entry built in the scope
+    /// checks it like [`AuditEntryBuilder::trace_id`](crate::AuditEntryBuilder::trace_id).
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
     /// The job's name.
     pub fn job(&self) -> &str {
         &self.job
@@ -135,6 +144,7 @@ impl JobScope {
             entry.api_key_name.clone_from(&key.name);
         }
         entry.request_id.clone_from(&self.request_id);
+        entry.trace_id.clone_from(&self.trace_id);
         entry
             .metadata
             .insert("job".to_owned(), serde_json::Value::from(self.job.as_str()));
@@ -210,6 +220,7 @@ mod tests {
             .team("ops")
             .api_key(ApiKeyRef::new("k-1", "CI deployer"))
             .request_id("req-1")
+            .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
     }
 
     #[tokio::test]
@@ -225,6 +236,10 @@ mod tests {
         assert_eq!(entry.api_key_id.as_deref(), Some("k-1"));
         assert_eq!(entry.api_key_name.as_deref(), Some("CI deployer"));
         assert_eq!(entry.request_id.as_deref(), Some("req-1"));
+        assert_eq!(
+            entry.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         assert_eq!(entry.metadata["job"], "extraction-run");
         assert_eq!(entry.metadata["on_behalf_of"], "user");
         // Outside, nothing of it.

@@ -17,6 +17,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/chain-v1.json");
+/// The index of the entry whose personal fields are erased.
+const ERASED: usize = 5;
+/// The index of the entry with a trace id.
+const TRACED: usize = 6;
 
 fn entries() -> Vec<AuditEntry> {
     let at = |n: i64| DateTime::from_timestamp(1_800_000_000 + n, (n as u32) * 1_000).unwrap();
@@ -107,6 +111,20 @@ fn entries() -> Vec<AuditEntry> {
     erased.user_agent = Some("Mozilla/5.0".into());
     out.push(erased);
 
+    // A trace id: the 24th item of the encoding, which only entries with one have (appended
+    // last, so that the entries above keep their hashes).
+    let mut traced = AuditEntry::builder(Action::Execute)
+        .actor(Actor::user("u-5", "ops@globex.example"))
+        .tenant("globex")
+        .entity("ExtractionCursor", "c-1")
+        .request_id("req-9")
+        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+        .build();
+    traced.status = Some(202);
+    traced.method = Some("POST".into());
+    traced.route = Some("/extraction-cursors/{id}/run".into());
+    out.push(traced);
+
     for (n, entry) in out.iter_mut().enumerate() {
         entry.id = id(n as u128 + 1);
         entry.occurred_at = at(n as i64);
@@ -114,7 +132,7 @@ fn entries() -> Vec<AuditEntry> {
     out
 }
 
-/// The entries linked per tenant, with fixed salts; the last entry then erased.
+/// The entries linked per tenant, with fixed salts; the sixth entry then erased.
 fn linked() -> Vec<(AuditEntry, ChainLink)> {
     let mut heads: HashMap<Option<String>, (u64, ChainHash)> = HashMap::new();
     let mut out = Vec::new();
@@ -139,7 +157,7 @@ fn linked() -> Vec<(AuditEntry, ChainLink)> {
             },
         ));
     }
-    let (entry, chain) = out.last_mut().unwrap();
+    let (entry, chain) = &mut out[ERASED];
     audit_core::chain::erase_personal(entry);
     chain.personal.salt = None;
     out
@@ -226,7 +244,9 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
         serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
     let (code, out) = python_verify(&committed);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("all 6 entries verified"), "{out}");
+    assert!(out.contains("all 7 entries verified"), "{out}");
+    assert!(committed[TRACED]["trace_id"].is_string());
+    assert!(committed[..TRACED].iter().all(|e| e["trace_id"].is_null()));
     assert!(rust_verify(&committed));
 
     let tampered = |f: &dyn Fn(&mut Vec<Value>)| {
@@ -235,7 +255,17 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
         assert!(!rust_verify(&entries), "the Rust check missed it");
         python_verify(&entries)
     };
-    let cases: [(&str, &Tamper, &str); 7] = [
+    let cases: [(&str, &Tamper, &str); 9] = [
+        (
+            "a changed trace id",
+            &|e| e[TRACED]["trace_id"] = json!("0af7651916cd43dd8448eb211c80319c"),
+            "content does not match its hash",
+        ),
+        (
+            "a removed trace id",
+            &|e| e[TRACED]["trace_id"] = Value::Null,
+            "content does not match its hash",
+        ),
         (
             "a changed field",
             &|e| e[1]["entity_id"] = json!("p-2"),
@@ -279,7 +309,7 @@ fn the_python_check_verifies_the_vectors_and_finds_each_tampering() {
         ),
         (
             "a name written over an erasure's marker",
-            &|e| e[5]["actor_name"] = json!("someone@example.com"),
+            &|e| e[ERASED]["actor_name"] = json!("someone@example.com"),
             "personal fields do not match their digest",
         ),
     ];

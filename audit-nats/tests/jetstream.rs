@@ -66,9 +66,13 @@ async fn consumer(context: &Context, settings: &StreamSettings) -> PullConsumer 
 fn entries(count: usize) -> Vec<AuditEntry> {
     (0..count)
         .map(|i| {
-            let builder = AuditEntry::builder(Action::Update)
+            let mut builder = AuditEntry::builder(Action::Update)
                 .entity("ConnectionProfile", format!("cp-{i}"))
                 .details(format!("entry {i}"));
+            // A trace id crosses the stream like every other field.
+            if i % 2 == 0 {
+                builder = builder.trace_id(format!("4bf92f3577b34da6a3ce929d{i:08x}"));
+            }
             match i % 3 {
                 0 => builder.tenant("acme.eu"),
                 1 => builder.tenant("globex"),
@@ -133,6 +137,7 @@ async fn entries_go_to_their_subject_once_and_arrive_in_the_store_as_sent() {
     until_stored(&store, 300).await;
     assert_eq!(forwarder.stats().forwarded, 300);
     forwarder.stop().await.unwrap();
+    assert!(sent.iter().any(|e| e.trace_id.is_some()));
     assert_eq!(sorted(store.entries()), sorted(sent));
     cleanup(&context, &settings).await;
 }

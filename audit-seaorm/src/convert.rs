@@ -264,6 +264,7 @@ pub(crate) fn from_model(row: entity::Model) -> Result<AuditEntry, StoreError> {
         ip,
         user_agent: row.user_agent,
         request_id: row.request_id,
+        trace_id: row.trace_id,
         method: row.method,
         route: row.route,
         metadata,

@@ -85,6 +85,10 @@ pub struct Model {
     /// The request id.
     #[sea_orm(column_type = "String(StringLen::N(capacity::ID))", nullable)]
     pub request_id: Option<String>,
+    /// The W3C trace id, 32 lowercase hexadecimal digits (added by
+    /// [`m20261208_000012_trace_id`](crate::migration::m20261208_000012_trace_id)).
+    #[sea_orm(column_type = "String(StringLen::N(capacity::TRACE_ID))", nullable)]
+    pub trace_id: Option<String>,
     /// The HTTP method.
     #[sea_orm(column_type = "String(StringLen::N(capacity::METHOD))", nullable)]
     pub method: Option<String>,
@@ -142,6 +146,8 @@ pub(crate) mod capacity {
     pub const IP: u32 = 64;
     /// The HTTP method.
     pub const METHOD: u32 = 32;
+    /// The trace id: always 32 hexadecimal digits.
+    pub const TRACE_ID: u32 = 32;
     /// `TEXT` columns (details, user agent, route): MySQL's `TEXT` holds 65,535 bytes.
     pub const TEXT: u32 = 65_535;
 }

@@ -92,6 +92,7 @@ pub(crate) fn filter_condition(query: &AuditQuery, named: &[Uuid]) -> Condition 
         ),
         entity_condition(query, named),
         in_list(Column::RequestId, &texts(&query.request_ids)),
+        in_list(Column::TraceId, &texts(&query.trace_ids)),
         in_list(
             Column::Outcome,
             &query
@@ -186,6 +187,7 @@ fn text_covered(query: &AuditQuery) -> bool {
         && query.actor_kinds.is_empty()
         && query.entity_ids.is_empty()
         && query.request_ids.is_empty()
+        && query.trace_ids.is_empty()
         && query.outcomes.is_empty()
         && query.api_keys.is_empty()
 }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use audit_core::trace::{TRACE_ID_LEN, TraceId};
 use audit_core::{
     Action, Actor, ActorKind, ApiKeyRef, AuditEntry, Change, Limits, Outcome, REDACTED, TenantRef,
 };
@@ -28,6 +29,8 @@ use crate::route::{Derived, percent_decode, raw_segment_from_end};
 use crate::template::RouteTemplate;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C Trace Context's header: `version-traceid-parentid-flags`.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// API key values longer than this are not looked up (they are still fingerprinted).
 const MAX_API_KEY_BYTES: usize = 512;
@@ -55,6 +58,9 @@ pub(crate) struct Capture {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<Header>,
     pub request_id: Option<HeaderValue>,
+    /// The trace id of a valid `traceparent` header (or, with the `opentelemetry` feature and
+    /// no such header, of the current span).
+    pub trace_id: Option<TraceId>,
     pub key: KeyCapture,
     pub actor: Option<Actor>,
     pub tenant: Option<TenantRef>,
@@ -115,6 +121,7 @@ pub(crate) fn capture_with(
     extensions: &Extensions,
 ) -> Capture {
     let found = Found::in_headers(config, headers);
+    let trace_id = found.trace_id();
     let key = match extensions.get::<ApiKeyRef>() {
         Some(known) => KeyCapture::Known(known.clone()),
         None => found
@@ -143,6 +150,7 @@ pub(crate) fn capture_with(
         ip,
         user_agent: found.user_agent.map(Header::new),
         request_id: found.request_id.cloned(),
+        trace_id,
         key,
         actor: resolve_actor(config, headers, extensions),
         tenant: resolve_tenant(config, headers, extensions),
@@ -165,8 +173,20 @@ fn id_from_header(config: &Config, headers: &HeaderMap) -> Option<Segment> {
 struct Found<'a> {
     user_agent: Option<&'a HeaderValue>,
     request_id: Option<&'a HeaderValue>,
+    traceparent: Traceparent<'a>,
     api_key: Option<&'a HeaderValue>,
     forwarded: Forwarded<'a>,
+}
+
+/// The `traceparent` lines of a request.
+#[derive(Clone, Copy)]
+enum Traceparent<'a> {
+    /// None.
+    Absent,
+    /// One.
+    One(&'a HeaderValue),
+    /// More than one: W3C Trace Context takes that as no valid header at all.
+    Repeated,
 }
 
 /// The lines of the forwarded header the client address comes from, in order.
@@ -188,6 +208,7 @@ impl<'a> Found<'a> {
         let mut found = Found {
             user_agent: None,
             request_id: None,
+            traceparent: Traceparent::Absent,
             api_key: None,
             forwarded: Forwarded::Lines([None; Forwarded::LINES], 0),
         };
@@ -196,6 +217,11 @@ impl<'a> Found<'a> {
                 found.user_agent.get_or_insert(value);
             } else if name == X_REQUEST_ID {
                 found.request_id.get_or_insert(value);
+            } else if name == TRACEPARENT {
+                found.traceparent = match found.traceparent {
+                    Traceparent::Absent => Traceparent::One(value),
+                    _ => Traceparent::Repeated,
+                };
             } else if Some(name) == api_key_header {
                 found.api_key.get_or_insert(value);
             } else if Some(name) == forwarded_header {
@@ -209,6 +235,20 @@ impl<'a> Found<'a> {
             }
         }
         found
+    }
+
+    /// The trace id of the request's one valid `traceparent` header, if it has one; parsed
+    /// only when the header is there, in place. A malformed header (or several) gives none.
+    /// Without the header, and with the `opentelemetry` feature, the current span's trace id.
+    fn trace_id(&self) -> Option<TraceId> {
+        match self.traceparent {
+            Traceparent::One(value) => TraceId::from_traceparent(value.as_bytes()),
+            Traceparent::Repeated => None,
+            #[cfg(feature = "opentelemetry")]
+            Traceparent::Absent => crate::otel::current_trace_id(),
+            #[cfg(not(feature = "opentelemetry"))]
+            Traceparent::Absent => None,
+        }
     }
 }
 
@@ -430,6 +470,7 @@ pub(crate) fn fill(
         ip,
         user_agent,
         request_id,
+        trace_id,
         key,
         actor,
         tenant,
@@ -563,6 +604,14 @@ pub(crate) fn fill(
         None => id.hyphenated().encode_lower(&mut text),
     };
     put(&mut entry.request_id, old.request_id.take(), request_id);
+    if let Some(trace_id) = trace_id {
+        let mut text = [0; TRACE_ID_LEN];
+        put(
+            &mut entry.trace_id,
+            old.trace_id.take(),
+            trace_id.encode_lower(&mut text),
+        );
+    }
     put(&mut entry.method, old.method.take(), method.as_str());
     put(&mut entry.route, old.route.take(), &derived.route);
     entry.bound(limits);
@@ -721,6 +770,7 @@ mod tests {
             ip: None,
             user_agent: Some(Header::new(&HeaderValue::from_static(ua))),
             request_id: None,
+            trace_id: None,
             key,
             actor: None,
             tenant: None,

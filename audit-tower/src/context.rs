@@ -281,7 +281,7 @@ impl AuditContext {
     }
 
     /// The scope of a background job this request starts, named `job`: the caller, tenant,
-    /// team, API key and request id as this request's entry has them so far. Run the job in it
+    /// team, API key, request id and trace id as this request's entry has them so far. Run the job in it
     /// ([`InAuditScope::in_audit_scope`](audit_core::scope::InAuditScope::in_audit_scope)) and
     /// the entries it builds name the job and act on this caller's behalf:
     ///
@@ -349,6 +349,9 @@ impl AuditContext {
         }
         if let Some(request_id) = entry.request_id {
             scope = scope.request_id(request_id);
+        }
+        if let Some(trace_id) = entry.trace_id {
+            scope = scope.trace_id(trace_id);
         }
         scope
     }

@@ -38,6 +38,16 @@
 //! info. Authentication can run outside it (put an [`Actor`](audit_core::Actor) into
 //! the request extensions) or inside it (put one into the response extensions); both are read.
 //!
+//! # Trace ids
+//!
+//! An entry carries the W3C trace id of its request
+//! ([`AuditEntry::trace_id`](audit_core::AuditEntry::trace_id)), from a valid `traceparent`
+//! header (W3C Trace Context; a malformed or repeated one gives none, never an error). With
+//! the `opentelemetry` feature, a request without the header takes the trace id of the current
+//! `tracing` span's OpenTelemetry context (`tracing-opentelemetry`), when it has a valid one.
+//! Background jobs started through [`AuditContext::job_scope`] carry it too, and the admin
+//! router's `trace_id` filter finds a trace's entries.
+//!
 //! # Health and metrics
 //!
 //! [`AuditLayer::stats`] returns a [`DeliveryStats`]; the admin router serves the same as
@@ -69,6 +79,8 @@ mod future;
 mod grpc;
 mod grpc_layer;
 mod layer;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod resolve;
 mod route;
 mod service;

@@ -1341,13 +1341,14 @@ async fn the_openapi_document_describes_what_the_router_accepts() {
             "reads" => "include".into(),
             "limit" => "1".into(),
             "cursor" => cursor.clone(),
+            "trace_id" => "4bf92f3577b34da6a3ce929d0e0e4736".into(),
             _ => "x".into(),
         }
     };
     for path in ["/entries", "/export.csv", "/export.json", "/export.ndjson"] {
         let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
         let documented: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
-        let expected_len = if path == "/entries" { 16 } else { 14 };
+        let expected_len = if path == "/entries" { 17 } else { 15 };
         assert_eq!(documented.len(), expected_len, "{path}");
         for p in params {
             let name = p["name"].as_str().unwrap();
@@ -1883,4 +1884,81 @@ async fn the_request_id_filter_finds_a_requests_entries_and_its_jobs() {
         "{:?}",
         reply.body
     );
+}
+
+#[tokio::test]
+async fn the_trace_id_filter_finds_a_traces_entries() {
+    let f = fixture().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let other_trace = "0af7651916cd43dd8448eb211c80319c";
+    let at = base_time() + Duration::minutes(5);
+    let entry = |action: Action, trace_id: Option<&str>, minutes: i64| {
+        let mut builder = AuditEntry::builder(action)
+            .tenant("acme")
+            .entity("ExtractionCursor", "c-1")
+            .occurred_at(at + Duration::minutes(minutes));
+        if let Some(trace_id) = trace_id {
+            builder = builder.trace_id(trace_id);
+        }
+        builder.build()
+    };
+    let started = entry(Action::Start, Some(trace), 0);
+    let ran = entry(Action::Execute, Some(trace), 1);
+    let other = entry(Action::Start, Some(other_trace), 2);
+    let untraced = entry(Action::Start, None, 3);
+    f.store
+        .record_batch(vec![
+            started.clone(),
+            ran.clone(),
+            other.clone(),
+            untraced.clone(),
+        ])
+        .await
+        .unwrap();
+    let reply = get(&f.app, "all", &format!("/entries?trace_id={trace}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.ids(), vec![ran.id, started.id]);
+    assert_eq!(reply.json()["items"][0]["trace_id"], trace);
+    // Any case; several values.
+    let upper = trace.to_uppercase();
+    let reply = get(
+        &f.app,
+        "all",
+        &format!("/entries?trace_id={upper}&trace_id={other_trace}"),
+    )
+    .await;
+    assert_eq!(reply.ids(), vec![other.id, ran.id, started.id]);
+    let reply = get(
+        &f.app,
+        "tenant:globex",
+        &format!("/entries?trace_id={trace}"),
+    )
+    .await;
+    assert!(reply.ids().is_empty());
+    // The export carries the column, and filters alike.
+    let reply = get(&f.app, "all", &format!("/export.csv?trace_id={trace}")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains(",request_id,trace_id,method,")
+    );
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.contains(trace));
+    // A value that is not a trace id is refused, naming the parameter and what it takes.
+    for bad in [
+        "req-1",
+        &trace[1..],
+        &format!("{trace}0"),
+        &"0".repeat(32),
+        &"g".repeat(32),
+    ] {
+        let reply = get(&f.app, "all", &format!("/entries?trace_id={bad}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        let body = String::from_utf8_lossy(&reply.body).into_owned();
+        assert!(body.contains("trace_id"), "{body}");
+        assert!(body.contains("32 hexadecimal digits"), "{body}");
+    }
 }

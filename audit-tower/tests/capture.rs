@@ -596,6 +596,105 @@ async fn request_ids_come_from_the_header_or_the_entry() {
     assert_eq!(e.id.get_version_num(), 7);
 }
 
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[tokio::test]
+async fn trace_ids_come_from_a_valid_traceparent_only() {
+    let sink = MemoryStore::new();
+    let app = app(&sink);
+    let traced = |values: &[&str]| {
+        let mut req = request(Method::POST, "/tenants");
+        for value in values {
+            req = req.header("traceparent", *value);
+        }
+        req.body("".into()).unwrap()
+    };
+    for value in [
+        format!("00-{TRACE}-00f067aa0ba902b7-01"),
+        format!("00-{TRACE}-00f067aa0ba902b7-00"),
+        format!("01-{TRACE}-00f067aa0ba902b7-01-and-more"),
+    ] {
+        let (status, _) = send(&app, traced(&[&value])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(only(&sink).trace_id.as_deref(), Some(TRACE), "{value}");
+    }
+    let upper = TRACE.to_uppercase();
+    let valid = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    for values in [
+        vec![format!("00-{}-00f067aa0ba902b7-01", &TRACE[2..])],
+        vec![format!("00-{TRACE}ab-00f067aa0ba902b7-01")],
+        vec![format!("00-{upper}-00f067aa0ba902b7-01")],
+        vec![format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32))],
+        vec![format!("00-{TRACE}-0000000000000000-01")],
+        vec![format!("ff-{TRACE}-00f067aa0ba902b7-01")],
+        vec![format!("00-{TRACE}-00f067aa0ba902b7")],
+        vec![format!("00-{TRACE}")],
+        vec![format!("00-{TRACE}-00f067aa0ba902b7-01-extra")],
+        vec!["garbage".to_owned()],
+        vec![String::new()],
+        // Two headers are no valid header.
+        vec![valid.clone(), valid.clone()],
+    ] {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let (status, _) = send(&app, traced(&values)).await;
+        assert_eq!(status, StatusCode::OK, "{values:?}");
+        let entry = only(&sink);
+        assert_eq!(entry.trace_id, None, "{values:?}");
+        assert_eq!(entry.outcome, Outcome::Success);
+    }
+    // A value that is not even text.
+    let req = request(Method::POST, "/tenants")
+        .header(
+            "traceparent",
+            http::HeaderValue::from_bytes(b"00-\xff\xfe").unwrap(),
+        )
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+    assert_eq!(only(&sink).trace_id, None);
+    // No header: no trace id.
+    send(
+        &app,
+        request(Method::POST, "/tenants").body("".into()).unwrap(),
+    )
+    .await;
+    assert_eq!(only(&sink).trace_id, None);
+}
+
+#[tokio::test]
+async fn a_job_started_by_a_traced_request_carries_its_trace_id() {
+    use audit_core::AuditSink;
+    use audit_core::scope::InAuditScope;
+    let sink = MemoryStore::new();
+    let jobs = MemoryStore::new();
+    let job_sink = jobs.clone();
+    let app = Router::new()
+        .route(
+            "/extraction-cursors/{id}/run",
+            post(move |audit: AuditContext| {
+                let jobs = job_sink.clone();
+                async move {
+                    let entry = async { AuditEntry::builder(Action::Execute).build() }
+                        .in_audit_scope(audit.job_scope("extraction-run"))
+                        .await;
+                    jobs.record(entry).await.unwrap();
+                    StatusCode::ACCEPTED
+                }
+            }),
+        )
+        .layer(AuditLayer::new(sink.clone()));
+    let req = request(Method::POST, "/extraction-cursors/c-1/run")
+        .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
+        .body("".into())
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::ACCEPTED);
+    let request_entry = only(&sink);
+    let job_entry = only(&jobs);
+    assert_eq!(request_entry.trace_id.as_deref(), Some(TRACE));
+    assert_eq!(job_entry.trace_id.as_deref(), Some(TRACE));
+    assert_eq!(job_entry.request_id, request_entry.request_id);
+}
+
 #[tokio::test]
 async fn handlers_can_skip_override_and_claim() {
     let sink = MemoryStore::new();

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// Every field of an audit entry, in declaration order.
-const FIELDS: [&str; 23] = [
+const FIELDS: [&str; 24] = [
     "id",
     "occurred_at",
     "tenant_id",
@@ -35,6 +35,7 @@ const FIELDS: [&str; 23] = [
     "ip",
     "user_agent",
     "request_id",
+    "trace_id",
     "method",
     "route",
     "metadata",

@@ -185,6 +185,9 @@ pub struct AuditQuery {
     /// entries one request left, with those of the background jobs it started
     /// ([`JobScope`](crate::scope::JobScope)).
     pub request_ids: Vec<String>,
+    /// W3C trace ids, 32 lowercase hexadecimal digits each: the entries of the requests (and
+    /// of the background jobs they started) that belong to those traces.
+    pub trace_ids: Vec<String>,
     /// Outcomes.
     pub outcomes: Vec<Outcome>,
     /// Team ids, within the scope: a team filter narrows a tenant's (or every tenant's) log to
@@ -200,9 +203,9 @@ pub struct AuditQuery {
     pub to: Option<DateTime<Utc>>,
     /// Free text, matched case-insensitively and literally (no wildcards) as a substring of one
     /// of the entry's searched fields: action, entity type, entity id, entity name, actor id,
-    /// actor name, API key name, client address, request id, details, and each change's field
-    /// name, old value and new value (as redacted when the entry was made), within the first
-    /// [`SEARCH_TEXT_BYTES`](Self::SEARCH_TEXT_BYTES) of
+    /// actor name, API key name, client address, request id, trace id, details, and each
+    /// change's field name, old value and new value (as redacted when the entry was made),
+    /// within the first [`SEARCH_TEXT_BYTES`](Self::SEARCH_TEXT_BYTES) of
     /// [`search_text`](Self::search_text). A match never spans two fields. Surrounding
     /// whitespace is ignored ([`trimmed_text`](Self::trimmed_text)); a blank text matches
     /// everything. The admin API calls it `q`.
@@ -230,6 +233,7 @@ impl AuditQuery {
             api_keys: Vec::new(),
             entity_ids: Vec::new(),
             request_ids: Vec::new(),
+            trace_ids: Vec::new(),
             outcomes: Vec::new(),
             teams: Vec::new(),
             hide_log_reads: false,
@@ -282,6 +286,12 @@ impl AuditQuery {
     /// Adds a request id to the request id filter.
     pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_ids.push(request_id.into());
+        self
+    }
+
+    /// Adds a trace id (32 lowercase hexadecimal digits) to the trace id filter.
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_ids.push(trace_id.into());
         self
     }
 
@@ -396,6 +406,10 @@ impl AuditQuery {
         check_values("api_key", &self.api_keys)?;
         check_values("entity_id", &self.entity_ids)?;
         check_values("request_id", &self.request_ids)?;
+        check_count("trace_id", self.trace_ids.len())?;
+        for trace_id in &self.trace_ids {
+            trace_id.parse::<crate::trace::TraceId>()?;
+        }
         check_values("team", &self.teams)?;
         check_count("action", self.actions.len())?;
         // Parsed actions are always clean, but `Action::Custom` can be built directly.
@@ -461,6 +475,7 @@ impl AuditQuery {
                 || crate::BulkChange::ids_of(entry)
                     .any(|id| self.entity_ids.iter().any(|e| e == id)))
             || !any_eq(&self.request_ids, &entry.request_id)
+            || !any_eq(&self.trace_ids, &entry.trace_id)
             || !(self.actions.is_empty() || self.actions.contains(&entry.action))
             || !(self.actor_kinds.is_empty() || self.actor_kinds.contains(&entry.actor_kind))
             || !(self.outcomes.is_empty() || self.outcomes.contains(&entry.outcome))
@@ -535,6 +550,7 @@ impl AuditQuery {
             &entry.api_key_name,
             &ip,
             &entry.request_id,
+            &entry.trace_id,
             &entry.details,
         ]
         .into_iter()
@@ -609,6 +625,9 @@ impl AuditQuery {
         }
         if !self.request_ids.is_empty() {
             list(19, self.request_ids.iter().map(String::as_str).collect());
+        }
+        if !self.trace_ids.is_empty() {
+            list(22, self.trace_ids.iter().map(String::as_str).collect());
         }
         if self.hide_log_reads {
             h.write_u8(18);
@@ -820,6 +839,37 @@ mod tests {
         assert_ne!(q.digest(), shown.digest());
         assert_ne!(shown.clone().team("a").digest(), shown.digest());
         assert_eq!(invalid_parameter(shown.team("a\0b").validate()), "team");
+    }
+
+    #[test]
+    fn the_trace_id_filter_takes_trace_ids_only_and_matches_them() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let entry = AuditEntry::builder(Action::Update)
+            .tenant("acme")
+            .trace_id(trace)
+            .build();
+        let q = || AuditQuery::new(Scope::tenant("acme"));
+        assert!(q().trace_id(trace).validate().is_ok());
+        assert!(q().trace_id(trace).matches(&entry));
+        assert!(q().text(&trace[4..20]).matches(&entry));
+        let other = "0af7651916cd43dd8448eb211c80319c";
+        assert!(!q().trace_id(other).matches(&entry));
+        assert!(q().trace_id(other).trace_id(trace).matches(&entry));
+        assert!(
+            !q().trace_id(trace)
+                .matches(&AuditEntry::new(Action::Update))
+        );
+        for bad in ["req-1", &trace.to_uppercase(), &"0".repeat(32), &trace[1..]] {
+            match q().trace_id(bad).validate() {
+                Err(StoreError::InvalidQuery { parameter, .. }) => {
+                    assert_eq!(parameter, "trace_id", "{bad:?}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        // Only a query with trace ids digests them: cursors of others stay valid.
+        assert_eq!(q().digest(), q().digest());
+        assert_ne!(q().trace_id(trace).digest(), q().digest());
     }
 
     #[test]

@@ -215,6 +215,9 @@ fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
             if i % 4 != 3 {
                 entry.request_id = Some(format!("req-{}", i % 9));
             }
+            if i % 3 != 1 {
+                entry.trace_id = Some(trace(i % 5));
+            }
             if i % 10 == 9 {
                 // A bulk change: no id of its own, three named (one named nowhere else).
                 entry.entity_id = None;
@@ -229,6 +232,11 @@ fn dataset(t: &str, n: usize) -> Vec<AuditEntry> {
             entry
         })
         .collect()
+}
+
+/// The `n`th trace id of the data sets: 32 lowercase hexadecimal digits.
+fn trace(n: usize) -> String {
+    format!("4bf92f3577b34da6a3ce929d0e0e{n:04x}")
 }
 
 /// Checks `query` against the reference semantics ([`AuditQuery::matches`]) in both orders
@@ -278,6 +286,7 @@ pub async fn every_field_round_trips<S: AuditStore + AuditSink>(store: &S) {
     full.status = Some(403);
     full.user_agent = Some("Mozilla/5.0 (X11)".into());
     full.request_id = Some("req-7".into());
+    full.trace_id = Some(trace(7));
     full.method = Some("POST".into());
     full.route = Some("/connection-profiles/{id}/toggle-active".into());
     let minimal = AuditEntry::builder(Action::Custom("Approve".into()))
@@ -324,6 +333,7 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
         q().entity_id("e5"),
         q().entity_id("bulk-only-1"),
         q().request_id("req-2"),
+        q().trace_id(trace(2)),
         q().outcome(Outcome::Denied),
         q().from(base_time() + Duration::milliseconds(10)),
         q().to(base_time() + Duration::milliseconds(10)),
@@ -356,6 +366,12 @@ pub async fn every_filter_alone_and_combined_matches_the_reference<S: AuditStore
             .request_id("req-4")
             .action(Action::Update)
             .text("req-4"),
+        q().trace_id(trace(1))
+            .trace_id(trace(3))
+            .outcome(Outcome::Success),
+        q().trace_id(trace(4))
+            .request_id("req-5")
+            .text(&trace(4)[24..]),
         AuditQuery::new(Scope::team(&t, "team0"))
             .action(Action::Delete)
             .action(Action::Create)
@@ -1232,6 +1248,12 @@ pub async fn bad_input_is_a_clear_error<S: AuditStore + AuditSink>(store: &S) {
         "q"
     );
     assert_eq!(invalid_parameter(store.query(&q().text("a\0b")).await), "q");
+    for trace_id in ["req-1", "4BF92F3577B34DA6A3CE929D0E0E4736", &"0".repeat(32)] {
+        assert_eq!(
+            invalid_parameter(store.query(&q().trace_id(trace_id)).await),
+            "trace_id"
+        );
+    }
 
     let cursor = store.query(&q()).await.unwrap().next_cursor.unwrap();
     // Tampered: every single-character change of the text.

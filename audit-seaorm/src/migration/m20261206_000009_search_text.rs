@@ -43,7 +43,8 @@
 use audit_core::store::AuditQuery;
 use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use sea_orm_migration::prelude::*;
 use uuid::Uuid;
@@ -145,11 +146,29 @@ pub(crate) async fn set_search_texts<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Fills `search_text` of every row without one, in id order.
-async fn backfill<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+/// The columns of [`entity`] added by later migrations: on a log that predates them they are
+/// not there yet when this migration runs, and the backfill reads them as `NULL`.
+fn added_later(column: Column) -> bool {
+    matches!(column, Column::TraceId)
+}
+
+/// Fills `search_text` of every row without one, in id order. `later_columns`: whether the
+/// columns of later migrations are there already (a table created from [`entity`]).
+async fn backfill<C: ConnectionTrait>(db: &C, later_columns: bool) -> Result<(), DbErr> {
     let mut after: Option<Uuid> = None;
     loop {
-        let mut select = entity::Entity::find().filter(Column::SearchText.is_null());
+        let mut select = entity::Entity::find();
+        if !later_columns {
+            select = select.select_only();
+            for column in Column::iter() {
+                select = if added_later(column) {
+                    select.expr_as(Expr::value(sea_orm::Value::String(None)), column.as_str())
+                } else {
+                    select.column(column)
+                };
+            }
+        }
+        let mut select = select.filter(Column::SearchText.is_null());
         if let Some(after) = after {
             select = select.filter(Column::Id.gt(after));
         }
@@ -184,7 +203,8 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        backfill(db).await?;
+        let later_columns = manager.has_column(LOG, Column::TraceId.as_str()).await?;
+        backfill(db, later_columns).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             for (name, statement) in index_statements() {
                 if !manager.has_index(LOG, name).await? {
@@ -270,7 +290,8 @@ mod tests {
                 .await
                 .unwrap()
         );
-        // Rows written as a store without the column wrote them: every column but that one.
+        // Rows written as a store without the column wrote them: every column but that one
+        // (and those of later migrations, also reverted).
         let entries: Vec<AuditEntry> = (0..(BACKFILL_BATCH + 7))
             .map(|i| {
                 AuditEntry::builder(Action::Update)
@@ -291,11 +312,11 @@ mod tests {
                 .into_table(entity::Entity)
                 .columns(
                     <entity::Column as sea_orm::Iterable>::iter()
-                        .filter(|c| !matches!(c, Column::SearchText)),
+                        .filter(|c| !matches!(c, Column::SearchText | Column::TraceId)),
                 )
                 .values_panic(
                     <entity::Column as sea_orm::Iterable>::iter()
-                        .filter(|c| !matches!(c, Column::SearchText))
+                        .filter(|c| !matches!(c, Column::SearchText | Column::TraceId))
                         .map(|c| {
                             let value = sea_orm::ActiveModelTrait::get(&model, c);
                             Expr::val(value.into_value().unwrap())

@@ -11,8 +11,8 @@
 //! searches, filled for stored rows; PostgreSQL's free-text indexes over it) and
 //! [`m20261206_000010_postgres_grouped_tenant_index`] (PostgreSQL's tenant time index carrying
 //! what summaries, actor lists and facets read), [`m20261207_000011_mysql_search_index`]
-//! (MySQL's and MariaDB's free-text index) and [`m20261208_000013_create_audit_entity_ref`]
-//! (the objects bulk changes name).
+//! (MySQL's and MariaDB's free-text index), [`m20261208_000012_trace_id`] (the entries'
+//! trace ids) and [`m20261208_000013_create_audit_entity_ref`] (the objects bulk changes name).
 //!
 //! [`SeaOrmStore::connect`](crate::SeaOrmStore::connect) runs the migrations; to run them
 //! from your own migrator instead, list the migrations there, in this order:
@@ -38,6 +38,7 @@
 //!             Box::new(audit_seaorm::migration::m20261206_000009_search_text::Migration),
 //!             Box::new(audit_seaorm::migration::m20261206_000010_postgres_grouped_tenant_index::Migration),
 //!             Box::new(audit_seaorm::migration::m20261207_000011_mysql_search_index::Migration),
+//!             Box::new(audit_seaorm::migration::m20261208_000012_trace_id::Migration),
 //!             Box::new(audit_seaorm::migration::m20261208_000013_create_audit_entity_ref::Migration),
 //!         ]
 //!     }
@@ -69,6 +70,7 @@ pub mod m20261205_000008_sqlite_covering_tenant_index;
 pub mod m20261206_000009_search_text;
 pub mod m20261206_000010_postgres_grouped_tenant_index;
 pub mod m20261207_000011_mysql_search_index;
+pub mod m20261208_000012_trace_id;
 pub mod m20261208_000013_create_audit_entity_ref;
 
 /// Creates and upgrades the `audit_log` and `audit_intent` tables.
@@ -90,6 +92,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_search_text::Migration),
             Box::new(m20261206_000010_postgres_grouped_tenant_index::Migration),
             Box::new(m20261207_000011_mysql_search_index::Migration),
+            Box::new(m20261208_000012_trace_id::Migration),
             Box::new(m20261208_000013_create_audit_entity_ref::Migration),
         ]
     }

@@ -62,6 +62,7 @@ fn schema(kind: ValueType) -> Value {
         ValueType::Reads => {
             json!({"type": "string", "enum": ["hide", "include"], "default": "hide"})
         }
+        ValueType::TraceId => json!({"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}),
     }
 }
 

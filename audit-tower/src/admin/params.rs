@@ -14,6 +14,7 @@
 use std::str::FromStr;
 
 use audit_core::store::{AuditQuery, Cursor, MAX_LIMIT, Order, Scope};
+use audit_core::trace::is_trace_id;
 use audit_core::{Action, ActorKind, Outcome};
 use chrono::{DateTime, SecondsFormat, Utc};
 use heck::ToUpperCamelCase;
@@ -46,6 +47,8 @@ pub(crate) enum ValueType {
     Cursor,
     /// `hide` or `include`: the log's own reads.
     Reads,
+    /// A W3C trace id: 32 hexadecimal digits.
+    TraceId,
 }
 
 /// What the service calls things: the custom actions it records and the entity types it
@@ -227,6 +230,13 @@ pub(crate) const PARAMETERS: &[Parameter] = &[
         "Request id (`x-request-id`, or the entry id of a request that had none): the entries one request left, with those of the background jobs it started. Repeat for several.",
     ),
     param(
+        "trace_id",
+        ValueType::TraceId,
+        true,
+        false,
+        "W3C trace id, 32 hexadecimal digits in any case (the trace id of the request's `traceparent` header, or of its OpenTelemetry span): the entries of the requests of that trace, with those of the background jobs they started. Repeat for several.",
+    ),
+    param(
         "outcome",
         ValueType::Outcome,
         true,
@@ -377,6 +387,17 @@ fn apply(
         "api_key" => query.api_keys.push(value.to_owned()),
         "entity_id" => query.entity_ids.push(value.to_owned()),
         "request_id" => query.request_ids.push(value.to_owned()),
+        // Stored lower-case; a tool may show the digits in upper case.
+        "trace_id" => {
+            let trace_id = value.to_ascii_lowercase();
+            if !is_trace_id(&trace_id) {
+                return Err(bad(format!(
+                    "expected a W3C trace id, 32 hexadecimal digits not all zero, got {:?}",
+                    cut(value)
+                )));
+            }
+            query.trace_ids.push(trace_id);
+        }
         "action" => query.actions.push(vocabulary.action(value).map_err(bad)?),
         // Closed sets of lower-case names: any case is accepted.
         "actor_kind" => query.actor_kinds.push(
@@ -453,6 +474,7 @@ pub(crate) fn filter_json(query: &AuditQuery) -> Value {
     list("api_key", query.api_keys.clone());
     list("entity_id", query.entity_ids.clone());
     list("request_id", query.request_ids.clone());
+    list("trace_id", query.trace_ids.clone());
     list("team", query.teams.clone());
     list(
         "outcome",
