@@ -6,14 +6,16 @@
 //! on a column on every backend. Rows stored before have none, which is what they read back as.
 //!
 //! No index: like `request_id`, the filter is used within a tenant and a time range, which the
-//! tenant's time index (or, on SQLite, its covering index) already narrows to a few rows; an
-//! index of its own would be one more place every insert lands at (`docs/decisions/0063`).
+//! tenant's time index (or, on SQLite, its covering index) already narrows; an index of its
+//! own would be one more place every insert lands at (`docs/decisions/0063`).
 //!
-//! On MySQL and MariaDB the column takes the table's binary collation (set by the first
-//! migration, or by [`m20261130_000003_mysql_exact_text`](super::m20261130_000003_mysql_exact_text)),
-//! so it compares byte for byte like the other text columns. Adding a nullable column changes
-//! no stored row (PostgreSQL 11 and later, SQLite, MySQL 8's and MariaDB's instant `ADD COLUMN`),
-//! so the migration is quick whatever the log's size. Idempotent: it checks first.
+//! On MySQL and MariaDB the column takes the table's default collation: the binary one for a
+//! table the first migration created. Trace ids are lowercase hexadecimal digits, which every
+//! collation compares alike, so a table created otherwise needs nothing either.
+//!
+//! Adding a nullable column rewrites no stored row (PostgreSQL 11 and later, SQLite, MySQL
+//! 8.0.12's and MariaDB 10.3's instant `ADD COLUMN`), so the migration is quick whatever the
+//! log's size. Idempotent: it checks first.
 
 use sea_orm_migration::prelude::*;
 
