@@ -42,11 +42,6 @@ use ref_entity::{Column, Entity};
 /// ones only.
 pub(crate) const MAX_NAMING_ENTRIES: u64 = 1000;
 
-/// Rows per insert statement; the last statement of an entry is padded to one of a few sizes
-/// by repeating a row (skipped as a duplicate), so a connection prepares few statements.
-const ROWS_PER_STATEMENT: usize = 100;
-const SHAPES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
-
 /// Writes the rows of the bulk changes among `entries` (entries just inserted, in the
 /// transaction that inserted them). An id longer than the column (only possible with
 /// [`Limits`](audit_core::Limits) raised past it) is not kept.
@@ -67,11 +62,10 @@ pub(crate) async fn write<'a, C: ConnectionTrait>(
             });
         }
     }
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let shape = SHAPES
-            .into_iter()
-            .find(|&shape| shape >= chunk.len())
-            .unwrap_or(chunk.len());
+    // Statements of the entries' few sizes (`crate::write`): a last, short one is padded by
+    // repeating a row, which the insert skips, so a connection prepares few statements.
+    for chunk in rows.chunks(crate::write::LARGE_STEP) {
+        let shape = crate::write::padded_len(chunk.len());
         let mut statement = chunk.to_vec();
         if let Some(last) = chunk.last() {
             statement.resize(shape, last.clone());

@@ -42,7 +42,7 @@ pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
 
 /// The step between the large statement sizes: a chunk's whole hundreds (100, 200, …, 1,000
 /// rows) go in one statement.
-const LARGE_STEP: usize = 100;
+pub(crate) const LARGE_STEP: usize = 100;
 /// The sizes of the statement that takes a chunk's last rows (fewer than [`LARGE_STEP`]),
 /// padded up to the next of them.
 const SMALL_SHAPES: [usize; 7] = [1, 2, 5, 10, 20, 50, 100];
@@ -70,13 +70,19 @@ fn shaped(mut rows: Vec<Row>, out: &mut Vec<Vec<Row>>) {
     let Some(filler) = rest.iter().min_by_key(|row| row.bytes).cloned() else {
         return;
     };
-    let shape = SMALL_SHAPES
-        .into_iter()
-        .find(|&shape| shape >= rest.len())
-        .unwrap_or(rest.len());
+    let shape = padded_len(rest.len());
     let mut piece = rest;
     piece.resize(shape, filler);
     out.push(piece);
+}
+
+/// The statement size that takes `len` rows (at most [`LARGE_STEP`]): the next of
+/// [`SMALL_SHAPES`]. The rows are padded up to it by repeating one of them.
+pub(crate) fn padded_len(len: usize) -> usize {
+    SMALL_SHAPES
+        .into_iter()
+        .find(|&shape| shape >= len)
+        .unwrap_or(len)
 }
 
 /// Splits `entries` into statement-sized chunks for `backend`, dropping repeated ids (the
